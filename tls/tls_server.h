@@ -1,0 +1,74 @@
+/*
+ * tls_server.h - the gateway's server SSL_CTX, and what a handshake learned.
+ *
+ * One SSL_CTX is built per loaded configuration and shared by all workers;
+ * a reload builds a new one and swaps it in only when it was built
+ * completely. Live connections keep their SSL (and so their SSL_CTX).
+ */
+#ifndef MTLS_TLS_SERVER_H
+#define MTLS_TLS_SERVER_H
+
+#include <stddef.h>
+#include <openssl/types.h>
+
+#include "tls_trust.h"
+
+struct tls_server_opts {
+    const char *certificate;    /* PEM: server certificate then its chain */
+    const char *key;            /* PEM private key */
+    const char *min_version;    /* "1.2" (default) or "1.3" */
+    const char *ciphers;        /* TLS 1.2 cipher list, NULL = modern default */
+    const char *ciphersuites;   /* TLS 1.3 suites, NULL = OpenSSL default */
+    const char *groups;         /* NULL = "X25519:P-256:P-384" */
+    int session_tickets;        /* 1 = enable TLS tickets (resumption) */
+    struct tls_trust *trust;    /* client trust; the context takes a ref */
+};
+
+/*
+ * What the verify callback and the handshake learned about the peer. The
+ * connection owns one and attaches it with tls_server_attach_peer() before
+ * the handshake starts; it is filled by the verify callback and by
+ * tls_server_peer_finish().
+ */
+struct tls_peer {
+    enum tls_refusal refusal;             /* TLS_OK when admitted */
+    char detail[160];                     /* why refused, one sentence */
+    char subject[256];                    /* RFC 2253 subject, "" if none */
+    char cn[TLS_CN_MAX + 1];              /* the one CN when admitted */
+    char sha256[TLS_SHA256_HEX_LEN + 1];  /* client cert fingerprint */
+    const char *version;                  /* "TLSv1.3", static string */
+    int resumed;                          /* 1 when the session was resumed */
+};
+
+/*
+ * Builds the server context: TLS 1.2/1.3 only, the certificate with its
+ * chain and a key that matches it (checked), client certificate required
+ * (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT) and checked with the
+ * trust rules of tls_trust.h in the handshake itself, renegotiation refused,
+ * compression off, server cipher preference. Returns NULL with a one-line
+ * reason in err naming the file.
+ */
+SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts,
+                            char *err, size_t errlen) TLS_MUSTCHECK;
+
+/* The trust set this context checks clients against (borrowed). */
+struct tls_trust *tls_server_ctx_get0_trust(SSL_CTX *ctx);
+
+/* Attaches peer (zeroed here) to ssl; must be called before the handshake. */
+int tls_server_attach_peer(SSL *ssl, struct tls_peer *peer);
+
+/*
+ * After SSL_do_handshake succeeded: fills version, resumed, cn and sha256;
+ * for a resumed session it re-checks the certificate against the context's
+ * current trust set. Returns 0 when admitted, -1 with peer->refusal set.
+ */
+int tls_server_peer_finish(SSL *ssl, struct tls_peer *peer);
+
+/*
+ * After a failed handshake: the refusal (set by the verify callback, or
+ * no_certificate / protocol derived from the OpenSSL error) is in
+ * peer->refusal; this fills it when the callback did not run.
+ */
+void tls_server_peer_failed(SSL *ssl, struct tls_peer *peer, unsigned long ssl_err);
+
+#endif
