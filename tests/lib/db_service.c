@@ -1,0 +1,582 @@
+/*
+ * db-service: the demo upstream behind mtlsgate, and the tests' witness of
+ * what actually reached the backend.
+ *
+ *   db-service --listen HOST:PORT [--log FILE] [--delay-ms N] [--status N]
+ *              [--chunked]
+ *
+ * A plain-HTTP/1.1 server (libevent evhttp) that answers every request with
+ * a JSON description of what it received:
+ *
+ *   {"method":"POST","path":"/attestations?x=1",
+ *    "headers":{"host":"...","x-client-identity":"svc-attestor-1",...},
+ *    "header_list":[["Host","..."],["X-Client-Identity","svc-attestor-1"],...],
+ *    "body_bytes":1048576,"body_sha256":"<64 hex digits>"}
+ *
+ * "headers" has one key per header name, lower-cased (names are
+ * case-insensitive); a name received more than once has its values joined
+ * with ", " in arrival order, so a duplicated identity header shows up as
+ * "admin, svc-attestor-1" rather than silently picking one. "header_list" is
+ * every field exactly as received, in order. "path" is the request-target as
+ * received. Chunked request bodies are decoded by evhttp before hashing.
+ *
+ * Options:
+ *   --listen HOST:PORT  where to listen (required; IPv6 as [::1]:PORT)
+ *   --log FILE          append one line per request as soon as it is read:
+ *                       "METHOD TARGET identity=<X-Client-Identity or ->"
+ *                       (tests count these lines to prove what got through)
+ *   --delay-ms N        wait N ms before answering (slow upstream, 504 tests)
+ *   --status N          answer with status N instead of 200 (200..599)
+ *   --chunked           send the answer with Transfer-Encoding: chunked
+ *
+ * SIGTERM / SIGINT: stop at once, free everything and exit 0. Connections
+ * are closed; requests still waiting for their --delay-ms get no answer (the
+ * client sees the connection close), which is what a crashed backend does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
+
+#define DB_MUSTCHECK __attribute__((warn_unused_result))
+
+struct db_service;
+
+/* One request waiting for its --delay-ms timer. */
+struct db_pending {
+    struct db_service *svc;
+    struct evhttp_request *req;
+    struct event *timer;
+    TAILQ_ENTRY(db_pending) link;
+};
+TAILQ_HEAD(db_pending_list, db_pending);
+
+struct db_service {
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *sig_term;
+    struct event *sig_int;
+    int log_fd;                 /* -1 when --log is not given */
+    unsigned delay_ms;
+    int status;
+    int chunked;
+    struct db_pending_list pending;
+};
+
+/* Prints "db-service: MSG" to stderr. */
+static void db_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void db_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("db-service: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* The request method's name; "UNKNOWN" for a type evhttp added later. */
+static const char *db_method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "UNKNOWN";
+}
+
+/* Standard reason phrase for the statuses a test is likely to ask for. */
+static const char *db_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    }
+    return "Status";
+}
+
+/*
+ * Appends s[0..len) to buf as the inside of a JSON string: quote, backslash
+ * and every byte outside printable ASCII are escaped (bytes >= 0x80 as
+ * \u00XX, so the output is valid JSON whatever the input). 0 / -1.
+ */
+static int DB_MUSTCHECK db_json_str(struct evbuffer *buf, const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int rc;
+
+        if (c == '"' || c == '\\')
+            rc = evbuffer_add_printf(buf, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            rc = evbuffer_add_printf(buf, "\\u%04x", c);
+        else
+            rc = evbuffer_add(buf, &s[i], 1);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Appends "s" (quoted, escaped). 0 / -1. */
+static int DB_MUSTCHECK db_json_qstr(struct evbuffer *buf, const char *s)
+{
+    if (evbuffer_add(buf, "\"", 1) != 0 || db_json_str(buf, s, strlen(s)) != 0 ||
+        evbuffer_add(buf, "\"", 1) != 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * Writes the lower-cased "headers" object: for each distinct name (first
+ * occurrence order), all its values joined with ", ". 0 / -1.
+ */
+static int DB_MUSTCHECK db_json_headers(struct evbuffer *buf, struct evkeyvalq *hdrs)
+{
+    struct evkeyval *kv, *other;
+    int first = 1;
+
+    if (evbuffer_add_printf(buf, "{") < 0)
+        return -1;
+    for (kv = hdrs->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+        int seen = 0, first_value = 1;
+        size_t i, n = strlen(kv->key);
+
+        /* Already written with an earlier field of the same name? */
+        for (other = hdrs->tqh_first; other != kv; other = other->next.tqe_next) {
+            if (strcasecmp(other->key, kv->key) == 0) {
+                seen = 1;
+                break;
+            }
+        }
+        if (seen)
+            continue;
+        if (evbuffer_add_printf(buf, "%s\"", first ? "" : ",") < 0)
+            return -1;
+        first = 0;
+        for (i = 0; i < n; i++) {
+            char lc = kv->key[i];
+
+            if (lc >= 'A' && lc <= 'Z')
+                lc = (char)(lc - 'A' + 'a');
+            if (db_json_str(buf, &lc, 1) != 0)
+                return -1;
+        }
+        if (evbuffer_add_printf(buf, "\":\"") < 0)
+            return -1;
+        for (other = kv; other != NULL; other = other->next.tqe_next) {
+            if (strcasecmp(other->key, kv->key) != 0)
+                continue;
+            if (!first_value && evbuffer_add(buf, ", ", 2) != 0)
+                return -1;
+            first_value = 0;
+            if (db_json_str(buf, other->value, strlen(other->value)) != 0)
+                return -1;
+        }
+        if (evbuffer_add(buf, "\"", 1) != 0)
+            return -1;
+    }
+    return evbuffer_add(buf, "}", 1);
+}
+
+/* Writes the "header_list" array of [name, value] pairs. 0 / -1. */
+static int DB_MUSTCHECK db_json_header_list(struct evbuffer *buf, struct evkeyvalq *hdrs)
+{
+    struct evkeyval *kv;
+    int first = 1;
+
+    if (evbuffer_add(buf, "[", 1) != 0)
+        return -1;
+    for (kv = hdrs->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+        if (evbuffer_add_printf(buf, "%s[", first ? "" : ",") < 0 ||
+            db_json_qstr(buf, kv->key) != 0 || evbuffer_add(buf, ",", 1) != 0 ||
+            db_json_qstr(buf, kv->value) != 0 || evbuffer_add(buf, "]", 1) != 0)
+            return -1;
+        first = 0;
+    }
+    return evbuffer_add(buf, "]", 1);
+}
+
+/* SHA-256 of everything in body, as 64 lower-case hex digits in hex[65]. 0 / -1. */
+static int DB_MUSTCHECK db_sha256_hex(struct evbuffer *body, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0, i;
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec vec;
+    int rc = -1;
+
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        goto out;
+    if (evbuffer_ptr_set(body, &pos, 0, EVBUFFER_PTR_SET) != 0)
+        goto out;
+    /* Walk the chain one extent at a time: no copy of the body is made. */
+    while (evbuffer_peek(body, -1, &pos, &vec, 1) > 0) {
+        if (EVP_DigestUpdate(md, vec.iov_base, vec.iov_len) != 1)
+            goto out;
+        if (evbuffer_ptr_set(body, &pos, vec.iov_len, EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
+    if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32)
+        goto out;
+    for (i = 0; i < dlen; i++)
+        snprintf(&hex[2 * i], 3, "%02x", digest[i]);
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/*
+ * Appends one access line for req to the --log file in a single write(2),
+ * so concurrent requests never interleave. Unprintable bytes become '?'.
+ */
+static void db_log_request(struct db_service *svc, struct evhttp_request *req)
+{
+    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+    const char *uri = evhttp_request_get_uri(req);
+    const char *ident = evhttp_find_header(hdrs, "X-Client-Identity");
+    char line[4096];
+    int n;
+    size_t i, len;
+
+    if (svc->log_fd < 0)
+        return;
+    n = snprintf(line, sizeof(line) - 1, "%s %s identity=%s",
+                 db_method_name(evhttp_request_get_command(req)), uri ? uri : "-",
+                 ident ? ident : "-");
+    if (n < 0)
+        return;
+    len = (size_t)n < sizeof(line) - 1 ? (size_t)n : sizeof(line) - 2;
+    for (i = 0; i < len; i++) {
+        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
+            line[i] = '?';
+    }
+    line[len++] = '\n';
+    if (write(svc->log_fd, line, len) != (ssize_t)len)
+        db_err("--log: write failed: %s", strerror(errno));
+}
+
+/*
+ * Builds the JSON answer for req and sends it (plain or chunked). Called at
+ * once, or when the request's delay expires. After this, req belongs to
+ * evhttp again.
+ */
+static void db_answer(struct db_service *svc, struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    struct evbuffer *out = evbuffer_new();
+    const char *uri = evhttp_request_get_uri(req);
+    char hex[65];
+
+    if (out == NULL || db_sha256_hex(body, hex) != 0 ||
+        evbuffer_add_printf(out, "{\"method\":\"%s\",\"path\":",
+                            db_method_name(evhttp_request_get_command(req))) < 0 ||
+        db_json_qstr(out, uri ? uri : "") != 0 ||
+        evbuffer_add_printf(out, ",\"headers\":") < 0 || db_json_headers(out, in) != 0 ||
+        evbuffer_add_printf(out, ",\"header_list\":") < 0 ||
+        db_json_header_list(out, in) != 0 ||
+        evbuffer_add_printf(out, ",\"body_bytes\":%zu,\"body_sha256\":\"%s\"}\n",
+                            evbuffer_get_length(body), hex) < 0) {
+        db_err("out of memory building an answer");
+        evhttp_send_error(req, 500, NULL);
+        goto out;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    if (svc->chunked) {
+        evhttp_send_reply_start(req, svc->status, db_reason(svc->status));
+        evhttp_send_reply_chunk(req, out);
+        evhttp_send_reply_end(req);
+    } else {
+        evhttp_send_reply(req, svc->status, db_reason(svc->status), out);
+    }
+out:
+    evbuffer_free(out);
+}
+
+/* Frees a pending entry (NULL is fine); its request must be answered already. */
+static void db_pending_free(struct db_pending *p)
+{
+    if (p == NULL)
+        return;
+    event_free(p->timer);
+    free(p);
+}
+
+/* --delay-ms expired: answer the request now. */
+static void db_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_pending *p = arg;
+
+    (void)fd;
+    (void)what;
+    TAILQ_REMOVE(&p->svc->pending, p, link);
+    db_answer(p->svc, p->req);
+    db_pending_free(p);
+}
+
+/* evhttp generic callback: every complete request lands here. */
+static void db_request_cb(struct evhttp_request *req, void *arg)
+{
+    struct db_service *svc = arg;
+    struct db_pending *p;
+    struct timeval tv;
+
+    db_log_request(svc, req);
+    if (svc->delay_ms == 0) {
+        db_answer(svc, req);
+        return;
+    }
+    /*
+     * If the client goes away meanwhile, evhttp detaches the request from its
+     * connection instead of freeing it (we have not answered yet), and the
+     * later evhttp_send_reply() frees it: the pointer stays ours until then.
+     */
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    p->svc = svc;
+    p->req = req;
+    p->timer = evtimer_new(svc->base, db_delay_cb, p);
+    tv.tv_sec = svc->delay_ms / 1000;
+    tv.tv_usec = (suseconds_t)(svc->delay_ms % 1000) * 1000;
+    if (p->timer == NULL || evtimer_add(p->timer, &tv) != 0) {
+        db_pending_free(p);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&svc->pending, p, link);
+}
+
+/* SIGTERM / SIGINT: leave the loop; main() cleans up. */
+static void db_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct db_service *svc = arg;
+
+    (void)what;
+    db_err("signal %d, stopping", (int)sig);
+    event_base_loopbreak(svc->base);
+}
+
+/*
+ * Parses "HOST:PORT" or "[V6]:PORT" into host (allocated, caller frees) and
+ * port. 0 / -1.
+ */
+static int DB_MUSTCHECK db_parse_listen(const char *s, char **host, unsigned short *port)
+{
+    const char *colon, *hstart = s, *hend;
+    char *end;
+    unsigned long p;
+
+    *host = NULL;
+    if (s[0] == '[') {
+        hstart = s + 1;
+        hend = strchr(hstart, ']');
+        if (hend == NULL || hend[1] != ':')
+            return -1;
+        colon = hend + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        hend = colon;
+    }
+    errno = 0;
+    p = strtoul(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || colon[1] == '\0' || p == 0 || p > 65535 ||
+        hend == hstart)
+        return -1;
+    *host = strndup(hstart, (size_t)(hend - hstart));
+    if (*host == NULL)
+        return -1;
+    *port = (unsigned short)p;
+    return 0;
+}
+
+/* Parses a decimal in [min, max] into *v. 0 / -1. */
+static int DB_MUSTCHECK db_parse_uint(const char *s, unsigned long min, unsigned long max,
+                                      unsigned long *v)
+{
+    char *end;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    *v = strtoul(s, &end, 10);
+    return (errno != 0 || *end != '\0' || *v < min || *v > max) ? -1 : 0;
+}
+
+static void db_usage(void)
+{
+    fprintf(stderr,
+            "usage: db-service --listen HOST:PORT [--log FILE] [--delay-ms N] [--status N]"
+            " [--chunked]\n"
+            "Answers every HTTP request with JSON describing what it received.\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct db_service svc;
+    const char *listen_arg = NULL, *log_path = NULL;
+    char *host = NULL;
+    unsigned short port = 0;
+    unsigned long v;
+    int i, rc = 1;
+
+    memset(&svc, 0, sizeof(svc));
+    svc.log_fd = -1;
+    svc.status = 200;
+    TAILQ_INIT(&svc.pending);
+
+    for (i = 1; i < argc; i++) {
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (strcmp(opt, "--chunked") == 0) {
+            svc.chunked = 1;
+            continue;
+        }
+        if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
+            db_usage();
+            rc = 0;
+            goto out;
+        }
+        if (val == NULL) {
+            db_err("%s: needs a value (or unknown option)", opt);
+            db_usage();
+            goto out;
+        }
+        i++;
+        if (strcmp(opt, "--listen") == 0) {
+            listen_arg = val;
+        } else if (strcmp(opt, "--log") == 0) {
+            log_path = val;
+        } else if (strcmp(opt, "--delay-ms") == 0) {
+            if (db_parse_uint(val, 0, 3600000, &v) != 0) {
+                db_err("--delay-ms %s: expected 0..3600000", val);
+                goto out;
+            }
+            svc.delay_ms = (unsigned)v;
+        } else if (strcmp(opt, "--status") == 0) {
+            if (db_parse_uint(val, 200, 599, &v) != 0) {
+                db_err("--status %s: expected 200..599", val);
+                goto out;
+            }
+            svc.status = (int)v;
+        } else {
+            db_err("%s: unknown option", opt);
+            db_usage();
+            goto out;
+        }
+    }
+    if (listen_arg == NULL) {
+        db_err("--listen HOST:PORT is required");
+        db_usage();
+        goto out;
+    }
+    if (db_parse_listen(listen_arg, &host, &port) != 0) {
+        db_err("--listen %s: expected HOST:PORT or [V6]:PORT", listen_arg);
+        goto out;
+    }
+    if (log_path != NULL) {
+        svc.log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (svc.log_fd < 0) {
+            db_err("--log %s: %s", log_path, strerror(errno));
+            goto out;
+        }
+    }
+    /* A client closing early must not kill us with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+
+    svc.base = event_base_new();
+    if (svc.base == NULL) {
+        db_err("event_base_new failed");
+        goto out;
+    }
+    svc.http = evhttp_new(svc.base);
+    if (svc.http == NULL) {
+        db_err("evhttp_new failed");
+        goto out;
+    }
+    evhttp_set_allowed_methods(svc.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(svc.http, db_request_cb, &svc);
+    if (evhttp_bind_socket(svc.http, host, port) != 0) {
+        db_err("--listen %s: cannot listen: %s", listen_arg, strerror(errno));
+        goto out;
+    }
+    svc.sig_term = evsignal_new(svc.base, SIGTERM, db_signal_cb, &svc);
+    svc.sig_int = evsignal_new(svc.base, SIGINT, db_signal_cb, &svc);
+    if (svc.sig_term == NULL || svc.sig_int == NULL || evsignal_add(svc.sig_term, NULL) != 0 ||
+        evsignal_add(svc.sig_int, NULL) != 0) {
+        db_err("cannot install signal handlers");
+        goto out;
+    }
+    db_err("listening on %s (delay %u ms, status %d%s)", listen_arg, svc.delay_ms, svc.status,
+           svc.chunked ? ", chunked" : "");
+    if (event_base_dispatch(svc.base) != 0) {
+        db_err("event loop failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    /*
+     * Requests still waiting for their delay: hand each back to evhttp with
+     * an answer (the only way to release one), then evhttp_free() closes
+     * their connections before that answer is flushed.
+     */
+    while (!TAILQ_EMPTY(&svc.pending)) {
+        struct db_pending *p = TAILQ_FIRST(&svc.pending);
+
+        TAILQ_REMOVE(&svc.pending, p, link);
+        db_answer(&svc, p->req);
+        db_pending_free(p);
+    }
+    if (svc.http != NULL)
+        evhttp_free(svc.http);
+    if (svc.sig_term != NULL)
+        event_free(svc.sig_term);
+    if (svc.sig_int != NULL)
+        event_free(svc.sig_int);
+    if (svc.base != NULL)
+        event_base_free(svc.base);
+    if (svc.log_fd >= 0)
+        close(svc.log_fd);
+    free(host);
+    return rc;
+}
