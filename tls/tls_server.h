@@ -13,6 +13,50 @@
 
 #include "tls_trust.h"
 
+/*
+ * Session ticket keys, shared by every SSL_CTX built with them (so tickets
+ * survive a reload) and, when loaded from one file, by several instances.
+ *
+ * A key is 80 bytes in nginx's ssl_session_ticket_key layout: 16 bytes key
+ * name, 32 bytes HMAC-SHA256 secret, 32 bytes AES-256-CBC key. The first key
+ * encrypts new tickets; the others only decrypt (a ticket decrypted with an
+ * older key is renewed under the current one). Reference counted; all
+ * functions are thread-safe (the keys are read under a lock in every
+ * handshake that issues or resumes a ticket).
+ */
+#define TLS_TICKET_KEY_LEN 80
+#define TLS_TICKET_KEYS_MAX 8
+
+struct tls_ticket_keys; /* opaque */
+
+/* A key set with one fresh random key. */
+struct tls_ticket_keys *tls_ticket_keys_new(char *err, size_t errlen) TLS_MUSTCHECK;
+
+/*
+ * A key set read from a file of 80-byte keys (1 to TLS_TICKET_KEYS_MAX of
+ * them, concatenated; e.g. `openssl rand 80 > ticket.key`). The file must
+ * not be readable by group or others. err names the file.
+ */
+struct tls_ticket_keys *tls_ticket_keys_load(const char *path, char *err,
+                                             size_t errlen) TLS_MUSTCHECK;
+
+/*
+ * Replaces the keys with `len` bytes (a multiple of 80, at most
+ * TLS_TICKET_KEYS_MAX keys): the first key encrypts, all decrypt.
+ */
+int tls_ticket_keys_set(struct tls_ticket_keys *k, const unsigned char *keys,
+                        size_t len) TLS_MUSTCHECK;
+
+/*
+ * Rotation: a new random key becomes the encrypting key and the previous
+ * encrypting key is kept for decryption only; older keys are dropped. So a
+ * ticket lives for at most two rotation periods.
+ */
+int tls_ticket_keys_rotate(struct tls_ticket_keys *k) TLS_MUSTCHECK;
+
+void tls_ticket_keys_ref(struct tls_ticket_keys *k);
+void tls_ticket_keys_unref(struct tls_ticket_keys *k); /* NULL is fine */
+
 struct tls_server_opts {
     const char *certificate;    /* PEM: server certificate then its chain */
     const char *key;            /* PEM private key */
@@ -22,6 +66,9 @@ struct tls_server_opts {
     const char *groups;         /* NULL = "X25519:P-256:P-384" */
     int session_tickets;        /* 1 = enable TLS tickets (resumption) */
     struct tls_trust *trust;    /* client trust; the context takes a ref */
+    struct tls_ticket_keys *ticket_keys; /* NULL = a random key of OpenSSL's
+                                   own, per context (tickets do not survive a
+                                   reload); else the context takes a ref */
 };
 
 /*
@@ -38,6 +85,9 @@ struct tls_peer {
     char sha256[TLS_SHA256_HEX_LEN + 1];  /* client cert fingerprint */
     const char *version;                  /* "TLSv1.3", static string */
     int resumed;                          /* 1 when the session was resumed */
+    int rechecked;                        /* internal: a resumed session's
+                                             certificate passed the current
+                                             trust set in the ticket callback */
 };
 
 /*
@@ -45,8 +95,17 @@ struct tls_peer {
  * chain and a key that matches it (checked), client certificate required
  * (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT) and checked with the
  * trust rules of tls_trust.h in the handshake itself, renegotiation refused,
- * compression off, server cipher preference. Returns NULL with a one-line
- * reason in err naming the file.
+ * compression off, server cipher preference, SSL_MODE_RELEASE_BUFFERS, the
+ * client intermediates' names sent as acceptable CAs.
+ * Resumption: no stateful session cache (it would be per process and per
+ * context); with session_tickets, stateless tickets whose decryption
+ * re-checks the session's client certificate against THIS context's trust
+ * set (tls_trust_check at the current time): a certificate revoked, expired
+ * or whose CA was retired since the ticket was issued gets a full handshake,
+ * where it is refused with an alert. All contexts share one session id
+ * context, so tickets from a previous context resume in a reloaded one.
+ * The context may be used by several threads at once.
+ * Returns NULL with a one-line reason in err naming the file.
  */
 SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts,
                             char *err, size_t errlen) TLS_MUSTCHECK;

@@ -16,6 +16,16 @@
  *    unless require_eku is 0);
  *  - its subject has exactly one CN (see tls_x509_get_cn);
  *  - it is not revoked by a loaded CRL of its issuer.
+ *
+ * CRLs: each CRL must be signed by one of the intermediates (checked at
+ * load); a leaf is looked up only in the CRLs of its own issuer, so an
+ * intermediate without a CRL is allowed. A CRL past its nextUpdate is still
+ * used (its revocations stay enforced: refusing every client because a CRL
+ * was not refreshed in time would turn a late cron job into an outage);
+ * tls_trust_crl_stale() tells the caller so it can warn and export it.
+ *
+ * Every function here may be called from several threads at once on the
+ * same set (it is immutable after tls_trust_load).
  */
 #ifndef MTLS_TLS_TRUST_H
 #define MTLS_TLS_TRUST_H
@@ -107,9 +117,25 @@ enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf,
  * inside an OpenSSL verify callback, where OpenSSL has already built and
  * verified the chain in ctx. Returns TLS_OK or the reason and sets the
  * matching X509_V_ERR_* on ctx so that OpenSSL sends the right alert.
+ * Call it on every callback invocation: when ctx already carries an
+ * OpenSSL error (preverify_ok == 0) it returns that error's reason with a
+ * sentence (e.g. "certificate CN=... expired on ..."); at depth > 0 without
+ * an error it returns TLS_OK; at depth 0 it applies the leaf rules.
+ * Alerts (checked with openssl s_client, TLS 1.2 and 1.3):
+ *   untrusted_issuer -> unknown_ca, expired -> certificate_expired,
+ *   not_yet_valid -> bad_certificate, revoked -> certificate_revoked,
+ *   bad_usage -> unsupported_certificate, bad_subject -> bad_certificate.
  */
 enum tls_refusal tls_trust_check_store_ctx(const struct tls_trust *t, X509_STORE_CTX *ctx,
                                            char *detail, size_t detaillen);
+
+/*
+ * Number of loaded CRLs whose nextUpdate is before `now` (0 when all are
+ * current or none is loaded); for the first one, a sentence in detail
+ * ("CRL of CN=... is past its nextUpdate (2026-...); its revocations are
+ * still enforced"). detail may be NULL.
+ */
+int tls_trust_crl_stale(const struct tls_trust *t, time_t now, char *detail, size_t detaillen);
 
 /* Maps an OpenSSL X509_V_ERR_* code to a refusal reason. */
 enum tls_refusal tls_refusal_from_x509_error(int x509_err);
