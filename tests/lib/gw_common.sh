@@ -1,0 +1,316 @@
+# gw_common.sh - helpers for the gateway's integration tests; source it after
+# common.sh:
+#     source "$SRC_DIR/tests/lib/common.sh"
+#     source "$SRC_DIR/tests/lib/gw_common.sh"
+#
+# Layout in $TEST_TMPDIR: pki/ (make-test-certs.sh), gw.yml (the config),
+# gw.log (mtlsgate's stderr: error and access log), db.log (db-service's
+# stderr), upstream.txt (one line per request that reached db-service),
+# body (the last gw_curl response body).
+#
+#   gw_make_pki [DIR]          test PKI (openssl CLI) into DIR (default
+#                              $TEST_TMPDIR/pki); sets GW_PKI; also makes
+#                              NAME.chain (the issuers of NAME.pem) for s_client
+#   gw_pick_ports              sets GW_PORT, DB_PORT, ADMIN_PORT (if unset)
+#   gw_write_config FILE [key=value]...
+#                              a complete config with defaults; keys:
+#       listen port certificate key client_ca crl (empty: none) upstream
+#       unknown (reject|cn) map (YAML lines under identities.map, 4-space
+#       indented) timeouts limits (flow mappings, e.g. "{ header: 2s }")
+#       access (log.access) format level extra (raw YAML appended at the end)
+#   gw_start_db [ARGS]...      db-service on DB_PORT logging to upstream.txt
+#   gw_start_gateway [CONFIG] [NAME]  mtlsgate -c CONFIG (default gw.yml) as
+#                              NAME (default "gw", log NAME.log; use a new NAME
+#                              for a second run so that the first run's log,
+#                              and any sanitizer report in it, is kept); sets
+#                              GW_NAME and GW_LOG; fails with the log's tail
+#                              if mtlsgate exits or does not listen
+#   gw_start [CONFIG]          both
+#   gw_wait_exit NAME SECS     waits for a started process to end by itself;
+#                              prints its exit status (or "timeout")
+#   gw_curl NAME PATH [ARGS]...  curl to https://localhost:GW_PORT/PATH with
+#                              NAME.pem/NAME.key (NAME "none": no certificate);
+#                              prints the HTTP status (000 when no response),
+#                              body in $GW_BODY, returns curl's exit status
+#   gw_up JQ                   jq -r JQ over the last body (what db-service saw)
+#   upstream_count             requests that reached db-service so far
+#   gw_raw NAME FILE           sends FILE's bytes over one mTLS connection
+#                              (openssl s_client), prints everything received
+#   gw_s_client NAME [ARGS]... an s_client handshake (stdin empty, waits for
+#                              the server to close); prints s_client's output
+#   gw_log_mark / gw_log_since MARK   lines of gw.log written after a mark
+#   gw_wait_log_since MARK RE [S]     waits for such a line matching RE (ERE, -i)
+#   cert_sha256 CRT            sha256 of CRT's DER, lower-case hex
+#   gw_make_second_gateway_cert DIR  a new gateway cert/key/bundle (same
+#                              names) in DIR, signed by server-ca; prints serial
+
+GW_PKI=${GW_PKI:-$TEST_TMPDIR/pki}
+GW_CONF=$TEST_TMPDIR/gw.yml
+GW_NAME=gw
+GW_LOG=$TEST_TMPDIR/gw.log
+GW_UPSTREAM_LOG=$TEST_TMPDIR/upstream.txt
+GW_BODY=$TEST_TMPDIR/body
+GW_BIN=$BIN_DIR/mtlsgate
+
+gw_require_tools() {
+    local t
+    for t in openssl curl jq sha256sum timeout; do
+        command -v "$t" >/dev/null 2>&1 || fail "$t is required (scripts/install-deps.sh test)"
+    done
+    [ -x "$BIN_DIR/db-service" ] || fail "$BIN_DIR/db-service is not built"
+}
+
+# Fails while the gateway binary is not built: a gateway test that cannot
+# run the gateway has not passed.
+gw_require_gateway() {
+    [ -x "$GW_BIN" ] || fail "$GW_BIN is not built"
+}
+
+gw_make_pki() {
+    local dir=${1:-$TEST_TMPDIR/pki} f
+    bash "$SRC_DIR/tests/lib/make-test-certs.sh" "$dir" || fail "make-test-certs.sh $dir failed"
+    GW_PKI=$dir
+    # NAME.chain: the certificates of NAME.pem after the leaf (what -cert_chain
+    # wants); absent when NAME.pem is the leaf alone.
+    for f in "$dir"/*.pem; do
+        awk 'BEGIN{n=0} /-----BEGIN CERTIFICATE-----/{n++} n>1{print}' "$f" >"${f%.pem}.chain"
+        [ -s "${f%.pem}.chain" ] || rm -f "${f%.pem}.chain"
+    done
+}
+
+gw_pick_ports() {
+    local p
+    if [ -z "${GW_PORT:-}" ] || [ -z "${DB_PORT:-}" ] || [ -z "${ADMIN_PORT:-}" ]; then
+        read -r -a p <<<"$(free_ports 3)"
+        GW_PORT=${GW_PORT:-${p[0]}}
+        DB_PORT=${DB_PORT:-${p[1]}}
+        ADMIN_PORT=${ADMIN_PORT:-${p[2]}}
+    fi
+}
+
+gw_write_config() {
+    local file=$1 kv k v
+    shift
+    gw_pick_ports
+    local port=$GW_PORT listen="" certificate=$GW_PKI/gateway.bundle.crt key=$GW_PKI/gateway.key
+    local client_ca=$GW_PKI/client-chain.crt crl=$GW_PKI/client-ca.crl
+    local upstream="127.0.0.1:$DB_PORT" unknown=reject access=stderr format=text level=info
+    local timeouts="" limits="" extra=""
+    local map='    attestor1: svc-attestor-1
+    attestor2: { identity: svc-attestor-2, allow: ["GET /", "POST /attestations"] }
+    attestor3: svc-attestor-3'
+    for kv in "$@"; do
+        k=${kv%%=*}
+        v=${kv#*=}
+        case "$k" in
+        port) port=$v ;;
+        listen) listen=$v ;;
+        certificate) certificate=$v ;;
+        key) key=$v ;;
+        client_ca) client_ca=$v ;;
+        crl) crl=$v ;;
+        upstream) upstream=$v ;;
+        unknown) unknown=$v ;;
+        map) map=$v ;;
+        timeouts) timeouts=$v ;;
+        limits) limits=$v ;;
+        access) access=$v ;;
+        format) format=$v ;;
+        level) level=$v ;;
+        extra) extra=$v ;;
+        *) fail "gw_write_config: unknown key '$k'" ;;
+        esac
+    done
+    [ -n "$listen" ] || listen="127.0.0.1:$port"
+    {
+        echo "# written by tests/lib/gw_common.sh gw_write_config"
+        echo "listen: [\"$listen\"]"
+        echo "workers: 2"
+        echo "tls:"
+        echo "  certificate: $certificate"
+        echo "  key: $key"
+        echo "  client_ca: $client_ca"
+        [ -z "$crl" ] || echo "  crl: $crl"
+        echo "upstream:"
+        echo "  servers: [\"$upstream\"]"
+        echo "identities:"
+        echo "  unknown: $unknown"
+        echo "  map:"
+        echo "$map"
+        [ -z "$timeouts" ] || echo "timeouts: $timeouts"
+        [ -z "$limits" ] || echo "limits: $limits"
+        echo "log:"
+        echo "  access: $access"
+        echo "  format: $format"
+        echo "  level: $level"
+        [ -z "$extra" ] || echo "$extra"
+    } >"$file"
+}
+
+gw_start_db() {
+    gw_pick_ports
+    : >>"$GW_UPSTREAM_LOG"
+    start_bg db "$BIN_DIR/db-service" --listen "127.0.0.1:$DB_PORT" --log "$GW_UPSTREAM_LOG" "$@"
+    wait_port "$DB_PORT" 10 || { tail -20 "$TEST_TMPDIR/db.log" >&2; fail "db-service did not listen on $DB_PORT"; }
+}
+
+gw_start_gateway() {
+    local conf=${1:-$GW_CONF} i
+    GW_NAME=${2:-gw}
+    GW_LOG=$TEST_TMPDIR/$GW_NAME.log
+    gw_require_gateway
+    start_bg "$GW_NAME" "$GW_BIN" -c "$conf"
+    for i in $(seq 1 200); do
+        if ! kill -0 "$(bg_pid "$GW_NAME")" 2>/dev/null; then
+            tail -30 "$GW_LOG" >&2
+            fail "mtlsgate -c $conf exited at start"
+        fi
+        (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    tail -30 "$GW_LOG" >&2
+    fail "mtlsgate -c $conf did not listen on $GW_PORT within 10 s"
+}
+
+gw_start() {
+    gw_start_db
+    gw_start_gateway "${1:-$GW_CONF}"
+}
+
+gw_wait_exit() {
+    local name=$1 secs=$2 pid i rc
+    pid=$(bg_pid "$name")
+    [ -n "$pid" ] || { echo "none"; return 1; }
+    for i in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo timeout
+        return 1
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    unset "_BG_PIDS[$name]"
+    echo "$rc"
+}
+
+# Client certificate arguments for NAME (none: no certificate).
+_gw_cert_args() {
+    if [ "$1" != none ]; then
+        printf '%s\n' --cert "$GW_PKI/$1.pem" --key "$GW_PKI/$1.key"
+    fi
+}
+
+gw_curl() {
+    local name=$1 path=$2 rc
+    shift 2
+    local -a cert
+    mapfile -t cert < <(_gw_cert_args "$name")
+    rm -f "$GW_BODY"
+    curl -sS --max-time "${GW_CURL_MAXTIME:-20}" --cacert "$GW_PKI/root.crt" "${cert[@]}" \
+        -o "$GW_BODY" -w '%{http_code}' "$@" "https://localhost:$GW_PORT$path" \
+        2>>"$TEST_TMPDIR/curl.err"
+    rc=$?
+    return $rc
+}
+
+gw_up() {
+    [ -s "$GW_BODY" ] || { echo "(no body)"; return 1; }
+    jq -r "$1" <"$GW_BODY" 2>/dev/null || { echo "(body is not JSON: $(head -c 200 "$GW_BODY"))"; return 1; }
+}
+
+upstream_count() {
+    if [ -f "$GW_UPSTREAM_LOG" ]; then
+        wc -l <"$GW_UPSTREAM_LOG" | tr -d ' '
+    else
+        echo 0
+    fi
+}
+
+# s_client arguments presenting NAME's certificate and chain.
+_gw_sclient_cert_args() {
+    local name=$1
+    [ "$name" != none ] || return 0
+    printf '%s\n' -cert "$GW_PKI/$name.crt" -key "$GW_PKI/$name.key"
+    if [ -f "$GW_PKI/$name.chain" ]; then
+        printf '%s\n' -cert_chain "$GW_PKI/$name.chain"
+    fi
+}
+
+gw_raw() {
+    local name=$1 file=$2
+    local -a cert
+    mapfile -t cert < <(_gw_sclient_cert_args "$name")
+    timeout "${GW_RAW_TIMEOUT:-15}" openssl s_client -quiet -nocommands \
+        -connect "127.0.0.1:$GW_PORT" -servername localhost -CAfile "$GW_PKI/root.crt" \
+        "${cert[@]}" <"$file" 2>>"$TEST_TMPDIR/s_client.err"
+}
+
+gw_s_client() {
+    local name=$1
+    shift
+    local -a cert
+    mapfile -t cert < <(_gw_sclient_cert_args "$name")
+    timeout "${GW_SCLIENT_TIMEOUT:-10}" openssl s_client -connect "127.0.0.1:$GW_PORT" \
+        -servername localhost -CAfile "$GW_PKI/root.crt" -nocommands -ign_eof \
+        "${cert[@]}" "$@" </dev/null 2>&1
+}
+
+gw_log_mark() {
+    if [ -f "$GW_LOG" ]; then wc -l <"$GW_LOG" | tr -d ' '; else echo 0; fi
+}
+
+gw_log_since() {
+    tail -n +"$(($1 + 1))" "$GW_LOG" 2>/dev/null
+}
+
+gw_wait_log_since() {
+    local mark=$1 re=$2 secs=${3:-5} i
+    for i in $(seq 1 $((secs * 20))); do
+        gw_log_since "$mark" | grep -Eiq -- "$re" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+cert_sha256() {
+    openssl x509 -in "$1" -outform der | sha256sum | cut -d' ' -f1
+}
+
+gw_make_second_gateway_cert() {
+    local dir=$1 ext
+    mkdir -p "$dir"
+    ext=$dir/gateway2.ext
+    cat >"$ext" <<'EOF'
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+    (
+        umask 077
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/gateway.key" &&
+            openssl req -new -key "$dir/gateway.key" -subj "/O=mtlsgate test/CN=localhost" \
+                -out "$dir/gateway.csr" &&
+            openssl x509 -req -in "$dir/gateway.csr" -CA "$GW_PKI/server-ca.crt" \
+                -CAkey "$GW_PKI/server-ca.key" -set_serial 0x5ec0d6a7e -days 30 -sha256 \
+                -extfile "$ext" -out "$dir/gateway.crt"
+    ) >>"$TEST_TMPDIR/openssl.err" 2>&1 || fail "could not make a second gateway certificate"
+    cat "$dir/gateway.crt" "$GW_PKI/server-ca.crt" >"$dir/gateway.bundle.crt"
+    openssl x509 -in "$dir/gateway.crt" -noout -serial | cut -d= -f2
+}
+
+# The serial of the certificate the gateway presents right now.
+gw_served_serial() {
+    timeout 10 openssl s_client -connect "127.0.0.1:$GW_PORT" -servername localhost \
+        -CAfile "$GW_PKI/root.crt" -cert "$GW_PKI/attestor1.crt" -key "$GW_PKI/attestor1.key" \
+        </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+
+# Time in milliseconds since the epoch.
+now_ms() { date +%s%3N; }
+
+gw_require_tools
