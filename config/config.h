@@ -116,6 +116,9 @@ struct cfg {
     char *user;                   /* drop privileges to it when root */
     char *pid_file;               /* NULL = none */
     unsigned watch_interval_ms;   /* 0 = off */
+
+    /* Private to config/: where each key was set, for cfg_where(). */
+    struct cfg_origin *origin;
 };
 
 /* Collected problems, each a full one-line message. */
@@ -126,7 +129,9 @@ struct cfg_diag {
 };
 
 /*
- * Reads and validates path. On success *out is a new config (cfg_free) and
+ * Reads and validates path. *diag is reset on entry (free the messages of
+ * an earlier call first); diag may be NULL. c->path and c->dir are
+ * absolute; the messages name the file as path was given. On success *out is a new config (cfg_free) and
  * 0 is returned. On failure returns -1, *out is NULL, and diag holds at
  * least one message. Checks types, ranges and required keys, unknown keys
  * (an error, with the nearest known key suggested when there is one), and
@@ -137,11 +142,58 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_diag *diag) CFG_MUST
 void cfg_free(struct cfg *c);               /* NULL is fine */
 void cfg_diag_free(struct cfg_diag *diag);  /* frees the messages, n = 0 */
 
+/*
+ * Same as cfg_load() for a configuration already in memory (len bytes, no
+ * NUL needed). name stands for the file: it is used in the messages and
+ * its directory resolves relative paths. For tests and the fuzzer.
+ */
+int cfg_load_buffer(const char *name, const char *buf, size_t len,
+                    struct cfg **out, struct cfg_diag *diag) CFG_MUSTCHECK;
+
+/*
+ * Appends one printf-formatted message to diag (NULL is fine), for callers
+ * that check more than the loader does (the gateway's -t) and want the
+ * same list. Past CFG_DIAG_MAX - 1 messages the last slot says how many
+ * more there were.
+ */
+void cfg_diag_addf(struct cfg_diag *diag, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Writes "FILE:LINE:COLUMN" of the value of key (a dotted name such as
+ * "tls.key") into buf and returns buf, so that a later error about that
+ * key can point at it: "%s: tls.key: does not match tls.certificate".
+ * When the key was not in the file (a default) it writes just "FILE".
+ * Always NUL-terminates (len > 0).
+ */
+const char *cfg_where(const struct cfg *c, const char *key, char *buf, size_t len);
+
+/*
+ * For a reload: compares the keys that only take effect at start (listen,
+ * workers, user, pid_file, admin.listen) between the running config and
+ * the new one, adds one message per changed key to diag ("FILE:L:C: listen:
+ * changed; takes effect only after a restart") and returns how many
+ * changed. The rest of the new config can still be applied.
+ */
+size_t cfg_restart_needed(const struct cfg *old, const struct cfg *new_cfg,
+                          struct cfg_diag *diag);
+
+/* The i-th known key ("tls.key"), NULL past the end: the schema, for docs. */
+const char *cfg_key_name(size_t i);
+
+/* Frees the parts of one address (not a itself); NULL is fine. */
+void cfg_addr_free(struct cfg_addr *a);
+
 /* Parses "10s", "500ms", "2m", "1h", "30" (seconds) into ms. 0 / -1. */
 int cfg_parse_duration(const char *s, unsigned *ms);
 /* Parses "512", "16k", "1m", "1g" into bytes. 0 / -1. */
 int cfg_parse_size(const char *s, uint64_t *bytes);
-/* Splits "host:port" / "[v6]:port" / ":port" (host "0.0.0.0"). 0 / -1. */
+/*
+ * Splits "host:port" / "[v6]:port" / ":port" (host "0.0.0.0") into new
+ * strings (cfg_addr_free); the host of "[::1]:8443" is "::1". The port is
+ * 1..65535; a bare IPv6 address without brackets is refused. 0 / -1; on
+ * failure *out is {NULL, NULL}.
+ */
 int cfg_parse_addr(const char *s, struct cfg_addr *out);
 
 #endif

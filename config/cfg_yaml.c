@@ -1,0 +1,220 @@
+/*
+ * cfg_yaml.c - libyaml events into a small tree of nodes that remember
+ * where they start, so that every later message can say file:line:column.
+ *
+ * The tree is deliberately plain: scalars, sequences and mappings. Aliases
+ * are refused (no "billion laughs"), only one document is allowed, and the
+ * nesting depth and node count are bounded.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "cfg_internal.h"
+
+void cfg_ynode_free(struct ynode *n)
+{
+    size_t i;
+
+    if (n == NULL)
+        return;
+    for (i = 0; i < n->n; i++)
+        cfg_ynode_free(n->kid[i]);
+    free(n->kid);
+    free(n->str);
+    free(n);
+}
+
+int cfg_ynode_is_null(const struct ynode *n)
+{
+    if (n == NULL)
+        return 1;
+    if (n->kind != YN_SCALAR || !n->plain)
+        return 0;
+    return n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
+           strcmp(n->str, "Null") == 0 || strcmp(n->str, "NULL") == 0;
+}
+
+/* A new node of kind at mark m (0-based in libyaml). NULL when out of memory. */
+static struct ynode *node_new(enum ynode_kind kind, yaml_mark_t m)
+{
+    struct ynode *n = calloc(1, sizeof(*n));
+
+    if (n == NULL)
+        return NULL;
+    n->kind = kind;
+    n->line = (unsigned)m.line + 1;
+    n->col = (unsigned)m.column + 1;
+    return n;
+}
+
+/* Appends kid to parent. 0 / -1 (out of memory; kid still the caller's). */
+static int node_add(struct ynode *parent, struct ynode *kid)
+{
+    if (parent->n == parent->cap) {
+        size_t cap = parent->cap ? parent->cap * 2 : 8;
+        struct ynode **k = realloc(parent->kid, cap * sizeof(*k));
+
+        if (k == NULL)
+            return -1;
+        parent->kid = k;
+        parent->cap = cap;
+    }
+    parent->kid[parent->n++] = kid;
+    return 0;
+}
+
+/* 1-based line and column of byte offset off in x->buf (reader errors). */
+static void offset_mark(const struct cfg_ctx *x, size_t off, unsigned *line, unsigned *col)
+{
+    size_t i;
+
+    *line = 1;
+    *col = 1;
+    for (i = 0; i < off && i < x->len; i++) {
+        if (x->buf[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* Reports the parser's error with libyaml's own words and position. */
+static void syntax_error(struct cfg_ctx *x, const yaml_parser_t *p)
+{
+    unsigned line, col;
+    const char *problem = p->problem != NULL ? p->problem : "unknown error";
+
+    switch (p->error) {
+    case YAML_MEMORY_ERROR:
+        cfg_err_at(x, 1, 1, "syntax error", "out of memory");
+        return;
+    case YAML_READER_ERROR:
+        offset_mark(x, p->problem_offset, &line, &col);
+        cfg_err_at(x, line, col, "syntax error", "%s", problem);
+        return;
+    default:
+        break;
+    }
+    line = (unsigned)p->problem_mark.line + 1;
+    col = (unsigned)p->problem_mark.column + 1;
+    if (p->context != NULL)
+        cfg_err_at(x, line, col, "syntax error", "%s (%s at line %u column %u)", problem,
+                   p->context, (unsigned)p->context_mark.line + 1,
+                   (unsigned)p->context_mark.column + 1);
+    else
+        cfg_err_at(x, line, col, "syntax error", "%s", problem);
+}
+
+/*
+ * Builds the tree from the event stream. The stack holds the open
+ * collections; a new node goes into the innermost one, or becomes the root.
+ */
+int cfg_yaml_parse(struct cfg_ctx *x, const char *buf, size_t len, struct ynode **rootp)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    struct ynode *stack[CFG_MAX_DEPTH];
+    struct ynode *root = NULL, *n;
+    size_t depth = 0, nodes = 0;
+    int docs = 0, done = 0, rc = -1;
+
+    *rootp = NULL;
+    if (!yaml_parser_initialize(&p)) {
+        cfg_err_at(x, 1, 1, "syntax error", "out of memory");
+        return -1;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    while (!done) {
+        if (!yaml_parser_parse(&p, &ev)) {
+            syntax_error(x, &p);
+            goto out;
+        }
+        n = NULL;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1) {
+                cfg_err_at(x, (unsigned)ev.start_mark.line + 1,
+                           (unsigned)ev.start_mark.column + 1, "syntax error",
+                           "only one YAML document is allowed");
+                goto fail_event;
+            }
+            break;
+        case YAML_ALIAS_EVENT:
+            cfg_err_at(x, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1,
+                       "syntax error", "aliases (*%s) are not supported",
+                       (const char *)ev.data.alias.anchor);
+            goto fail_event;
+        case YAML_SCALAR_EVENT:
+            if (strlen((const char *)ev.data.scalar.value) != ev.data.scalar.length) {
+                cfg_err_at(x, (unsigned)ev.start_mark.line + 1,
+                           (unsigned)ev.start_mark.column + 1, "syntax error",
+                           "a value contains a NUL character");
+                goto fail_event;
+            }
+            if ((n = node_new(YN_SCALAR, ev.start_mark)) == NULL ||
+                (n->str = strdup((const char *)ev.data.scalar.value)) == NULL)
+                goto oom;
+            n->len = ev.data.scalar.length;
+            n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (depth == CFG_MAX_DEPTH) {
+                cfg_err_at(x, (unsigned)ev.start_mark.line + 1,
+                           (unsigned)ev.start_mark.column + 1, "syntax error",
+                           "nested more than %d levels deep", CFG_MAX_DEPTH);
+                goto fail_event;
+            }
+            n = node_new(ev.type == YAML_SEQUENCE_START_EVENT ? YN_SEQ : YN_MAP, ev.start_mark);
+            if (n == NULL)
+                goto oom;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            if (depth > 0)
+                depth--;
+            break;
+        default:
+            break;
+        }
+        if (n != NULL) {
+            if (++nodes > CFG_MAX_NODES) {
+                cfg_err_at(x, n->line, n->col, "syntax error", "more than %d values",
+                           CFG_MAX_NODES);
+                cfg_ynode_free(n);
+                goto fail_event;
+            }
+            if (depth == 0) {
+                cfg_ynode_free(root);   /* NULL: one document, one root */
+                root = n;
+            } else if (node_add(stack[depth - 1], n) != 0) {
+                goto oom;
+            }
+            if (n->kind != YN_SCALAR)
+                stack[depth++] = n;
+        }
+        yaml_event_delete(&ev);
+    }
+    rc = 0;
+    goto out;
+oom:
+    cfg_ynode_free(n);
+    cfg_err_at(x, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1,
+               "syntax error", "out of memory");
+fail_event:
+    yaml_event_delete(&ev);
+out:
+    if (rc != 0) {
+        cfg_ynode_free(root);
+        root = NULL;
+    }
+    yaml_parser_delete(&p);
+    *rootp = root;
+    return rc;
+}
