@@ -139,9 +139,11 @@ const STACK_OF(X509_CRL) *tls_trust_get0_crls(const struct tls_trust *t)
 
 /*
  * Verifies intermediate `x` against the roots (other intermediates may sit
- * between them) at the current time, with the sslclient purpose, so that a
- * CA that cannot issue client certificates is refused at load time rather
- * than at every handshake. 0 / -1 with the reason in err.
+ * between them) at the current time. An intermediate whose own
+ * extendedKeyUsage excludes clientAuth is refused too: OpenSSL would refuse
+ * every client it issued (the purpose check covers the whole chain), so
+ * this is said once at load time instead of at every handshake.
+ * 0 / -1 with the reason in err.
  */
 static int verify_intermediate(const char *path, X509 *x, STACK_OF(X509) *roots,
                                STACK_OF(X509) *intermediates, char *err, size_t errlen)
@@ -152,6 +154,11 @@ static int verify_intermediate(const char *path, X509 *x, STACK_OF(X509) *roots,
     int i, rc = -1, verr;
 
     tls_x509_subject(x, subj, sizeof(subj));
+    if (tls_x509_has_eku(x) && !tls_x509_eku_client(x)) {
+        snprintf(err, errlen, "%s: client intermediate %s has an extendedKeyUsage without "
+                 "clientAuth: it cannot issue client certificates", path, subj);
+        goto out;
+    }
     if (rs == NULL || ctx == NULL) {
         tls_err_set(err, errlen, "%s: out of memory", path);
         goto out;
@@ -162,8 +169,7 @@ static int verify_intermediate(const char *path, X509 *x, STACK_OF(X509) *roots,
             goto out;
         }
     }
-    if (!X509_STORE_CTX_init(ctx, rs, x, intermediates) ||
-        !X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT)) {
+    if (!X509_STORE_CTX_init(ctx, rs, x, intermediates)) {
         tls_err_set(err, errlen, "%s: cannot set up verification", path);
         goto out;
     }
@@ -447,9 +453,12 @@ static void describe_store_error(X509_STORE_CTX *ctx, int verr, char *detail, si
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        if (cur != NULL) {
-            snprintf(detail, detaillen, "issuer %s is not a trusted client intermediate (%s)",
-                     tls_x509_issuer(cur, buf, sizeof(buf)), X509_verify_cert_error_string(verr));
+        /* Name the leaf's issuer: that is the CA the operator must recognise. */
+        if (X509_STORE_CTX_get0_cert(ctx) != NULL) {
+            snprintf(detail, detaillen, "issuer %s is not a trusted client intermediate "
+                     "(%s at depth %d)",
+                     tls_x509_issuer(X509_STORE_CTX_get0_cert(ctx), buf, sizeof(buf)),
+                     X509_verify_cert_error_string(verr), depth);
             return;
         }
         break;
