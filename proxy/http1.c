@@ -103,8 +103,8 @@ static int list_next(const char *v, size_t n, size_t *pos, const char **tok,
             i++;
         if (i < n && v[i] != ',')
             return -1;
-        if (i < n)
-            i++;                     /* the comma */
+        if (i < n && ++i == n)       /* the comma, and an empty last element */
+            (*empty)++;
         *pos = i;
         if (*tok_len > 0)
             return 1;
@@ -785,7 +785,9 @@ enum http1_chunk_result http1_chunked_feed(struct http1_chunked *st, const char 
             goto out;
         }
         next = chunk_step(st, (unsigned char)buf[i]);
-        if (next != CS_ERROR && ext_state(st->state) && ++st->aux > HTTP1_MAX_CHUNK_EXT)
+        /* extension bytes: from the first byte after the digits to the CR */
+        if (next != CS_ERROR && (ext_state(st->state) || ext_state(next)) &&
+            ++st->aux > HTTP1_MAX_CHUNK_EXT)
             next = CS_ERROR;
         if (next != CS_ERROR && trailer_state(st->state) && ++st->aux > max_trailer)
             next = CS_ERROR;
