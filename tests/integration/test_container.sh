@@ -79,8 +79,8 @@ vols=$(podman image inspect -f '{{json .Config.Volumes}}' "$IMAGE")
 expect_contains "$vols" '"/etc/mtlsgate"' "config volume"
 expect_contains "$vols" '"/var/lib/mtlsgate/pki"' "PKI volume"
 # The runtime stage holds no compiler and no -dev package.
-devs=$(podman run --rm --network host --entrypoint /bin/sh "$IMAGE" -c \
-    "dpkg-query -W -f '\${Package}\n' | grep -E -- '-dev\$|^gcc|^cmake\$' || true")
+devs=$(podman run --rm --no-healthcheck --network host --entrypoint /bin/sh "$IMAGE" -c \
+    "dpkg-query -W -f '\${Package}\n' | grep -E -- '-dev\$|^gcc(-[0-9]+)?\$|^cpp|^cmake\$|^make\$|^binutils' || true")
 expect_eq "$devs" "" "build tools in the runtime image"
 
 read -r p_tls p_admin p_up <<<"$(free_ports 3)"
