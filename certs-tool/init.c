@@ -1,0 +1,260 @@
+/*
+ * init.c - `certs-tool init`: the root, the client and server
+ * intermediates, their chains, empty CRLs and an empty index.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "commands.h"
+#include "keygen.h"
+#include "profile.h"
+#include "revoke.h"
+#include "store.h"
+#include "tls_x509.h"
+
+struct init_opts {
+    const char *dir;
+    const char *org;
+    const char *key_type;
+    int days;
+    int ca_days;
+    int force;
+};
+
+static const struct ct_opt init_table[] = {
+    CT_OPT_DIR_ENTRY(struct init_opts),
+    {CT_OPT_FLAG, "force", NULL, offsetof(struct init_opts, force), 0, 0, NULL,
+     "replace an existing PKI (new keys; the index starts empty)"},
+    {CT_OPT_SECTION, "Certificates", NULL, 0, 0, 0, NULL, NULL},
+    {CT_OPT_STRING, "org", "NAME", offsetof(struct init_opts, org), 0, 0, CT_ORG_DEFAULT,
+     "organisation (O=) of every certificate"},
+    {CT_OPT_STRING, "key-type", "T", offsetof(struct init_opts, key_type), 0, 0,
+     CT_KEY_TYPE_DEFAULT, "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519"},
+    {CT_OPT_INT, "days", "N", offsetof(struct init_opts, days), 1, CT_DAYS_MAX, "3650",
+     "validity of the root"},
+    {CT_OPT_INT, "ca-days", "N", offsetof(struct init_opts, ca_days), 1, CT_DAYS_MAX, "1825",
+     "validity of the intermediates (never beyond the root)"},
+    {CT_OPT_END, NULL, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ct_cmd_spec init_spec = {
+    "init",
+    "[OPTIONS]",
+    "Create a PKI: a root CA, a client intermediate and a server intermediate.",
+    "Writes root.crt, client-ca.crt, server-ca.crt, client-chain.crt (client intermediate +\n"
+    "root: what a server trusts for client certificates), server-chain.crt (server\n"
+    "intermediate + root), empty client-ca.crl and server-ca.crl, index.tsv, and the CA\n"
+    "keys under private/ (directory 0700, keys 0600). Refuses to touch an existing PKI\n"
+    "unless --force.",
+    init_table,
+    0,
+    0,
+};
+
+/* "<org><suffix>", with org cut (at a UTF-8 boundary) so the CN fits in 64 bytes. */
+static void ca_cn(char *out, size_t len, const char *org, const char *suffix)
+{
+    size_t room = TLS_CN_MAX - strlen(suffix), n = strlen(org);
+
+    if (n > room) {
+        n = room;
+        while (n > 0 && ((unsigned char)org[n] & 0xc0) == 0x80)
+            n--;
+    }
+    snprintf(out, len, "%.*s%s", (int)n, org, suffix);
+}
+
+/* Refuses when dir already holds (part of) a PKI. */
+static int check_empty(const char *dir, char *err, size_t errlen)
+{
+    static const char *const files[] = {"root.crt", "client-ca.crt", "server-ca.crt",
+                                        "index.tsv", "private/root.key"};
+    char path[CT_PATH_MAX];
+    size_t i;
+
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (ct_path(path, dir, files[i], err, errlen) != 0)
+            return -1;
+        if (ct_exists(path)) {
+            snprintf(err, errlen, "%s: already holds a PKI (%s exists); --force replaces it",
+                     dir, files[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Generates a key and certifies it with the given profile. */
+static int make_ca(struct ct_ca *ca, enum ct_key_type kt, enum ct_profile profile,
+                   enum ct_kind kind, const char *org, const char *suffix, const struct ct_ca *issuer,
+                   int days, char *err, size_t errlen)
+{
+    struct ct_cert_spec spec;
+    char cn[TLS_CN_MAX + 1];
+
+    if ((ca->key = ct_keygen(kt, err, errlen)) == NULL)
+        return -1;
+    ca_cn(cn, sizeof(cn), org, suffix);
+    memset(&spec, 0, sizeof(spec));
+    spec.profile = profile;
+    spec.kind = kind;
+    spec.org = org;
+    spec.cn = cn;
+    spec.subject_key = ca->key;
+    spec.issuer = issuer ? issuer->cert : NULL;
+    spec.issuer_key = issuer ? issuer->key : ca->key;
+    spec.days = days;
+    ca->cert = ct_profile_make(&spec, NULL, err, errlen);
+    return ca->cert != NULL ? 0 : -1;
+}
+
+/* Stages one PEM file made of certs. */
+static int put_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *const *certs,
+                     size_t n, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_path(path, dir, rel, err, errlen) == 0 &&
+        ct_pem_certs(certs, n, &pem, &len, err, errlen) == 0)
+        rc = ct_txn_put(t, path, pem, len, 0644, err, errlen);
+    free(pem);
+    return rc;
+}
+
+static int put_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *key, char *err,
+                   size_t errlen)
+{
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_path(path, dir, rel, err, errlen) == 0 && ct_pem_key(key, &pem, &len, err, errlen) == 0)
+        rc = ct_txn_put(t, path, pem, len, 0600, err, errlen);
+    if (pem != NULL)
+        OPENSSL_cleanse(pem, len);
+    free(pem);
+    return rc;
+}
+
+static int init_run(int argc, char **argv, char *err, size_t errlen)
+{
+    struct init_opts o = {"pki", CT_ORG_DEFAULT, CT_KEY_TYPE_DEFAULT, CT_DAYS_ROOT,
+                          CT_DAYS_INTERMEDIATE, 0};
+    struct ct_pki pki;
+    struct ct_index empty = {NULL, 0, 0};
+    struct ct_txn *t = NULL;
+    enum ct_key_type kt;
+    const char *args[1];
+    char path[CT_PATH_MAX], *index = NULL, ts[64];
+    size_t ilen = 0;
+    int nargs, help, created = 0, lock = -1, rc = -1;
+    time_t na;
+    X509 *chain[2];
+
+    memset(&pki, 0, sizeof(pki));
+    pki.lock_fd = -1;
+    if (ct_opts_parse(&init_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+        return -1;
+    if (help) {
+        ct_opts_help(&init_spec, stdout);
+        return 0;
+    }
+    /* Every check that needs no disk comes first. */
+    if (ct_org_check(o.org, err, errlen) != 0 || ct_key_type_parse(o.key_type, &kt, err, errlen) != 0)
+        return -1;
+    if (o.ca_days > o.days)
+        o.ca_days = o.days;
+    if (snprintf(pki.dir, sizeof(pki.dir), "%s", o.dir) >= (int)sizeof(pki.dir)) {
+        snprintf(err, errlen, "%s: path too long", o.dir);
+        return -1;
+    }
+    if ((lock = ct_dir_lock(o.dir, 1, &created, err, errlen)) < 0)
+        return -1;
+    if (!o.force && check_empty(o.dir, err, errlen) != 0)
+        goto out;
+    if (make_ca(&pki.root, kt, CT_PROFILE_ROOT, CT_KIND_CLIENT, o.org, " Root CA", NULL, o.days,
+                err, errlen) != 0 ||
+        make_ca(&pki.client_ca, kt, CT_PROFILE_INTERMEDIATE, CT_KIND_CLIENT, o.org, " Client CA",
+                &pki.root, o.ca_days, err, errlen) != 0 ||
+        make_ca(&pki.server_ca, kt, CT_PROFILE_INTERMEDIATE, CT_KIND_SERVER, o.org, " Server CA",
+                &pki.root, o.ca_days, err, errlen) != 0)
+        goto out;
+    if ((t = ct_txn_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (ct_path(path, o.dir, "private", err, errlen) != 0 ||
+        ct_txn_mkdir(t, path, 0700, err, errlen) != 0 ||
+        ct_path(path, o.dir, "clients", err, errlen) != 0 ||
+        ct_txn_mkdir(t, path, 0755, err, errlen) != 0 ||
+        ct_path(path, o.dir, "servers", err, errlen) != 0 ||
+        ct_txn_mkdir(t, path, 0755, err, errlen) != 0)
+        goto out;
+    chain[1] = pki.root.cert;
+    if (put_key(t, o.dir, "private/root.key", pki.root.key, err, errlen) != 0 ||
+        put_key(t, o.dir, "private/client-ca.key", pki.client_ca.key, err, errlen) != 0 ||
+        put_key(t, o.dir, "private/server-ca.key", pki.server_ca.key, err, errlen) != 0 ||
+        put_certs(t, o.dir, "root.crt", &pki.root.cert, 1, err, errlen) != 0 ||
+        put_certs(t, o.dir, "client-ca.crt", &pki.client_ca.cert, 1, err, errlen) != 0 ||
+        put_certs(t, o.dir, "server-ca.crt", &pki.server_ca.cert, 1, err, errlen) != 0)
+        goto out;
+    chain[0] = pki.client_ca.cert;
+    if (put_certs(t, o.dir, "client-chain.crt", chain, 2, err, errlen) != 0)
+        goto out;
+    chain[0] = pki.server_ca.cert;
+    if (put_certs(t, o.dir, "server-chain.crt", chain, 2, err, errlen) != 0)
+        goto out;
+    /* New CA keys: their CRLs start at number 1, even on --force. */
+    if (ct_index_format(&empty, &index, &ilen, err, errlen) != 0 ||
+        ct_path(path, o.dir, "index.tsv", err, errlen) != 0 ||
+        ct_txn_put(t, path, index, ilen, 0644, err, errlen) != 0)
+        goto out;
+    {
+        enum ct_kind kinds[2] = {CT_KIND_CLIENT, CT_KIND_SERVER};
+        int k;
+
+        for (k = 0; k < 2; k++) {
+            X509_CRL *crl = ct_crl_build(&pki, &empty, kinds[k], 1, CT_CRL_DAYS, 0, err, errlen);
+            char *pem = NULL;
+            size_t len = 0;
+            int ok = crl != NULL && ct_pem_crl(crl, &pem, &len, err, errlen) == 0 &&
+                     ct_path(path, o.dir, ct_crl_file(kinds[k]), err, errlen) == 0 &&
+                     ct_txn_put(t, path, pem, len, 0644, err, errlen) == 0;
+
+            X509_CRL_free(crl);
+            free(pem);
+            if (!ok)
+                goto out;
+        }
+    }
+    if (ct_txn_commit(t, err, errlen) != 0)
+        goto out;
+    if (tls_x509_not_after(pki.root.cert, &na) != 0)
+        na = 0;
+    printf("created PKI in %s (org '%s', %s keys, root valid until %s)\n", o.dir, o.org,
+           o.key_type, tls_time_str(na, ts, sizeof(ts)));
+    printf("  %s/root.crt  %s/client-ca.crt  %s/server-ca.crt\n", o.dir, o.dir, o.dir);
+    printf("  %s/client-chain.crt  (trust this for client certificates)\n", o.dir);
+    printf("  %s/server-chain.crt  (server intermediate + root)\n", o.dir);
+    printf("  %s/client-ca.crl  %s/server-ca.crl  %s/index.tsv\n", o.dir, o.dir, o.dir);
+    printf("  %s/private/{root,client-ca,server-ca}.key  (0600)\n", o.dir);
+    rc = 0;
+out:
+    ct_txn_free(t);
+    free(index);
+    ct_pki_close(&pki);
+    if (lock >= 0)
+        close(lock);
+    if (rc != 0 && created)
+        rmdir(o.dir); /* only succeeds if nothing else appeared there */
+    return rc;
+}
+
+const struct ct_command ct_cmd_init = {&init_spec, init_run};

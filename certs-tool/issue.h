@@ -1,0 +1,64 @@
+/*
+ * issue.h - writing a leaf certificate into the PKI (shared by `issue` and
+ * `sign-csr`).
+ */
+#ifndef CT_ISSUE_H
+#define CT_ISSUE_H
+
+#include <stddef.h>
+#include <time.h>
+#include <openssl/types.h>
+
+#include "store.h"
+
+/* A freshly signed leaf and what goes with it. */
+struct ct_leaf {
+    enum ct_kind kind;
+    const char *name;     /* validated with ct_name_check */
+    X509 *cert;
+    EVP_PKEY *key;        /* NULL for sign-csr: the key stays with its owner */
+    const char *p12_pass; /* client certificates with a key: the .p12 password */
+    time_t now;           /* time recorded for superseded entries; 0 = now */
+};
+
+/*
+ * Refuses (-1, err set) when NAME already has a certificate of this kind:
+ * its .crt file exists or the index lists a valid one; unless force.
+ */
+int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind,
+                        const char *name, int force, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Stages everything a new leaf changes, without committing:
+ *  - clients/NAME.crt, clients/NAME.pem (cert + client intermediate) and,
+ *    with a key, NAME.key (PEM PKCS#8, 0600), NAME.pk8 (DER PKCS#8, 0600),
+ *    NAME.p12 (0600, AES-256-CBC + PBKDF2, HMAC-SHA256 MAC);
+ *  - or servers/NAME.crt, servers/NAME.bundle.crt (cert + server
+ *    intermediate) and, with a key, NAME.key (0600);
+ *  - without a key, the removal of a previous NAME's key files, which would
+ *    no longer match the certificate;
+ *  - index.tsv with the new entry; earlier valid entries of NAME (a --force
+ *    re-issue) become revoked with reason superseded, and then the CRL of
+ *    that kind is staged too (so pki needs that intermediate's key).
+ * *superseded (may be NULL) counts the entries revoked that way.
+ */
+int ct_issue_stage(struct ct_txn *t, const struct ct_pki *pki, struct ct_index *idx,
+                   const struct ct_leaf *leaf, int *superseded, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Prints what was written for leaf (after the commit) on stdout: subject,
+ * serial, validity and the files.
+ */
+void ct_issue_report(const char *dir, const struct ct_leaf *leaf, int superseded, int clamped);
+
+/*
+ * Reads a PKCS#12 password from the first line of path (without its line
+ * ending) into a new string (*out, free with OPENSSL_clear_free-like care:
+ * ct_issue_pass_free). An empty file is the empty password.
+ */
+int ct_issue_read_pass(const char *path, char **out, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Wipes and frees a password from ct_issue_read_pass. Accepts NULL. */
+void ct_issue_pass_free(char *pass);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * revoke.c - `certs-tool revoke` and `certs-tool crl`, and the CRLs both
+ * write (see revoke.h).
+ */
+#include "revoke.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "commands.h"
+#include "profile.h"
+#include "tls_errors.h"
+#include "tls_pem.h"
+#include "tls_x509.h"
+
+/* ---- building CRLs ------------------------------------------------------------ */
+
+const char *ct_crl_file(enum ct_kind kind)
+{
+    return kind == CT_KIND_SERVER ? "server-ca.crl" : "client-ca.crl";
+}
+
+int ct_crl_read_number(const char *path, long *out, char *err, size_t errlen)
+{
+    STACK_OF(X509_CRL) *crls = NULL;
+    ASN1_INTEGER *num = NULL;
+    int crit = 0, rc = -1;
+
+    *out = 0;
+    if (!ct_exists(path))
+        return 0;
+    if (tls_pem_load_crls(path, &crls, err, errlen) != 0)
+        return -1;
+    num = X509_CRL_get_ext_d2i(sk_X509_CRL_value(crls, 0), NID_crl_number, &crit, NULL);
+    if (num == NULL && crit != -1) {
+        tls_err_set(err, errlen, "%s: unreadable CRL number", path);
+        goto out;
+    }
+    *out = num ? ASN1_INTEGER_get(num) : 0;
+    if (*out < 0) {
+        snprintf(err, errlen, "%s: CRL number out of range", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    ASN1_INTEGER_free(num);
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
+    ERR_clear_error();
+    return rc;
+}
+
+/* One revoked entry: serial (from index hex), date, and reason unless unspecified. */
+static int add_revoked(X509_CRL *crl, const struct ct_index_entry *e)
+{
+    X509_REVOKED *rev = X509_REVOKED_new();
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *serial = NULL;
+    ASN1_TIME *when = NULL;
+    ASN1_ENUMERATED *reason = NULL;
+    int rc = -1;
+
+    if (rev == NULL || !BN_hex2bn(&bn, e->serial) ||
+        (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+        !X509_REVOKED_set_serialNumber(rev, serial) ||
+        (when = ASN1_TIME_set(NULL, e->revoked_at)) == NULL ||
+        !X509_REVOKED_set_revocationDate(rev, when))
+        goto out;
+    /* RFC 5280 5.3.1: leave the reasonCode out rather than say "unspecified". */
+    if (e->reason > CRL_REASON_UNSPECIFIED) {
+        if ((reason = ASN1_ENUMERATED_new()) == NULL || !ASN1_ENUMERATED_set(reason, e->reason) ||
+            !X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, reason, 0, 0))
+            goto out;
+    }
+    if (!X509_CRL_add0_revoked(crl, rev))
+        goto out;
+    rev = NULL; /* owned by the CRL now */
+    rc = 0;
+out:
+    X509_REVOKED_free(rev);
+    BN_free(bn);
+    ASN1_INTEGER_free(serial);
+    ASN1_TIME_free(when);
+    ASN1_ENUMERATED_free(reason);
+    return rc;
+}
+
+X509_CRL *ct_crl_build(const struct ct_pki *pki, const struct ct_index *idx, enum ct_kind kind,
+                       long number, int days, time_t now, char *err, size_t errlen)
+{
+    const struct ct_ca *ca = kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *last = NULL, *next = NULL;
+    ASN1_INTEGER *num = NULL;
+    AUTHORITY_KEYID *akid = NULL;
+    const ASN1_OCTET_STRING *ski;
+    size_t i;
+    int ok = 0;
+
+    if (now == 0)
+        now = time(NULL);
+    if (crl == NULL || ca->key == NULL)
+        goto fail;
+    if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+        !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
+        (last = X509_time_adj_ex(NULL, 0, -CT_BACKDATE_SECONDS, &now)) == NULL ||
+        (next = X509_time_adj_ex(NULL, days, 0, &now)) == NULL ||
+        !X509_CRL_set1_lastUpdate(crl, last) || !X509_CRL_set1_nextUpdate(crl, next))
+        goto fail;
+    for (i = 0; i < idx->n; i++) {
+        const struct ct_index_entry *e = &idx->v[i];
+
+        if (e->kind == kind && e->status == CT_STATUS_REVOKED && add_revoked(crl, e) != 0)
+            goto fail;
+    }
+    if (!X509_CRL_sort(crl))
+        goto fail;
+    /* Authority key identifier = the intermediate's subject key identifier. */
+    if ((ski = X509_get0_subject_key_id(ca->cert)) == NULL) {
+        snprintf(err, errlen, "the %s intermediate has no subject key identifier",
+                 ct_kind_name(kind));
+        goto out;
+    }
+    if ((akid = AUTHORITY_KEYID_new()) == NULL || (akid->keyid = ASN1_OCTET_STRING_dup(ski)) == NULL ||
+        !X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0, 0))
+        goto fail;
+    if ((num = ASN1_INTEGER_new()) == NULL || !ASN1_INTEGER_set(num, number) ||
+        !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0))
+        goto fail;
+    if (X509_CRL_sign(crl, ca->key, ct_sign_md(ca->key)) <= 0)
+        goto fail;
+    ok = 1;
+    goto out;
+fail:
+    tls_err_set(err, errlen, "cannot build the %s CRL", ct_kind_name(kind));
+out:
+    ASN1_TIME_free(last);
+    ASN1_TIME_free(next);
+    ASN1_INTEGER_free(num);
+    AUTHORITY_KEYID_free(akid);
+    if (!ok) {
+        X509_CRL_free(crl);
+        crl = NULL;
+    }
+    return crl;
+}
+
+int ct_crl_stage(struct ct_txn *t, const struct ct_pki *pki, const struct ct_index *idx,
+                 enum ct_kind kind, int days, int *revoked, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0;
+    long number = 0;
+    X509_CRL *crl = NULL;
+    int rc = -1;
+
+    if (ct_path(path, pki->dir, ct_crl_file(kind), err, errlen) != 0 ||
+        ct_crl_read_number(path, &number, err, errlen) != 0)
+        goto out;
+    if ((crl = ct_crl_build(pki, idx, kind, number + 1, days, 0, err, errlen)) == NULL ||
+        ct_pem_crl(crl, &pem, &len, err, errlen) != 0 ||
+        ct_txn_put(t, path, pem, len, 0644, err, errlen) != 0)
+        goto out;
+    if (revoked != NULL)
+        *revoked = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
+    rc = 0;
+out:
+    X509_CRL_free(crl);
+    free(pem);
+    return rc;
+}
+
+/* Stages index.tsv from idx. */
+static int stage_index(struct ct_txn *t, const char *dir, const struct ct_index *idx, char *err,
+                       size_t errlen)
+{
+    char path[CT_PATH_MAX], *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_index_format(idx, &text, &len, err, errlen) == 0 &&
+        ct_path(path, dir, "index.tsv", err, errlen) == 0)
+        rc = ct_txn_put(t, path, text, len, 0644, err, errlen);
+    free(text);
+    return rc;
+}
+
+/* ---- revoke --------------------------------------------------------------- */
+
+struct revoke_opts {
+    const char *dir;
+    int server;
+    const char *reason;
+    int days;
+};
+
+static const struct ct_opt revoke_table[] = {
+    CT_OPT_DIR_ENTRY(struct revoke_opts),
+    {CT_OPT_FLAG, "server", NULL, offsetof(struct revoke_opts, server), 0, 0, NULL,
+     "revoke the server certificate NAME (default: the client certificate)"},
+    {CT_OPT_STRING, "reason", "R", offsetof(struct revoke_opts, reason), 0, 0, "unspecified",
+     "unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, "
+     "cessationOfOperation or privilegeWithdrawn"},
+    {CT_OPT_INT, "days", "N", offsetof(struct revoke_opts, days), 1, CT_DAYS_MAX, "30",
+     "the refreshed CRL's nextUpdate, in days"},
+    {CT_OPT_END, NULL, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ct_cmd_spec revoke_spec = {
+    "revoke",
+    "[OPTIONS] NAME",
+    "Revoke the valid certificate of NAME and refresh the CRL.",
+    "Marks it revoked in index.tsv and rewrites client-ca.crl (server-ca.crl with\n"
+    "--server), signed by the intermediate, so that servers loading it reject it.",
+    revoke_table,
+    1,
+    1,
+};
+
+static int revoke_run(int argc, char **argv, char *err, size_t errlen)
+{
+    struct revoke_opts o = {"pki", 0, "unspecified", CT_CRL_DAYS};
+    struct ct_pki pki;
+    struct ct_index idx = {NULL, 0, 0};
+    struct ct_txn *t = NULL;
+    enum ct_kind kind;
+    const char *args[1];
+    char q[96], serials[256], ts[64];
+    size_t i, used = 0;
+    int nargs, help, reason, n = 0, total = 0, rc = -1;
+    time_t now = time(NULL);
+
+    memset(&pki, 0, sizeof(pki));
+    if (ct_opts_parse(&revoke_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+        return -1;
+    if (help) {
+        ct_opts_help(&revoke_spec, stdout);
+        return 0;
+    }
+    kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
+    if (ct_name_check(args[0], err, errlen) != 0)
+        return -1;
+    if ((reason = ct_reason_code(o.reason)) < 0) {
+        snprintf(err, errlen, "unknown reason '%s' (%s)", ct_quote(o.reason, q, sizeof(q)),
+                 ct_reason_list());
+        return -1;
+    }
+    if (ct_pki_open(&pki, o.dir, o.server ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT, err, errlen) != 0)
+        goto out;
+    if (ct_index_load(o.dir, &idx, err, errlen) != 0)
+        goto out;
+    serials[0] = '\0';
+    for (i = 0; i < idx.n; i++) {
+        struct ct_index_entry *e = &idx.v[i];
+
+        if (e->kind != kind || e->status != CT_STATUS_VALID || strcmp(e->name, args[0]) != 0)
+            continue;
+        e->status = CT_STATUS_REVOKED;
+        e->revoked_at = now;
+        e->reason = reason;
+        if (used < sizeof(serials)) {
+            int w = snprintf(serials + used, sizeof(serials) - used, "%s%s", n ? ", " : "",
+                             e->serial);
+
+            if (w > 0)
+                used += (size_t)w;
+        }
+        n++;
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "no valid %s certificate named '%s' in %s/index.tsv",
+                 ct_kind_name(kind), args[0], o.dir);
+        goto out;
+    }
+    if ((t = ct_txn_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (stage_index(t, o.dir, &idx, err, errlen) != 0 ||
+        ct_crl_stage(t, &pki, &idx, kind, o.days, &total, err, errlen) != 0 ||
+        ct_txn_commit(t, err, errlen) != 0)
+        goto out;
+    printf("revoked %s certificate '%s' (serial %s) on %s, reason %s\n", ct_kind_name(kind),
+           args[0], serials, tls_time_str(now, ts, sizeof(ts)), ct_reason_name(reason));
+    printf("  %s/%s updated: %d revoked certificate%s\n", o.dir, ct_crl_file(kind), total,
+           total == 1 ? "" : "s");
+    rc = 0;
+out:
+    ct_txn_free(t);
+    ct_index_free(&idx);
+    ct_pki_close(&pki);
+    return rc;
+}
+
+const struct ct_command ct_cmd_revoke = {&revoke_spec, revoke_run};
+
+/* ---- crl ---------------------------------------------------------------------- */
+
+struct crl_opts {
+    const char *dir;
+    int days;
+};
+
+static const struct ct_opt crl_table[] = {
+    CT_OPT_DIR_ENTRY(struct crl_opts),
+    {CT_OPT_INT, "days", "N", offsetof(struct crl_opts, days), 1, CT_DAYS_MAX, "30",
+     "nextUpdate, in days"},
+    {CT_OPT_END, NULL, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ct_cmd_spec crl_spec = {
+    "crl",
+    "[OPTIONS]",
+    "Rewrite client-ca.crl and server-ca.crl from the index.",
+    "Run it before nextUpdate passes (e.g. from cron): servers reject every client\n"
+    "certificate once the CRL they check against has expired.",
+    crl_table,
+    0,
+    0,
+};
+
+static int crl_run(int argc, char **argv, char *err, size_t errlen)
+{
+    struct crl_opts o = {"pki", CT_CRL_DAYS};
+    struct ct_pki pki;
+    struct ct_index idx = {NULL, 0, 0};
+    struct ct_txn *t = NULL;
+    const char *args[1];
+    char ts[64];
+    int nargs, help, nclient = 0, nserver = 0, rc = -1;
+
+    memset(&pki, 0, sizeof(pki));
+    if (ct_opts_parse(&crl_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+        return -1;
+    if (help) {
+        ct_opts_help(&crl_spec, stdout);
+        return 0;
+    }
+    if (ct_pki_open(&pki, o.dir, CT_PKI_KEY_CLIENT | CT_PKI_KEY_SERVER, err, errlen) != 0)
+        goto out;
+    if (ct_index_load(o.dir, &idx, err, errlen) != 0)
+        goto out;
+    if ((t = ct_txn_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (ct_crl_stage(t, &pki, &idx, CT_KIND_CLIENT, o.days, &nclient, err, errlen) != 0 ||
+        ct_crl_stage(t, &pki, &idx, CT_KIND_SERVER, o.days, &nserver, err, errlen) != 0 ||
+        ct_txn_commit(t, err, errlen) != 0)
+        goto out;
+    printf("wrote %s/client-ca.crl (%d revoked) and %s/server-ca.crl (%d revoked), "
+           "next update %s\n", o.dir, nclient, o.dir, nserver,
+           tls_time_str(time(NULL) + (time_t)o.days * 86400, ts, sizeof(ts)));
+    rc = 0;
+out:
+    ct_txn_free(t);
+    ct_index_free(&idx);
+    ct_pki_close(&pki);
+    return rc;
+}
+
+const struct ct_command ct_cmd_crl = {&crl_spec, crl_run};

@@ -1,0 +1,205 @@
+/*
+ * sign_csr.c - `certs-tool sign-csr`: certify the key of a CSR that a client
+ * (or server) made itself, with the same profile as `issue`.
+ *
+ * Only the CSR's public key (after its self-signature verifies) and, unless
+ * --name is given, its one CN are used. Whatever extensions the CSR asks
+ * for (CA:TRUE, key usages, SANs...) are ignored: the profile decides.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "commands.h"
+#include "issue.h"
+#include "keygen.h"
+#include "profile.h"
+#include "tls_errors.h"
+#include "tls_pem.h"
+#include "tls_x509.h"
+
+struct sign_opts {
+    const char *dir;
+    int server;
+    int force;
+    int days;
+    const char *name;
+    struct ct_strlist san;
+};
+
+static const struct ct_opt sign_table[] = {
+    CT_OPT_DIR_ENTRY(struct sign_opts),
+    {CT_OPT_FLAG, "server", NULL, offsetof(struct sign_opts, server), 0, 0, NULL,
+     "make a server certificate (server intermediate, serverAuth) instead of a client one"},
+    {CT_OPT_FLAG, "force", NULL, offsetof(struct sign_opts, force), 0, 0, NULL,
+     "replace an existing NAME; its previous certificate is revoked (superseded)"},
+    {CT_OPT_SECTION, "Certificate", NULL, 0, 0, 0, NULL, NULL},
+    {CT_OPT_STRING, "name", "NAME", offsetof(struct sign_opts, name), 0, 0, "the CSR's CN",
+     "subject CN and file name"},
+    {CT_OPT_INT, "days", "N", offsetof(struct sign_opts, days), 1, CT_DAYS_MAX, "365",
+     "validity (never beyond the intermediate's)"},
+    {CT_OPT_LIST, "san", "LIST", offsetof(struct sign_opts, san), 0, 0, NULL,
+     "--server only: more subjectAltNames, DNS:host,IP:addr,... (NAME is always one)"},
+    {CT_OPT_END, NULL, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ct_cmd_spec sign_spec = {
+    "sign-csr",
+    "[OPTIONS] FILE.csr",
+    "Sign a certificate request whose private key stays with its owner.",
+    "Checks the CSR's signature, takes its public key (RSA >= 2048, EC P-256/384/521,\n"
+    "Ed25519) and its one CN (or --name), and applies the profile of `issue`: extensions\n"
+    "requested in the CSR, CA:TRUE included, are never copied. Writes clients/NAME.crt and\n"
+    "NAME.pem (or servers/NAME.crt and NAME.bundle.crt with --server).",
+    sign_table,
+    1,
+    1,
+};
+
+/* The CSR's one CN (by the same rules as for certificates). */
+static int csr_cn(X509_REQ *req, char cn[TLS_CN_MAX + 1])
+{
+    X509 *tmp = X509_new();
+    int rc = -1;
+
+    /* tls_x509_get_cn reads a certificate's subject: lend it the CSR's. */
+    if (tmp != NULL && X509_set_subject_name(tmp, X509_REQ_get_subject_name(req)))
+        rc = tls_x509_get_cn(tmp, cn);
+    X509_free(tmp);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Lists the extensions the CSR asked for (which are ignored) into buf. */
+static void requested_exts(X509_REQ *req, char *buf, size_t len)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    size_t used = 0;
+    int i;
+
+    buf[0] = '\0';
+    for (i = 0; i < sk_X509_EXTENSION_num(exts) && used < len; i++) {
+        ASN1_OBJECT *obj = X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, i));
+        const char *sn = OBJ_nid2sn(OBJ_obj2nid(obj));
+        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+                         sn && OBJ_obj2nid(obj) != NID_undef ? sn : "unknown");
+
+        if (w > 0)
+            used += (size_t)w;
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ERR_clear_error();
+}
+
+static int sign_run(int argc, char **argv, char *err, size_t errlen)
+{
+    struct sign_opts o;
+    struct ct_pki pki;
+    struct ct_index idx = {NULL, 0, 0};
+    struct ct_san_list sans;
+    struct ct_cert_spec spec;
+    struct ct_leaf leaf;
+    struct ct_txn *t = NULL;
+    X509_REQ *req = NULL;
+    EVP_PKEY *pub;
+    const char *args[1], *name;
+    char cn[TLS_CN_MAX + 1], why[CT_ERR_MAX], org[128], exts[256];
+    int nargs, help, i, clamped = 0, superseded = 0, rc = -1;
+    enum ct_kind kind;
+
+    memset(&o, 0, sizeof(o));
+    o.dir = "pki";
+    o.days = CT_DAYS_LEAF;
+    memset(&pki, 0, sizeof(pki));
+    memset(&sans, 0, sizeof(sans));
+    memset(&leaf, 0, sizeof(leaf));
+    if (ct_opts_parse(&sign_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+        return -1;
+    if (help) {
+        ct_opts_help(&sign_spec, stdout);
+        return 0;
+    }
+    kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
+    if (!o.server && o.san.n > 0) {
+        snprintf(err, errlen, "--san applies to server certificates (add --server)");
+        return -1;
+    }
+    if (tls_pem_load_csr(args[0], &req, err, errlen) != 0)
+        return -1;
+    if ((pub = X509_REQ_get0_pubkey(req)) == NULL) {
+        tls_err_set(err, errlen, "%s: unreadable public key", args[0]);
+        goto out;
+    }
+    if (X509_REQ_verify(req, pub) != 1) {
+        tls_err_set(err, errlen, "%s: the CSR's signature does not verify", args[0]);
+        goto out;
+    }
+    if (ct_key_acceptable(pub, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", args[0], why);
+        goto out;
+    }
+    if (o.name != NULL) {
+        name = o.name;
+    } else if (csr_cn(req, cn) == 0) {
+        name = cn;
+    } else {
+        snprintf(err, errlen, "%s: the CSR's subject has no single usable CN; pass --name", args[0]);
+        goto out;
+    }
+    if (ct_name_check(name, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s%s%s", o.name ? "" : args[0], o.name ? "" : ": CN: ", why);
+        goto out;
+    }
+    if (o.server) {
+        if (ct_san_add_name(&sans, name, err, errlen) != 0)
+            goto out;
+        for (i = 0; i < o.san.n; i++)
+            if (ct_san_parse(o.san.v[i], &sans, err, errlen) != 0)
+                goto out;
+    }
+    if (ct_pki_open(&pki, o.dir, o.server ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT, err, errlen) != 0)
+        goto out;
+    if (ct_index_load(o.dir, &idx, err, errlen) != 0 ||
+        ct_issue_check_free(o.dir, &idx, kind, name, o.force, err, errlen) != 0)
+        goto out;
+    memset(&spec, 0, sizeof(spec));
+    spec.profile = o.server ? CT_PROFILE_SERVER : CT_PROFILE_CLIENT;
+    spec.kind = kind;
+    spec.cn = name;
+    spec.subject_key = pub;
+    spec.issuer = o.server ? pki.server_ca.cert : pki.client_ca.cert;
+    spec.issuer_key = o.server ? pki.server_ca.key : pki.client_ca.key;
+    spec.org = ct_cert_org(spec.issuer, org, sizeof(org));
+    spec.days = o.days;
+    spec.sans = o.server ? &sans : NULL;
+    leaf.kind = kind;
+    leaf.name = name;
+    if ((leaf.cert = ct_profile_make(&spec, &clamped, err, errlen)) == NULL)
+        goto out;
+    if ((t = ct_txn_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (ct_issue_stage(t, &pki, &idx, &leaf, &superseded, err, errlen) != 0 ||
+        ct_txn_commit(t, err, errlen) != 0)
+        goto out;
+    ct_issue_report(o.dir, &leaf, superseded, clamped);
+    requested_exts(req, exts, sizeof(exts));
+    if (exts[0] != '\0')
+        printf("note: extensions requested by the CSR were ignored: %s\n", exts);
+    rc = 0;
+out:
+    ct_txn_free(t);
+    X509_free(leaf.cert);
+    X509_REQ_free(req);
+    ct_index_free(&idx);
+    ct_pki_close(&pki);
+    return rc;
+}
+
+const struct ct_command ct_cmd_sign_csr = {&sign_spec, sign_run};

@@ -1,0 +1,1048 @@
+/*
+ * store.c - names, paths, atomic multi-file writes, the PKI directory and
+ * its index. See store.h for the layout and the contracts.
+ */
+#include "store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "tls_errors.h"
+#include "tls_pem.h"
+#include "tls_x509.h"
+
+/* ---- names ------------------------------------------------------------ */
+
+const char *ct_quote(const char *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    const unsigned char *p;
+
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    if (s == NULL)
+        return buf;
+    for (p = (const unsigned char *)s; *p != '\0'; p++) {
+        char one[8];
+        size_t n;
+
+        if (*p == '\n')
+            snprintf(one, sizeof(one), "\\n");
+        else if (*p == '\t')
+            snprintf(one, sizeof(one), "\\t");
+        else if (*p == '\r')
+            snprintf(one, sizeof(one), "\\r");
+        else if (*p < 0x20 || *p >= 0x7f)
+            snprintf(one, sizeof(one), "\\x%02x", *p);
+        else
+            snprintf(one, sizeof(one), "%c", *p);
+        n = strlen(one);
+        /* keep room for "..." and the NUL */
+        if (used + n + 4 > len) {
+            /* the previous rounds left room for "..." and the NUL */
+            if (used + 4 <= len)
+                memcpy(buf + used, "...", 4);
+            return buf;
+        }
+        memcpy(buf + used, one, n + 1);
+        used += n;
+    }
+    return buf;
+}
+
+static int name_char_ok(unsigned char c)
+{
+    return isascii(c) && (isalnum(c) || c == '.' || c == '_' || c == '@' || c == '-');
+}
+
+int ct_name_check(const char *name, char *err, size_t errlen)
+{
+    char q[96];
+    const unsigned char *p;
+
+    if (name == NULL || name[0] == '\0') {
+        snprintf(err, errlen, "name is empty");
+        return -1;
+    }
+    ct_quote(name, q, sizeof(q));
+    /* The most specific reasons first, so the message names the real problem. */
+    for (p = (const unsigned char *)name; *p != '\0'; p++) {
+        if (*p == '\n') {
+            snprintf(err, errlen, "name '%s' contains a newline", q);
+            return -1;
+        }
+        if (*p < 0x20 || *p == 0x7f) {
+            snprintf(err, errlen, "name '%s' contains a control character", q);
+            return -1;
+        }
+    }
+    if (strchr(name, '/') != NULL) {
+        snprintf(err, errlen, "name '%s' contains '/'", q);
+        return -1;
+    }
+    if (strstr(name, "..") != NULL) {
+        snprintf(err, errlen, "name '%s' contains '..'", q);
+        return -1;
+    }
+    if (name[0] == '.' || name[0] == '-') {
+        snprintf(err, errlen, "name '%s' starts with '%c'", q, name[0]);
+        return -1;
+    }
+    if (strlen(name) > CT_NAME_MAX) {
+        snprintf(err, errlen, "name '%s' is longer than %d characters", q, CT_NAME_MAX);
+        return -1;
+    }
+    for (p = (const unsigned char *)name; *p != '\0'; p++) {
+        if (!name_char_ok(*p)) {
+            if (*p < 0x80)
+                snprintf(err, errlen,
+                         "name '%s' contains '%c' (allowed: letters, digits, '.', '_', '@', '-')",
+                         q, *p);
+            else
+                snprintf(err, errlen,
+                         "name '%s' contains a non-ASCII byte (allowed: letters, digits, "
+                         "'.', '_', '@', '-')", q);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- paths --------------------------------------------------------------- */
+
+const char *ct_kind_name(enum ct_kind kind)
+{
+    return kind == CT_KIND_SERVER ? "server" : "client";
+}
+
+int ct_path(char out[CT_PATH_MAX], const char *dir, const char *rel, char *err, size_t errlen)
+{
+    int n = snprintf(out, CT_PATH_MAX, "%s/%s", dir, rel);
+
+    if (n < 0 || n >= CT_PATH_MAX) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        return -1;
+    }
+    return 0;
+}
+
+int ct_leaf_path(char out[CT_PATH_MAX], const char *dir, enum ct_kind kind, const char *name,
+                 const char *ext, char *err, size_t errlen)
+{
+    int n = snprintf(out, CT_PATH_MAX, "%s/%s/%s.%s", dir,
+                     kind == CT_KIND_SERVER ? "servers" : "clients", name, ext);
+
+    if (n < 0 || n >= CT_PATH_MAX) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        return -1;
+    }
+    return 0;
+}
+
+int ct_exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+enum txn_op { TXN_PUT, TXN_REMOVE };
+
+struct txn_item {
+    enum txn_op op;
+    char *path;
+    char *tmp;   /* TXN_PUT: the staged temporary file; NULL once renamed */
+};
+
+struct txn_dir {
+    char *path;
+    mode_t mode;
+    int created;
+};
+
+struct ct_txn {
+    struct txn_item *items;
+    size_t nitems, capitems;
+    struct txn_dir *dirs;
+    size_t ndirs, capdirs;
+    int committed;
+};
+
+struct ct_txn *ct_txn_new(void)
+{
+    return calloc(1, sizeof(struct ct_txn));
+}
+
+/* Grows an array of elem-sized items so that one more fits. */
+static int grow(void **v, size_t n, size_t *cap, size_t elem)
+{
+    void *nv;
+    size_t ncap;
+
+    if (n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 8;
+    nv = realloc(*v, ncap * elem);
+    if (nv == NULL)
+        return -1;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+/* Splits path into its directory (new string, "." when none) and base name. */
+static char *dir_of(const char *path, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    char *d;
+
+    if (slash == NULL) {
+        *base = path;
+        return strdup(".");
+    }
+    *base = slash + 1;
+    if (slash == path)
+        return strdup("/");
+    d = strndup(path, (size_t)(slash - path));
+    return d;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int txn_has(const struct ct_txn *t, const char *path)
+{
+    size_t i;
+
+    for (i = 0; i < t->nitems; i++)
+        if (strcmp(t->items[i].path, path) == 0)
+            return 1;
+    return 0;
+}
+
+int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len, mode_t mode,
+               char *err, size_t errlen)
+{
+    const char *base;
+    char *dir = NULL, *tmp = NULL, *pcopy = NULL;
+    int fd = -1, rc = -1;
+    size_t tlen;
+
+    if (txn_has(t, path)) {
+        snprintf(err, errlen, "%s: written twice in one command", path);
+        return -1;
+    }
+    if ((dir = dir_of(path, &base)) == NULL)
+        goto oom;
+    tlen = strlen(dir) + strlen(base) + 16;
+    if ((tmp = malloc(tlen)) == NULL || (pcopy = strdup(path)) == NULL)
+        goto oom;
+    /* Leading '.': names never start with one, so a temp never collides
+     * with an output, and `ls` hides leftovers of a killed run. */
+    snprintf(tmp, tlen, "%s/.%s.tmp-XXXXXX", dir, base);
+    fd = mkstemp(tmp); /* O_CREAT|O_EXCL, mode 0600 */
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot create a temporary file in %s: %s", path, dir,
+                 strerror(errno));
+        goto out;
+    }
+    if (write_all(fd, data, len) != 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        goto out_unlink;
+    }
+    if (fchmod(fd, mode) != 0) {
+        snprintf(err, errlen, "%s: cannot set mode: %s", path, strerror(errno));
+        goto out_unlink;
+    }
+    if (fsync(fd) != 0) {
+        snprintf(err, errlen, "%s: cannot fsync: %s", path, strerror(errno));
+        goto out_unlink;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        goto out_unlink;
+    }
+    fd = -1;
+    if (grow((void **)&t->items, t->nitems, &t->capitems, sizeof(*t->items)) != 0)
+        goto oom_unlink;
+    t->items[t->nitems].op = TXN_PUT;
+    t->items[t->nitems].path = pcopy;
+    t->items[t->nitems].tmp = tmp;
+    t->nitems++;
+    pcopy = NULL;
+    tmp = NULL;
+    rc = 0;
+    goto out;
+oom_unlink:
+    snprintf(err, errlen, "%s: out of memory", path);
+out_unlink:
+    if (fd >= 0)
+        close(fd);
+    fd = -1;
+    unlink(tmp);
+    goto out;
+oom:
+    snprintf(err, errlen, "%s: out of memory", path);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    free(tmp);
+    free(pcopy);
+    return rc;
+}
+
+int ct_txn_remove(struct ct_txn *t, const char *path, char *err, size_t errlen)
+{
+    char *pcopy;
+
+    if (txn_has(t, path)) {
+        snprintf(err, errlen, "%s: written twice in one command", path);
+        return -1;
+    }
+    if ((pcopy = strdup(path)) == NULL ||
+        grow((void **)&t->items, t->nitems, &t->capitems, sizeof(*t->items)) != 0) {
+        free(pcopy);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    t->items[t->nitems].op = TXN_REMOVE;
+    t->items[t->nitems].path = pcopy;
+    t->items[t->nitems].tmp = NULL;
+    t->nitems++;
+    return 0;
+}
+
+int ct_txn_mkdir(struct ct_txn *t, const char *path, mode_t mode, char *err, size_t errlen)
+{
+    struct stat st;
+    char *pcopy = NULL;
+    int created = 0;
+
+    if (mkdir(path, mode) == 0) {
+        created = 1;
+        if (chmod(path, mode) != 0) { /* mkdir's mode went through the umask */
+            snprintf(err, errlen, "%s: cannot set mode: %s", path, strerror(errno));
+            rmdir(path);
+            return -1;
+        }
+    } else if (errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
+        return -1;
+    } else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: exists and is not a directory", path);
+        return -1;
+    }
+    if ((pcopy = strdup(path)) == NULL ||
+        grow((void **)&t->dirs, t->ndirs, &t->capdirs, sizeof(*t->dirs)) != 0) {
+        free(pcopy);
+        if (created)
+            rmdir(path);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    t->dirs[t->ndirs].path = pcopy;
+    t->dirs[t->ndirs].mode = mode;
+    t->dirs[t->ndirs].created = created;
+    t->ndirs++;
+    return 0;
+}
+
+/* fsync a directory so that renames in it survive a crash. */
+static int fsync_dir(const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "%s: cannot fsync directory: %s", dir, strerror(errno));
+        rc = -1;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int ct_txn_commit(struct ct_txn *t, char *err, size_t errlen)
+{
+    struct stat st;
+    size_t i, j;
+    const char *base;
+
+    /* Everything that can be checked is checked before the first rename. */
+    for (i = 0; i < t->nitems; i++) {
+        if (lstat(t->items[i].path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s: is a directory", t->items[i].path);
+            return -1;
+        }
+    }
+    for (i = 0; i < t->ndirs; i++) {
+        if (!t->dirs[i].created && chmod(t->dirs[i].path, t->dirs[i].mode) != 0) {
+            snprintf(err, errlen, "%s: cannot set mode: %s", t->dirs[i].path, strerror(errno));
+            return -1;
+        }
+    }
+    for (i = 0; i < t->nitems; i++) {
+        struct txn_item *it = &t->items[i];
+
+        if (it->op == TXN_PUT) {
+            if (rename(it->tmp, it->path) != 0) {
+                snprintf(err, errlen, "%s: cannot rename into place: %s", it->path,
+                         strerror(errno));
+                return -1;
+            }
+            free(it->tmp);
+            it->tmp = NULL;
+        } else if (unlink(it->path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "%s: cannot remove: %s", it->path, strerror(errno));
+            return -1;
+        }
+    }
+    t->committed = 1;
+    /* fsync each distinct directory once: the renames are durable after this. */
+    for (i = 0; i < t->nitems; i++) {
+        char *dir = dir_of(t->items[i].path, &base);
+        int seen = 0;
+
+        if (dir == NULL) {
+            snprintf(err, errlen, "%s: out of memory", t->items[i].path);
+            return -1;
+        }
+        for (j = 0; j < i && !seen; j++) {
+            const char *b2;
+            char *d2 = dir_of(t->items[j].path, &b2);
+
+            seen = d2 != NULL && strcmp(d2, dir) == 0;
+            free(d2);
+        }
+        if (!seen && fsync_dir(dir, err, errlen) != 0) {
+            free(dir);
+            return -1;
+        }
+        free(dir);
+    }
+    for (i = 0; i < t->ndirs; i++) {
+        char *parent;
+
+        if (!t->dirs[i].created)
+            continue;
+        if ((parent = dir_of(t->dirs[i].path, &base)) == NULL) {
+            snprintf(err, errlen, "%s: out of memory", t->dirs[i].path);
+            return -1;
+        }
+        if (fsync_dir(parent, err, errlen) != 0) {
+            free(parent);
+            return -1;
+        }
+        free(parent);
+    }
+    return 0;
+}
+
+void ct_txn_free(struct ct_txn *t)
+{
+    size_t i;
+
+    if (t == NULL)
+        return;
+    for (i = 0; i < t->nitems; i++) {
+        if (t->items[i].tmp != NULL)
+            unlink(t->items[i].tmp);
+        free(t->items[i].tmp);
+        free(t->items[i].path);
+    }
+    /* Newest first, so that children go before their parents. */
+    for (i = t->ndirs; i-- > 0;) {
+        if (!t->committed && t->dirs[i].created)
+            rmdir(t->dirs[i].path);
+        free(t->dirs[i].path);
+    }
+    free(t->items);
+    free(t->dirs);
+    free(t);
+}
+
+/* ---- reading small files ----------------------------------------------- */
+
+int ct_read_file(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+    int fd, rc = -1;
+
+    *out = NULL;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((size_t)st.st_size > max) {
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        goto out;
+    }
+    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break; /* shrank while reading: take what is there */
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    buf = NULL;
+    if (len != NULL)
+        *len = got;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* ---- serialisation helpers ---------------------------------------------- */
+
+/* Copies a memory BIO's contents into a new malloc'ed, NUL-terminated buffer. */
+static int bio_take(BIO *bio, char **out, size_t *len, const char *what, char *err, size_t errlen)
+{
+    char *data;
+    long n = BIO_get_mem_data(bio, &data);
+
+    if (n < 0 || (*out = malloc((size_t)n + 1)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", what);
+        return -1;
+    }
+    memcpy(*out, data, (size_t)n);
+    (*out)[n] = '\0';
+    *len = (size_t)n;
+    return 0;
+}
+
+int ct_pem_certs(X509 *const *certs, size_t n, char **out, size_t *len, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    size_t i;
+    int rc = -1;
+
+    *out = NULL;
+    if (bio == NULL) {
+        tls_err_set(err, errlen, "certificate PEM: out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        if (!PEM_write_bio_X509(bio, certs[i])) {
+            tls_err_set(err, errlen, "cannot encode certificate as PEM");
+            goto out;
+        }
+    }
+    rc = bio_take(bio, out, len, "certificate PEM", err, errlen);
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+int ct_pem_key(EVP_PKEY *key, char **out, size_t *len, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int rc = -1;
+
+    *out = NULL;
+    if (bio == NULL || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
+        tls_err_set(err, errlen, "cannot encode private key as PEM");
+        goto out;
+    }
+    rc = bio_take(bio, out, len, "private key PEM", err, errlen);
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+int ct_pem_crl(X509_CRL *crl, char **out, size_t *len, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int rc = -1;
+
+    *out = NULL;
+    if (bio == NULL || !PEM_write_bio_X509_CRL(bio, crl)) {
+        tls_err_set(err, errlen, "cannot encode CRL as PEM");
+        goto out;
+    }
+    rc = bio_take(bio, out, len, "CRL PEM", err, errlen);
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+/* ---- the PKI directory --------------------------------------------------- */
+
+int ct_dir_lock(const char *dir, int create, int *created, char *err, size_t errlen)
+{
+    int fd, i;
+
+    if (created != NULL)
+        *created = 0;
+    if (create) {
+        if (mkdir(dir, 0755) == 0) {
+            if (created != NULL)
+                *created = 1;
+        } else if (errno != EEXIST) {
+            snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+            return -1;
+        }
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            snprintf(err, errlen, "%s: no PKI directory (run certs-tool init, or pass --dir)", dir);
+        else if (errno == ENOTDIR)
+            snprintf(err, errlen, "%s: not a directory", dir);
+        else
+            snprintf(err, errlen, "%s: cannot open: %s", dir, strerror(errno));
+        goto fail;
+    }
+    /* Wait up to 10 s for another certs-tool run on the same PKI to finish. */
+    for (i = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; i++) {
+        if ((errno != EWOULDBLOCK && errno != EINTR) || i >= 100) {
+            snprintf(err, errlen, "%s: cannot lock (another certs-tool run?): %s", dir,
+                     strerror(errno));
+            close(fd);
+            goto fail;
+        }
+        usleep(100 * 1000);
+    }
+    return fd;
+fail:
+    if (created != NULL && *created) {
+        rmdir(dir);
+        *created = 0;
+    }
+    return -1;
+}
+
+/* Loads DIR/rel as a certificate (and DIR/private/key_rel as its key when asked). */
+static int load_ca(struct ct_ca *ca, const char *dir, const char *rel, const char *key_rel,
+                   int want_key, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX];
+
+    if (ct_path(path, dir, rel, err, errlen) != 0 ||
+        tls_pem_load_cert(path, &ca->cert, err, errlen) != 0)
+        return -1;
+    if (!want_key)
+        return 0;
+    if (ct_path(path, dir, key_rel, err, errlen) != 0 ||
+        tls_pem_load_key(path, &ca->key, err, errlen) != 0)
+        return -1;
+    if (!tls_x509_key_matches(ca->cert, ca->key)) {
+        snprintf(err, errlen, "%s: does not match the certificate %s/%s", path, dir, rel);
+        return -1;
+    }
+    return 0;
+}
+
+int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX];
+
+    memset(pki, 0, sizeof(*pki));
+    pki->lock_fd = -1;
+    if (snprintf(pki->dir, sizeof(pki->dir), "%s", dir) >= (int)sizeof(pki->dir)) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        return -1;
+    }
+    if ((pki->lock_fd = ct_dir_lock(dir, 0, NULL, err, errlen)) < 0)
+        return -1;
+    pki->locked = 1;
+    if (ct_path(path, dir, "root.crt", err, errlen) != 0)
+        goto fail;
+    if (!ct_exists(path)) {
+        snprintf(err, errlen, "%s: no PKI here (root.crt missing; run certs-tool init)", dir);
+        goto fail;
+    }
+    if (load_ca(&pki->root, dir, "root.crt", "private/root.key", keys & CT_PKI_KEY_ROOT,
+                err, errlen) != 0 ||
+        load_ca(&pki->client_ca, dir, "client-ca.crt", "private/client-ca.key",
+                keys & CT_PKI_KEY_CLIENT, err, errlen) != 0 ||
+        load_ca(&pki->server_ca, dir, "server-ca.crt", "private/server-ca.key",
+                keys & CT_PKI_KEY_SERVER, err, errlen) != 0)
+        goto fail;
+    if (X509_check_issued(pki->root.cert, pki->client_ca.cert) != X509_V_OK) {
+        snprintf(err, errlen, "%s/client-ca.crt: not issued by %s/root.crt", dir, dir);
+        goto fail;
+    }
+    if (X509_check_issued(pki->root.cert, pki->server_ca.cert) != X509_V_OK) {
+        snprintf(err, errlen, "%s/server-ca.crt: not issued by %s/root.crt", dir, dir);
+        goto fail;
+    }
+    return 0;
+fail:
+    ct_pki_close(pki);
+    return -1;
+}
+
+void ct_pki_close(struct ct_pki *pki)
+{
+    struct ct_ca *cas[3];
+    int i;
+
+    if (pki == NULL)
+        return;
+    cas[0] = &pki->root;
+    cas[1] = &pki->client_ca;
+    cas[2] = &pki->server_ca;
+    for (i = 0; i < 3; i++) {
+        X509_free(cas[i]->cert);
+        EVP_PKEY_free(cas[i]->key);
+        cas[i]->cert = NULL;
+        cas[i]->key = NULL;
+    }
+    if (pki->locked)
+        close(pki->lock_fd); /* drops the flock */
+    pki->locked = 0;
+    pki->lock_fd = -1;
+}
+
+/* ---- revocation reasons ---------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    int code;
+} reasons[] = {
+    {"unspecified", CRL_REASON_UNSPECIFIED},
+    {"keyCompromise", CRL_REASON_KEY_COMPROMISE},
+    {"caCompromise", CRL_REASON_CA_COMPROMISE},
+    {"affiliationChanged", CRL_REASON_AFFILIATION_CHANGED},
+    {"superseded", CRL_REASON_SUPERSEDED},
+    {"cessationOfOperation", CRL_REASON_CESSATION_OF_OPERATION},
+    {"privilegeWithdrawn", CRL_REASON_PRIVILEGE_WITHDRAWN},
+};
+
+int ct_reason_code(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (strcasecmp(name, reasons[i].name) == 0)
+            return reasons[i].code;
+    return -1;
+}
+
+const char *ct_reason_name(int code)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].code == code)
+            return reasons[i].name;
+    return NULL;
+}
+
+const char *ct_reason_list(void)
+{
+    return "unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, "
+           "cessationOfOperation, privilegeWithdrawn";
+}
+
+/* ---- the index --------------------------------------------------------------- */
+
+#define INDEX_HEADER "# serial\tname\tkind\tnot-after\tstatus\trevoked-at\treason\n"
+#define INDEX_MAX (64u * 1024 * 1024)
+
+/* "YYYY-MM-DDTHH:MM:SSZ" */
+static void fmt_time(time_t t, char buf[32])
+{
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, 32, "?");
+}
+
+/* Parses fmt_time's output strictly (it must format back to the same text). */
+static int parse_time(const char *s, time_t *out)
+{
+    struct tm tm;
+    int n = 0;
+    char again[32];
+
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || s[n] != '\0')
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = timegm(&tm);
+    fmt_time(*out, again);
+    return strcmp(again, s) == 0 ? 0 : -1;
+}
+
+static int serial_ok(const char *s)
+{
+    size_t n = strlen(s), i;
+
+    if (n == 0 || n > CT_SERIAL_HEX_MAX)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'A' && s[i] <= 'F'))
+            return 0;
+    return 1;
+}
+
+/* Parses one data line (already NUL-terminated, no newline) into e. */
+static int parse_line(char *line, const char *path, int lineno, struct ct_index_entry *e,
+                      char *err, size_t errlen)
+{
+    char *f[8], *p = line, *tab;
+    char why[CT_ERR_MAX], q[96];
+    int nf = 0;
+
+    while (nf < 8) {
+        f[nf++] = p;
+        if ((tab = strchr(p, '\t')) == NULL)
+            break;
+        *tab = '\0';
+        p = tab + 1;
+    }
+    if (nf != 7) {
+        snprintf(err, errlen, "%s:%d: expected 7 tab-separated fields, found %s", path, lineno,
+                 nf > 7 ? "more" : (nf == 1 ? "1" : "fewer"));
+        return -1;
+    }
+    memset(e, 0, sizeof(*e));
+    e->reason = -1;
+    if (!serial_ok(f[0])) {
+        snprintf(err, errlen, "%s:%d: bad serial '%s'", path, lineno, ct_quote(f[0], q, sizeof(q)));
+        return -1;
+    }
+    memcpy(e->serial, f[0], strlen(f[0]) + 1);
+    if (ct_name_check(f[1], why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+        return -1;
+    }
+    memcpy(e->name, f[1], strlen(f[1]) + 1);
+    if (strcmp(f[2], "client") == 0)
+        e->kind = CT_KIND_CLIENT;
+    else if (strcmp(f[2], "server") == 0)
+        e->kind = CT_KIND_SERVER;
+    else {
+        snprintf(err, errlen, "%s:%d: bad kind '%s' (client or server)", path, lineno,
+                 ct_quote(f[2], q, sizeof(q)));
+        return -1;
+    }
+    if (parse_time(f[3], &e->not_after) != 0) {
+        snprintf(err, errlen, "%s:%d: bad not-after '%s'", path, lineno,
+                 ct_quote(f[3], q, sizeof(q)));
+        return -1;
+    }
+    if (strcmp(f[4], "valid") == 0) {
+        e->status = CT_STATUS_VALID;
+        if (strcmp(f[5], "-") != 0 || strcmp(f[6], "-") != 0) {
+            snprintf(err, errlen, "%s:%d: a valid entry has a revocation time or reason", path,
+                     lineno);
+            return -1;
+        }
+    } else if (strcmp(f[4], "revoked") == 0) {
+        e->status = CT_STATUS_REVOKED;
+        if (parse_time(f[5], &e->revoked_at) != 0) {
+            snprintf(err, errlen, "%s:%d: bad revoked-at '%s'", path, lineno,
+                     ct_quote(f[5], q, sizeof(q)));
+            return -1;
+        }
+        if ((e->reason = ct_reason_code(f[6])) < 0) {
+            snprintf(err, errlen, "%s:%d: bad reason '%s'", path, lineno,
+                     ct_quote(f[6], q, sizeof(q)));
+            return -1;
+        }
+    } else {
+        snprintf(err, errlen, "%s:%d: bad status '%s' (valid or revoked)", path, lineno,
+                 ct_quote(f[4], q, sizeof(q)));
+        return -1;
+    }
+    return 0;
+}
+
+int ct_index_parse(const char *text, size_t len, const char *path, struct ct_index *idx,
+                   char *err, size_t errlen)
+{
+    char *copy = NULL, *line, *next;
+    struct ct_index_entry e;
+    int lineno = 0, rc = -1;
+    size_t i;
+
+    memset(idx, 0, sizeof(*idx));
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(err, errlen, "%s: contains a NUL byte", path);
+        return -1;
+    }
+    if ((copy = strndup(text, len)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    for (line = copy; line != NULL && *line != '\0'; line = next) {
+        lineno++;
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        else {
+            snprintf(err, errlen, "%s:%d: last line has no newline (truncated write?)", path,
+                     lineno);
+            goto out;
+        }
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        if (parse_line(line, path, lineno, &e, err, errlen) != 0)
+            goto out;
+        for (i = 0; i < idx->n; i++) {
+            if (strcmp(idx->v[i].serial, e.serial) == 0) {
+                snprintf(err, errlen, "%s:%d: serial %s listed twice", path, lineno, e.serial);
+                goto out;
+            }
+        }
+        if (ct_index_add(idx, &e, err, errlen) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        ct_index_free(idx);
+    free(copy);
+    return rc;
+}
+
+int ct_index_load(const char *dir, struct ct_index *idx, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX], *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    memset(idx, 0, sizeof(*idx));
+    if (ct_path(path, dir, "index.tsv", err, errlen) != 0 ||
+        ct_read_file(path, INDEX_MAX, &text, &len, err, errlen) != 0)
+        return -1;
+    rc = ct_index_parse(text, len, path, idx, err, errlen);
+    free(text);
+    return rc;
+}
+
+int ct_index_format(const struct ct_index *idx, char **out, size_t *len, char *err, size_t errlen)
+{
+    /* serial(40) + name(64) + kind + 2 times + status + reason, tabs: < 256 */
+    size_t cap = sizeof(INDEX_HEADER) + idx->n * 256, used;
+    char *buf = malloc(cap);
+    size_t i;
+
+    *out = NULL;
+    if (buf == NULL) {
+        snprintf(err, errlen, "index: out of memory");
+        return -1;
+    }
+    used = (size_t)snprintf(buf, cap, "%s", INDEX_HEADER);
+    for (i = 0; i < idx->n; i++) {
+        const struct ct_index_entry *e = &idx->v[i];
+        char na[32], ra[32];
+        const char *reason = "-";
+        int n;
+
+        fmt_time(e->not_after, na);
+        if (e->status == CT_STATUS_REVOKED) {
+            fmt_time(e->revoked_at, ra);
+            reason = ct_reason_name(e->reason);
+            if (reason == NULL) {
+                free(buf);
+                snprintf(err, errlen, "index: serial %s: unknown reason code %d", e->serial,
+                         e->reason);
+                return -1;
+            }
+        } else {
+            snprintf(ra, sizeof(ra), "-");
+        }
+        n = snprintf(buf + used, cap - used, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e->serial, e->name,
+                     ct_kind_name(e->kind), na,
+                     e->status == CT_STATUS_REVOKED ? "revoked" : "valid", ra, reason);
+        if (n < 0 || (size_t)n >= cap - used) {
+            free(buf);
+            snprintf(err, errlen, "index: entry %s does not fit", e->serial);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    *out = buf;
+    *len = used;
+    return 0;
+}
+
+int ct_index_add(struct ct_index *idx, const struct ct_index_entry *e, char *err, size_t errlen)
+{
+    if (grow((void **)&idx->v, idx->n, &idx->cap, sizeof(*idx->v)) != 0) {
+        snprintf(err, errlen, "index: out of memory");
+        return -1;
+    }
+    idx->v[idx->n++] = *e;
+    return 0;
+}
+
+struct ct_index_entry *ct_index_find_valid(struct ct_index *idx, const char *name,
+                                           enum ct_kind kind)
+{
+    size_t i;
+
+    for (i = idx->n; i-- > 0;) {
+        struct ct_index_entry *e = &idx->v[i];
+
+        if (e->kind == kind && e->status == CT_STATUS_VALID && strcmp(e->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+void ct_index_free(struct ct_index *idx)
+{
+    if (idx == NULL)
+        return;
+    free(idx->v);
+    idx->v = NULL;
+    idx->n = idx->cap = 0;
+}

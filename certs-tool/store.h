@@ -1,0 +1,249 @@
+/*
+ * store.h - the PKI directory on disk: names, layout, atomic writes, the index.
+ *
+ * Layout under the PKI directory (default ./pki):
+ *   root.crt client-ca.crt server-ca.crt client-chain.crt server-chain.crt
+ *   client-ca.crl server-ca.crl index.tsv
+ *   private/ (0700): root.key client-ca.key server-ca.key (0600)
+ *   clients/NAME.{crt,key,pem,pk8,p12}   servers/NAME.{crt,key,bundle.crt}
+ *
+ * Every write goes through a transaction (struct ct_txn): each output is first
+ * written in full to a temporary file in its target directory and fsync'ed;
+ * only when every output of a command is staged are they renamed into place
+ * and their directories fsync'ed. A command that fails before the commit
+ * leaves every file as it was, and no temporary file behind.
+ *
+ * All fallible calls return 0 / -1 (or NULL) and, on failure, put one line
+ * naming the file and the cause into err.
+ */
+#ifndef CT_STORE_H
+#define CT_STORE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+#include <openssl/types.h>
+
+#define CT_MUSTCHECK __attribute__((warn_unused_result))
+
+#define CT_NAME_MAX 64      /* longest certificate name (= CN, = file name stem) */
+#define CT_SERIAL_HEX_MAX 40 /* 20-byte serials at most (RFC 5280) */
+#define CT_PATH_MAX 4096
+#define CT_ERR_MAX 512       /* size of the err buffers used across certs-tool */
+
+/* ---- names ------------------------------------------------------------ */
+
+/*
+ * Checks that name can be both a file name under clients/ or servers/ and a
+ * clean CN: 1 to CT_NAME_MAX characters from [A-Za-z0-9._@-], not starting
+ * with '.' or '-', without "..". On failure err says why, quoting the name
+ * with control characters escaped (e.g. "name 'a/b' contains '/'").
+ */
+int ct_name_check(const char *name, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Copies s into buf for an error message: control and non-ASCII bytes as
+ * \n, \t or \xNN, cut with "..." when too long. Returns buf (always
+ * NUL-terminated when len > 0).
+ */
+const char *ct_quote(const char *s, char *buf, size_t len);
+
+/* ---- paths --------------------------------------------------------------- */
+
+enum ct_kind { CT_KIND_CLIENT = 0, CT_KIND_SERVER = 1 };
+
+/* "client" / "server" */
+const char *ct_kind_name(enum ct_kind kind);
+
+/*
+ * snprintf(out, CT_PATH_MAX, "%s/%s", dir, rel) with a check that the result
+ * fits. Returns 0, or -1 with err set.
+ */
+int ct_path(char out[CT_PATH_MAX], const char *dir, const char *rel,
+            char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Same, for "DIR/clients/NAME.ext" or "DIR/servers/NAME.ext" by kind. */
+int ct_leaf_path(char out[CT_PATH_MAX], const char *dir, enum ct_kind kind,
+                 const char *name, const char *ext, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* 1 when path exists (as anything), 0 when it does not. */
+int ct_exists(const char *path);
+
+/* ---- transactions: all-or-nothing writes ---------------------------------- */
+
+struct ct_txn;
+
+/* A new empty transaction, or NULL when out of memory. */
+struct ct_txn *ct_txn_new(void);
+
+/*
+ * Stages path with the given contents: creates a temporary file in the same
+ * directory (O_EXCL, mode 0600), writes data, sets mode, fsyncs. The target
+ * itself is not touched until ct_txn_commit. Staging the same path twice is
+ * an error.
+ */
+int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len,
+               mode_t mode, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Stages the removal of path at commit (a missing path is fine then). */
+int ct_txn_remove(struct ct_txn *t, const char *path, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Stages a directory: created now with mode (if missing) and removed again
+ * by ct_txn_free when the transaction is never committed and the directory
+ * is still empty. An existing directory gets its mode set at commit.
+ */
+int ct_txn_mkdir(struct ct_txn *t, const char *path, mode_t mode,
+                 char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Makes the staged changes visible: first checks that no target is a
+ * directory (so that a rename cannot fail halfway for that reason), then
+ * renames every temporary file over its target, performs the staged
+ * removals and fsyncs each directory touched. On failure before the first
+ * rename nothing has changed.
+ */
+int ct_txn_commit(struct ct_txn *t, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Frees t. When t was not committed, deletes every temporary file and every
+ * directory it created (if still empty). Accepts NULL.
+ */
+void ct_txn_free(struct ct_txn *t);
+
+/* ---- reading small files ----------------------------------------------- */
+
+/*
+ * Reads a whole regular file of at most max bytes into a new NUL-terminated
+ * buffer (*out, free()), length in *len (may be NULL).
+ */
+int ct_read_file(const char *path, size_t max, char **out, size_t *len,
+                 char *err, size_t errlen) CT_MUSTCHECK;
+
+/* ---- serialisation helpers ---------------------------------------------- */
+
+/*
+ * Appends the PEM of each certificate in certs (in order) to a new buffer
+ * (*out, free()). Also used with one certificate.
+ */
+int ct_pem_certs(X509 *const *certs, size_t n, char **out, size_t *len,
+                 char *err, size_t errlen) CT_MUSTCHECK;
+
+/* The PEM (PKCS#8, unencrypted) of a private key into a new buffer. */
+int ct_pem_key(EVP_PKEY *key, char **out, size_t *len, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* The PEM of a CRL into a new buffer. */
+int ct_pem_crl(X509_CRL *crl, char **out, size_t *len, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* ---- the PKI directory --------------------------------------------------- */
+
+/* One certificate authority of the PKI: its certificate and (maybe) its key. */
+struct ct_ca {
+    X509 *cert;
+    EVP_PKEY *key; /* NULL unless asked for */
+};
+
+/* What ct_pki_open loaded; free with ct_pki_close. */
+struct ct_pki {
+    char dir[CT_PATH_MAX];
+    int lock_fd;           /* the directory, flock'ed (exclusive) while open */
+    int locked;            /* lock_fd is open */
+    struct ct_ca root;
+    struct ct_ca client_ca;
+    struct ct_ca server_ca;
+};
+
+/* Which private keys ct_pki_open loads besides the certificates. */
+#define CT_PKI_KEY_ROOT 0x1
+#define CT_PKI_KEY_CLIENT 0x2
+#define CT_PKI_KEY_SERVER 0x4
+
+/*
+ * Opens an existing PKI directory: takes an exclusive lock on it (so two
+ * certs-tool runs never interleave), loads root.crt, client-ca.crt,
+ * server-ca.crt and the private keys in keys, and checks each key matches
+ * its certificate. A missing directory is "DIR: no PKI directory (run
+ * certs-tool init, or pass --dir)". On failure *pki is left closed.
+ */
+int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys,
+                char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Frees what ct_pki_open loaded and drops the lock. Accepts a zeroed pki. */
+void ct_pki_close(struct ct_pki *pki);
+
+/*
+ * Opens (creating it with mode 0755 when missing) and locks a directory for
+ * init. *created is set to 1 when this call created it. Returns the locked
+ * fd or -1.
+ */
+int ct_dir_lock(const char *dir, int create, int *created, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* ---- the index (index.tsv) ------------------------------------------------ */
+
+enum ct_status { CT_STATUS_VALID = 0, CT_STATUS_REVOKED = 1 };
+
+/* One certificate issued by this PKI. */
+struct ct_index_entry {
+    char serial[CT_SERIAL_HEX_MAX + 1]; /* uppercase hex, as tls_x509_serial_hex */
+    char name[CT_NAME_MAX + 1];
+    enum ct_kind kind;
+    time_t not_after;
+    enum ct_status status;
+    time_t revoked_at;  /* 0 while valid */
+    int reason;         /* CRL reason code (CRL_REASON_*); -1 while valid */
+};
+
+struct ct_index {
+    struct ct_index_entry *v;
+    size_t n, cap;
+};
+
+/*
+ * Parses index text (see ct_index_format for the format). path is only used
+ * in error messages ("pki/index.tsv:3: bad serial 'xyz'"). On success *idx
+ * holds the entries (free with ct_index_free); on failure it is empty.
+ */
+int ct_index_parse(const char *text, size_t len, const char *path,
+                   struct ct_index *idx, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Reads and parses DIR/index.tsv. */
+int ct_index_load(const char *dir, struct ct_index *idx, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Formats idx as text: a '#' header line, then one tab-separated line per
+ * entry: serial, name, kind, not-after, status, revoked-at, reason, with
+ * times as "YYYY-MM-DDTHH:MM:SSZ" and "-" for an empty field.
+ * *out is a new buffer (free()).
+ */
+int ct_index_format(const struct ct_index *idx, char **out, size_t *len,
+                    char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Appends a copy of e. */
+int ct_index_add(struct ct_index *idx, const struct ct_index_entry *e,
+                 char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * The newest (last added) entry with this name and kind that is still
+ * valid, or NULL.
+ */
+struct ct_index_entry *ct_index_find_valid(struct ct_index *idx, const char *name,
+                                           enum ct_kind kind);
+
+/* Frees the entries and empties idx. Accepts an empty or zeroed index. */
+void ct_index_free(struct ct_index *idx);
+
+/* ---- revocation reasons ---------------------------------------------------- */
+
+/*
+ * RFC 5280 reason name ("keyCompromise", ...) to its CRL_REASON_* code, or
+ * -1 when unknown. certificateHold and removeFromCRL are not offered.
+ */
+int ct_reason_code(const char *name);
+
+/* Code to name, or NULL for an unknown code. */
+const char *ct_reason_name(int code);
+
+/* The accepted names, comma-separated, for help and error messages. */
+const char *ct_reason_list(void);
+
+#endif
