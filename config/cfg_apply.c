@@ -199,6 +199,19 @@ static const char *names_list(const struct cfg_name *names, char *buf, size_t le
     return buf;
 }
 
+/* A word that means a stream or "nothing" for a log destination, never a file. */
+static int reserved_word(const char *s)
+{
+    static const char *const words[] = {"stderr", "stdout", "off", "on", "none", "null",
+                                        "false", "true", "no", "yes", "-"};
+    size_t i;
+
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(s, words[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* "given (/abs/given)" or just "/abs" when the file named it absolutely. */
 static const char *path_desc(const char *given, const char *abs, char *buf, size_t len)
 {
@@ -371,6 +384,12 @@ static int set_text(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
         }
         if (*s == '\0') {
             cfg_err(x, at, k->name, "must not be empty");
+            return -1;
+        }
+        if (k->names != NULL && reserved_word(s)) {
+            /* "off" where off is not allowed must not become a file "off". */
+            cfg_err(x, at, k->name, "'%s' is not valid here (use %s, or a file path)", v,
+                    names_list(k->names, list, sizeof(list)));
             return -1;
         }
         if ((p = cfg_resolve(x->dir, s)) == NULL)
@@ -840,7 +859,14 @@ static void walk_map(struct cfg_ctx *x, const struct ynode *map, const char *pre
                     map->kid[j]->col);
             continue;
         }
-        idx = strchr(kn->str, '.') == NULL ? cfg_key_find(full, strlen(full)) : -1;
+        idx = cfg_key_find(full, strlen(full));
+        if (idx >= 0 && strchr(kn->str, '.') != NULL) {
+            const char *dot = strrchr(full, '.');
+
+            cfg_err(x, kn, full, "unknown key (write it nested, as %.*s: { %s: ... })",
+                    (int)(dot - full), full, dot + 1);
+            continue;
+        }
         if (idx < 0) {
             unknown_key(x, kn, full, prefix, leaf);
             continue;
@@ -980,5 +1006,6 @@ void cfg_validate(struct cfg_ctx *x)
     if (!c->tls.allow_insecure_key_permissions) {
         check_key_mode(x, "tls.key", c->tls.key);
         check_key_mode(x, "upstream.tls.key", c->upstream.tls_key);
+        check_key_mode(x, "tls.ticket_key_file", c->tls.ticket_key_file);
     }
 }

@@ -48,8 +48,8 @@ static int check_header_name(const char *s, char *why, size_t len)
         "x-forwarded-for", "x-forwarded-proto", "forwarded"};
     size_t i, n = strlen(s);
 
-    if (n == 0 || n > 64) {
-        snprintf(why, len, "a header name is 1 to 64 characters");
+    if (n > 64) {
+        snprintf(why, len, "is longer than 64 characters");
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -74,7 +74,7 @@ static int check_user(const char *s, char *why, size_t len)
 {
     if (getpwnam(s) != NULL)
         return 0;
-    snprintf(why, len, "no such user");
+    snprintf(why, len, "is not a user on this system");
     return -1;
 }
 

@@ -98,14 +98,22 @@ static void syntax_error(struct cfg_ctx *x, const yaml_parser_t *p)
     default:
         break;
     }
-    line = (unsigned)p->problem_mark.line + 1;
-    col = (unsigned)p->problem_mark.column + 1;
-    if (p->context != NULL)
+    /* At the end of a file without a final newline libyaml moves to a line
+     * of its own; point at the real end instead. */
+    if (p->problem_mark.index >= x->len)
+        offset_mark(x, x->len, &line, &col);
+    else {
+        line = (unsigned)p->problem_mark.line + 1;
+        col = (unsigned)p->problem_mark.column + 1;
+    }
+    if (p->context == NULL)
+        cfg_err_at(x, line, col, "syntax error", "%s", problem);
+    else if (p->context_mark.index == p->problem_mark.index)
+        cfg_err_at(x, line, col, "syntax error", "%s (%s)", problem, p->context);
+    else
         cfg_err_at(x, line, col, "syntax error", "%s (%s at line %u column %u)", problem,
                    p->context, (unsigned)p->context_mark.line + 1,
                    (unsigned)p->context_mark.column + 1);
-    else
-        cfg_err_at(x, line, col, "syntax error", "%s", problem);
 }
 
 /*
