@@ -27,7 +27,9 @@
 #                              if mtlsgate exits or does not listen
 #   gw_start [CONFIG]          both
 #   gw_wait_exit NAME SECS     waits for a started process to end by itself;
-#                              prints its exit status (or "timeout")
+#                              sets GW_EXIT_STATUS to its exit status (or
+#                              "timeout"); not in a $(...) subshell, which
+#                              cannot wait for this shell's children
 #   gw_curl NAME PATH [ARGS]...  curl to https://localhost:GW_PORT/PATH with
 #                              NAME.pem/NAME.key (NAME "none": no certificate);
 #                              prints the HTTP status (000 when no response),
@@ -178,21 +180,22 @@ gw_start() {
 }
 
 gw_wait_exit() {
-    local name=$1 secs=$2 pid i rc
+    local name=$1 secs=$2 pid i
+    GW_EXIT_STATUS=none
     pid=$(bg_pid "$name")
-    [ -n "$pid" ] || { echo "none"; return 1; }
+    [ -n "$pid" ] || return 1
     for i in $(seq 1 $((secs * 10))); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        echo timeout
+        GW_EXIT_STATUS=timeout
         return 1
     fi
     wait "$pid" 2>/dev/null
-    rc=$?
+    GW_EXIT_STATUS=$?
     unset "_BG_PIDS[$name]"
-    echo "$rc"
+    return 0
 }
 
 # Client certificate arguments for NAME (none: no certificate).
