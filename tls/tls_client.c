@@ -52,12 +52,13 @@ SSL_CTX *tls_client_ctx_new(const char *ca, const char *cert, const char *key,
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (cert != NULL) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-            tls_err_set(err, errlen, "%s: cannot load the client certificate chain", cert);
-            goto out;
-        }
+        /* Key first, so that a mismatch is reported by the check below. */
         if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
             tls_err_set(err, errlen, "%s: cannot load the private key", key);
+            goto out;
+        }
+        if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+            tls_err_set(err, errlen, "%s: cannot load the client certificate chain", cert);
             goto out;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
