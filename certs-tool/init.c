@@ -172,7 +172,7 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
     if (o.ca_days > o.days)
         o.ca_days = o.days;
     if (snprintf(pki.dir, sizeof(pki.dir), "%s", o.dir) >= (int)sizeof(pki.dir)) {
-        snprintf(err, errlen, "%s: path too long", o.dir);
+        snprintf(err, errlen, "%.200s: path too long", o.dir);
         return -1;
     }
     if ((lock = ct_dir_lock(o.dir, 1, &created, err, errlen)) < 0)

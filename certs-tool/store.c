@@ -134,7 +134,7 @@ int ct_path(char out[CT_PATH_MAX], const char *dir, const char *rel, char *err, 
     int n = snprintf(out, CT_PATH_MAX, "%s/%s", dir, rel);
 
     if (n < 0 || n >= CT_PATH_MAX) {
-        snprintf(err, errlen, "%s: path too long", dir);
+        snprintf(err, errlen, "%.200s: path too long", dir);
         return -1;
     }
     return 0;
@@ -147,7 +147,7 @@ int ct_leaf_path(char out[CT_PATH_MAX], const char *dir, enum ct_kind kind, cons
                      kind == CT_KIND_SERVER ? "servers" : "clients", name, ext);
 
     if (n < 0 || n >= CT_PATH_MAX) {
-        snprintf(err, errlen, "%s: path too long", dir);
+        snprintf(err, errlen, "%.200s: path too long", dir);
         return -1;
     }
     return 0;
@@ -692,7 +692,7 @@ int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys, char *err, s
     memset(pki, 0, sizeof(*pki));
     pki->lock_fd = -1;
     if (snprintf(pki->dir, sizeof(pki->dir), "%s", dir) >= (int)sizeof(pki->dir)) {
-        snprintf(err, errlen, "%s: path too long", dir);
+        snprintf(err, errlen, "%.200s: path too long", dir);
         return -1;
     }
     if ((pki->lock_fd = ct_dir_lock(dir, 0, NULL, err, errlen)) < 0)
