@@ -533,7 +533,8 @@ enum http1_result http1_parse_response(const char *buf, size_t len, size_t max_h
     if (r != HTTP1_OK)
         return r;
 
-    if (f.host_count > 1 || f.host_bad || f.conn_bad)
+    /* Host means nothing in a response: only Connection is checked here. */
+    if (f.conn_bad)
         return HTTP1_E_BAD_REQUEST;
     if (f.te_count > 0 && (f.cl_count > 0 || head->minor_version == 0 || f.te_bad ||
                            f.te_chunked > 1))

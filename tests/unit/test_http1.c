@@ -498,6 +498,10 @@ static const struct resp_case resp_cases[] = {
     { "obs-fold", S("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n"), "GET", HTTP1_E_BAD_REQUEST, 0, 0, 0 },
     { "leading empty line", S("\r\nHTTP/1.1 200 OK\r\n\r\n"), "GET", HTTP1_E_BAD_REQUEST, 0, 0, 0 },
     { "junk", S("SSH-2.0-OpenSSH\r\n\r\n"), "GET", HTTP1_E_BAD_REQUEST, 0, 0, 0 },
+    { "Host is not checked in responses", S("HTTP/1.1 200 OK\r\nHost: a b\r\nHost: c\r\nContent-Length: 0\r\n\r\n"),
+      "GET", HTTP1_OK, HTTP1_BODY_NONE, 200, 1 },
+    { "Connection not a token list", S("HTTP/1.1 200 OK\r\nConnection: a b\r\n\r\n"), "GET",
+      HTTP1_E_BAD_REQUEST, 0, 0, 0 },
 };
 
 static void test_response_table(void **state)
