@@ -276,152 +276,219 @@ out:
 }
 
 /*
- * Converts the text s for key k and stores it. at is the node it came
- * from, NULL for a default from the table (a failure there is a bug in the
- * table, reported all the same). 0, or -1 after reporting.
+ * The setters of scalar types: each converts the text s for key k, stores
+ * it, and returns 0; or reports the problem at node at and returns -1 with
+ * the field unchanged. at is NULL for a default from the table (a failure
+ * there is a bug in the table, reported all the same).
  */
+typedef int (*setter_fn)(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                         const struct ynode *at);
+
+/* Stores a new copy of s into k's char * field. */
+static int store_string(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                        const struct ynode *at)
+{
+    char *p = strdup(s);
+
+    if (p == NULL) {
+        cfg_err(x, at, k->name, "out of memory");
+        return -1;
+    }
+    store_ptr(x->c, k, p);
+    return 0;
+}
+
+static int set_string(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                      const struct ynode *at)
+{
+    char why[256], v[SHOWN];
+
+    if ((k->flags & CF_NONEMPTY) && *s == '\0') {
+        cfg_err(x, at, k->name, "must not be empty");
+        return -1;
+    }
+    if (k->check != NULL && k->check(s, why, sizeof(why)) != 0) {
+        cfg_err(x, at, k->name, "'%s' %s", cfg_shown(s, v, sizeof(v)), why);
+        return -1;
+    }
+    return store_string(x, k, s, at);
+}
+
+static int set_bool(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                    const struct ynode *at)
+{
+    char v[SHOWN];
+    int b;
+
+    if (parse_bool(s, &b) != 0) {
+        cfg_err(x, at, k->name, "'%s' is not a boolean (use true or false)",
+                cfg_shown(s, v, sizeof(v)));
+        return -1;
+    }
+    memcpy(field_ptr(x->c, k), &b, sizeof(b));
+    return 0;
+}
+
+static int set_uint(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                    const struct ynode *at)
+{
+    char v[SHOWN];
+    uint64_t n;
+
+    if ((k->flags & CF_AUTO) && strcmp(s, "auto") == 0) {
+        n = online_cores();
+        store_uint(x->c, k, n < k->min ? k->min : n > k->max ? k->max : n);
+        return 0;
+    }
+    if (parse_uint(s, &n) != 0) {
+        cfg_err(x, at, k->name, "'%s' is not a whole number%s", cfg_shown(s, v, sizeof(v)),
+                (k->flags & CF_AUTO) ? " or auto" : "");
+        return -1;
+    }
+    if (n < k->min || n > k->max) {
+        cfg_err(x, at, k->name, "%s is out of range (%llu to %llu)", s,
+                (unsigned long long)k->min, (unsigned long long)k->max);
+        return -1;
+    }
+    store_uint(x->c, k, n);
+    return 0;
+}
+
+static int set_duration(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                        const struct ynode *at)
+{
+    char v[SHOWN], lo[32], hi[32];
+    unsigned ms;
+
+    if ((k->flags & CF_OFF) && is_off(s)) {
+        store_uint(x->c, k, 0);
+        return 0;
+    }
+    if (cfg_parse_duration(s, &ms) != 0) {
+        cfg_err(x, at, k->name, "'%s' is not a duration (use 500ms, 10s, 2m)%s",
+                cfg_shown(s, v, sizeof(v)), (k->flags & CF_OFF) ? " or off" : "");
+        return -1;
+    }
+    if (ms < k->min || ms > k->max) {
+        cfg_err(x, at, k->name, "%s is out of range (%s to %s%s)", s,
+                fmt_duration(k->min, lo, sizeof(lo)), fmt_duration(k->max, hi, sizeof(hi)),
+                (k->flags & CF_OFF) ? ", or off" : "");
+        return -1;
+    }
+    store_uint(x->c, k, ms);
+    return 0;
+}
+
+static int set_size(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                    const struct ynode *at)
+{
+    char v[SHOWN], lo[32], hi[32];
+    uint64_t n;
+
+    if (cfg_parse_size(s, &n) != 0) {
+        cfg_err(x, at, k->name, "'%s' is not a size (use 512, 16k, 1m, 1g)",
+                cfg_shown(s, v, sizeof(v)));
+        return -1;
+    }
+    if (n < k->min || n > k->max) {
+        cfg_err(x, at, k->name, "%s is out of range (%s to %s)", s,
+                fmt_size(k->min, lo, sizeof(lo)), fmt_size(k->max, hi, sizeof(hi)));
+        return -1;
+    }
+    store_uint(x->c, k, n);
+    return 0;
+}
+
+static int set_enum(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                    const struct ynode *at)
+{
+    char v[SHOWN], list[256];
+    const struct cfg_name *nm;
+
+    for (nm = k->names; nm->name != NULL; nm++) {
+        if (strcmp(nm->name, s) == 0) {
+            memcpy(field_ptr(x->c, k), &nm->value, sizeof(nm->value));
+            return 0;
+        }
+    }
+    cfg_err(x, at, k->name, "'%s' is not one of: %s", cfg_shown(s, v, sizeof(v)),
+            names_list(k->names, list, sizeof(list)));
+    return -1;
+}
+
+/* A keyword of k->names kept as is, or a file made absolute and checked. */
+static int set_path(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                    const struct ynode *at)
+{
+    char v[SHOWN], list[256];
+    const struct cfg_name *nm;
+    char *p;
+
+    for (nm = k->names; nm != NULL && nm->name != NULL; nm++)
+        if (strcmp(nm->name, s) == 0)
+            return store_string(x, k, s, at);
+    if (*s == '\0') {
+        cfg_err(x, at, k->name, "must not be empty");
+        return -1;
+    }
+    if (k->names != NULL && reserved_word(s)) {
+        /* "off" where off is not allowed must not become a file "off". */
+        cfg_err(x, at, k->name, "'%s' is not valid here (use %s, or a file path)",
+                cfg_shown(s, v, sizeof(v)), names_list(k->names, list, sizeof(list)));
+        return -1;
+    }
+    if ((p = cfg_resolve(x->dir, s)) == NULL) {
+        cfg_err(x, at, k->name, "out of memory");
+        return -1;
+    }
+    if (check_file(x, k, s, p, at) != 0) {
+        free(p);
+        return -1;
+    }
+    store_ptr(x->c, k, p);
+    return 0;
+}
+
+static int set_addr(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
+                    const struct ynode *at)
+{
+    char v[SHOWN];
+    struct cfg_addr *a;
+
+    if ((k->flags & CF_OFF) && is_off(s)) {
+        store_ptr(x->c, k, NULL);
+        return 0;
+    }
+    if ((a = calloc(1, sizeof(*a))) == NULL) {
+        cfg_err(x, at, k->name, "out of memory");
+        return -1;
+    }
+    if (cfg_parse_addr(s, a) != 0) {
+        free(a);
+        cfg_err(x, at, k->name, "'%s' is not an address (use host:port, [v6]:port or :port)",
+                cfg_shown(s, v, sizeof(v)));
+        return -1;
+    }
+    store_ptr(x->c, k, a);
+    return 0;
+}
+
+/* By enum cfg_type; NULL for the types that are not one scalar. */
+static const setter_fn setters[] = {
+    [CT_STRING] = set_string,     [CT_BOOL] = set_bool, [CT_UINT] = set_uint,
+    [CT_DURATION] = set_duration, [CT_SIZE] = set_size, [CT_ENUM] = set_enum,
+    [CT_PATH] = set_path,         [CT_ADDR] = set_addr,
+};
+
+/* Sets scalar key k from text s (see setter_fn). */
 static int set_text(struct cfg_ctx *x, const struct cfg_key *k, const char *s,
                     const struct ynode *at)
 {
-    char why[256], v[SHOWN], lo[32], hi[32], list[256];
-    uint64_t n;
-    unsigned ms;
-    int b;
-    void *p = NULL;
-
-    cfg_shown(s, v, sizeof(v));
-    switch (k->type) {
-    case CT_STRING:
-        if ((k->flags & CF_NONEMPTY) && *s == '\0') {
-            cfg_err(x, at, k->name, "must not be empty");
-            return -1;
-        }
-        if (k->check != NULL && k->check(s, why, sizeof(why)) != 0) {
-            cfg_err(x, at, k->name, "'%s' %s", v, why);
-            return -1;
-        }
-        if ((p = strdup(s)) == NULL)
-            goto oom;
-        store_ptr(x->c, k, p);
-        return 0;
-    case CT_BOOL:
-        if (parse_bool(s, &b) != 0) {
-            cfg_err(x, at, k->name, "'%s' is not a boolean (use true or false)", v);
-            return -1;
-        }
-        memcpy(field_ptr(x->c, k), &b, sizeof(b));
-        return 0;
-    case CT_UINT:
-        if ((k->flags & CF_AUTO) && strcmp(s, "auto") == 0) {
-            n = online_cores();
-            store_uint(x->c, k, n < k->min ? k->min : n > k->max ? k->max : n);
-            return 0;
-        }
-        if (parse_uint(s, &n) != 0) {
-            cfg_err(x, at, k->name, "'%s' is not a whole number%s", v,
-                    (k->flags & CF_AUTO) ? " or auto" : "");
-            return -1;
-        }
-        if (n < k->min || n > k->max) {
-            cfg_err(x, at, k->name, "%s is out of range (%llu to %llu)", v,
-                    (unsigned long long)k->min, (unsigned long long)k->max);
-            return -1;
-        }
-        store_uint(x->c, k, n);
-        return 0;
-    case CT_DURATION:
-        if ((k->flags & CF_OFF) && is_off(s)) {
-            store_uint(x->c, k, 0);
-            return 0;
-        }
-        if (cfg_parse_duration(s, &ms) != 0) {
-            cfg_err(x, at, k->name, "'%s' is not a duration (use 500ms, 10s, 2m)%s", v,
-                    (k->flags & CF_OFF) ? " or off" : "");
-            return -1;
-        }
-        if (ms < k->min || ms > k->max) {
-            cfg_err(x, at, k->name, "%s is out of range (%s to %s%s)", v,
-                    fmt_duration(k->min, lo, sizeof(lo)), fmt_duration(k->max, hi, sizeof(hi)),
-                    (k->flags & CF_OFF) ? ", or off" : "");
-            return -1;
-        }
-        store_uint(x->c, k, ms);
-        return 0;
-    case CT_SIZE:
-        if (cfg_parse_size(s, &n) != 0) {
-            cfg_err(x, at, k->name, "'%s' is not a size (use 512, 16k, 1m, 1g)", v);
-            return -1;
-        }
-        if (n < k->min || n > k->max) {
-            cfg_err(x, at, k->name, "%s is out of range (%s to %s)", v,
-                    fmt_size(k->min, lo, sizeof(lo)), fmt_size(k->max, hi, sizeof(hi)));
-            return -1;
-        }
-        store_uint(x->c, k, n);
-        return 0;
-    case CT_ENUM: {
-        const struct cfg_name *nm;
-
-        for (nm = k->names; nm->name != NULL; nm++) {
-            if (strcmp(nm->name, s) == 0) {
-                memcpy(field_ptr(x->c, k), &nm->value, sizeof(nm->value));
-                return 0;
-            }
-        }
-        cfg_err(x, at, k->name, "'%s' is not one of: %s", v, names_list(k->names, list, sizeof(list)));
-        return -1;
-    }
-    case CT_PATH: {
-        const struct cfg_name *nm;
-
-        for (nm = k->names; nm != NULL && nm->name != NULL; nm++) {
-            if (strcmp(nm->name, s) == 0) {
-                if ((p = strdup(s)) == NULL)
-                    goto oom;
-                store_ptr(x->c, k, p);
-                return 0;
-            }
-        }
-        if (*s == '\0') {
-            cfg_err(x, at, k->name, "must not be empty");
-            return -1;
-        }
-        if (k->names != NULL && reserved_word(s)) {
-            /* "off" where off is not allowed must not become a file "off". */
-            cfg_err(x, at, k->name, "'%s' is not valid here (use %s, or a file path)", v,
-                    names_list(k->names, list, sizeof(list)));
-            return -1;
-        }
-        if ((p = cfg_resolve(x->dir, s)) == NULL)
-            goto oom;
-        if (check_file(x, k, s, p, at) != 0) {
-            free(p);
-            return -1;
-        }
-        store_ptr(x->c, k, p);
-        return 0;
-    }
-    case CT_ADDR:
-        if ((k->flags & CF_OFF) && is_off(s)) {
-            store_ptr(x->c, k, NULL);
-            return 0;
-        }
-        if ((p = calloc(1, sizeof(struct cfg_addr))) == NULL)
-            goto oom;
-        if (cfg_parse_addr(s, p) != 0) {
-            free(p);
-            cfg_err(x, at, k->name, "'%s' is not an address (use host:port, [v6]:port or :port)", v);
-            return -1;
-        }
-        store_ptr(x->c, k, p);
-        return 0;
-    default:
+    if ((size_t)k->type >= sizeof(setters) / sizeof(setters[0]) || setters[k->type] == NULL) {
         cfg_err(x, at, k->name, "expected %s", k->type_doc);
         return -1;
     }
-oom:
-    cfg_err(x, at, k->name, "out of memory");
-    return -1;
+    return setters[k->type](x, k, s, at);
 }
 
 /*

@@ -116,113 +116,133 @@ static void syntax_error(struct cfg_ctx *x, const yaml_parser_t *p)
                    (unsigned)p->context_mark.column + 1);
 }
 
+/* The tree being built: the open collections, innermost last. */
+struct builder {
+    struct ynode *stack[CFG_MAX_DEPTH];
+    size_t depth, nodes;
+    int docs;
+    struct ynode *root;
+};
+
+/* Reports "out of memory" at line:col and frees n. Always -1. */
+static int oom(struct cfg_ctx *x, struct ynode *n, unsigned line, unsigned col)
+{
+    cfg_ynode_free(n);
+    cfg_err_at(x, line, col, "syntax error", "out of memory");
+    return -1;
+}
+
 /*
- * Builds the tree from the event stream. The stack holds the open
- * collections; a new node goes into the innermost one, or becomes the root.
+ * Puts the new node n into the innermost open collection, or makes it the
+ * root; a collection is opened. Takes n in all cases. 0 / -1 (reported).
+ */
+static int add_node(struct cfg_ctx *x, struct builder *b, struct ynode *n)
+{
+    if (++b->nodes > CFG_MAX_NODES) {
+        cfg_err_at(x, n->line, n->col, "syntax error", "more than %d values", CFG_MAX_NODES);
+        cfg_ynode_free(n);
+        return -1;
+    }
+    if (b->depth == 0) {
+        cfg_ynode_free(b->root);        /* NULL: one document, one root */
+        b->root = n;
+    } else if (node_add(b->stack[b->depth - 1], n) != 0) {
+        return oom(x, n, n->line, n->col);
+    }
+    if (n->kind != YN_SCALAR)
+        b->stack[b->depth++] = n;
+    return 0;
+}
+
+/* One libyaml event into the tree: 1 at the end of the stream, 0 to go on, -1 (reported). */
+static int take_event(struct cfg_ctx *x, struct builder *b, const yaml_event_t *ev)
+{
+    unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
+    struct ynode *n;
+
+    switch (ev->type) {
+    case YAML_STREAM_END_EVENT:
+        return 1;
+    case YAML_DOCUMENT_START_EVENT:
+        if (++b->docs > 1) {
+            cfg_err_at(x, line, col, "syntax error", "only one YAML document is allowed");
+            return -1;
+        }
+        return 0;
+    case YAML_ALIAS_EVENT:
+        cfg_err_at(x, line, col, "syntax error", "aliases (*%s) are not supported",
+                   (const char *)ev->data.alias.anchor);
+        return -1;
+    case YAML_SCALAR_EVENT:
+        if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length) {
+            cfg_err_at(x, line, col, "syntax error", "a value contains a NUL character");
+            return -1;
+        }
+        if ((n = node_new(YN_SCALAR, ev->start_mark)) == NULL)
+            return oom(x, NULL, line, col);
+        if ((n->str = strdup((const char *)ev->data.scalar.value)) == NULL)
+            return oom(x, n, line, col);
+        n->len = ev->data.scalar.length;
+        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        return add_node(x, b, n);
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        if (b->depth == CFG_MAX_DEPTH) {
+            cfg_err_at(x, line, col, "syntax error", "nested more than %d levels deep",
+                       CFG_MAX_DEPTH);
+            return -1;
+        }
+        n = node_new(ev->type == YAML_SEQUENCE_START_EVENT ? YN_SEQ : YN_MAP, ev->start_mark);
+        if (n == NULL)
+            return oom(x, NULL, line, col);
+        return add_node(x, b, n);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        if (b->depth > 0)
+            b->depth--;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Builds the tree from libyaml's event stream. On failure nothing is
+ * returned: a partial tree would only produce follow-up noise.
  */
 int cfg_yaml_parse(struct cfg_ctx *x, const char *buf, size_t len, struct ynode **rootp)
 {
     yaml_parser_t p;
     yaml_event_t ev;
-    struct ynode *stack[CFG_MAX_DEPTH];
-    struct ynode *root = NULL, *n;
-    size_t depth = 0, nodes = 0;
-    int docs = 0, done = 0, rc = -1;
+    struct builder b;
+    int r, rc = -1;
 
+    memset(&b, 0, sizeof(b));
     *rootp = NULL;
     if (!yaml_parser_initialize(&p)) {
         cfg_err_at(x, 1, 1, "syntax error", "out of memory");
         return -1;
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-    while (!done) {
+    for (;;) {
         if (!yaml_parser_parse(&p, &ev)) {
             syntax_error(x, &p);
             goto out;
         }
-        n = NULL;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1) {
-                cfg_err_at(x, (unsigned)ev.start_mark.line + 1,
-                           (unsigned)ev.start_mark.column + 1, "syntax error",
-                           "only one YAML document is allowed");
-                goto fail_event;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            cfg_err_at(x, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1,
-                       "syntax error", "aliases (*%s) are not supported",
-                       (const char *)ev.data.alias.anchor);
-            goto fail_event;
-        case YAML_SCALAR_EVENT:
-            if (strlen((const char *)ev.data.scalar.value) != ev.data.scalar.length) {
-                cfg_err_at(x, (unsigned)ev.start_mark.line + 1,
-                           (unsigned)ev.start_mark.column + 1, "syntax error",
-                           "a value contains a NUL character");
-                goto fail_event;
-            }
-            if ((n = node_new(YN_SCALAR, ev.start_mark)) == NULL ||
-                (n->str = strdup((const char *)ev.data.scalar.value)) == NULL)
-                goto oom;
-            n->len = ev.data.scalar.length;
-            n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (depth == CFG_MAX_DEPTH) {
-                cfg_err_at(x, (unsigned)ev.start_mark.line + 1,
-                           (unsigned)ev.start_mark.column + 1, "syntax error",
-                           "nested more than %d levels deep", CFG_MAX_DEPTH);
-                goto fail_event;
-            }
-            n = node_new(ev.type == YAML_SEQUENCE_START_EVENT ? YN_SEQ : YN_MAP, ev.start_mark);
-            if (n == NULL)
-                goto oom;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-        if (n != NULL) {
-            if (++nodes > CFG_MAX_NODES) {
-                cfg_err_at(x, n->line, n->col, "syntax error", "more than %d values",
-                           CFG_MAX_NODES);
-                cfg_ynode_free(n);
-                goto fail_event;
-            }
-            if (depth == 0) {
-                cfg_ynode_free(root);   /* NULL: one document, one root */
-                root = n;
-            } else if (node_add(stack[depth - 1], n) != 0) {
-                goto oom;
-            }
-            if (n->kind != YN_SCALAR)
-                stack[depth++] = n;
-        }
+        r = take_event(x, &b, &ev);
         yaml_event_delete(&ev);
+        if (r < 0)
+            goto out;
+        if (r > 0)
+            break;
     }
     rc = 0;
-    goto out;
-oom:
-    cfg_ynode_free(n);
-    cfg_err_at(x, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1,
-               "syntax error", "out of memory");
-fail_event:
-    yaml_event_delete(&ev);
 out:
     if (rc != 0) {
-        cfg_ynode_free(root);
-        root = NULL;
+        cfg_ynode_free(b.root);
+        b.root = NULL;
     }
     yaml_parser_delete(&p);
-    *rootp = root;
+    *rootp = b.root;
     return rc;
 }
