@@ -117,16 +117,24 @@ struct tls_trust *tls_server_ctx_get0_trust(SSL_CTX *ctx);
 int tls_server_attach_peer(SSL *ssl, struct tls_peer *peer);
 
 /*
- * After SSL_do_handshake succeeded: fills version, resumed, cn and sha256;
- * for a resumed session it re-checks the certificate against the context's
- * current trust set. Returns 0 when admitted, -1 with peer->refusal set.
+ * After SSL_do_handshake succeeded: fills version, resumed, subject, cn and
+ * sha256; for a resumed session whose ticket callback did not already
+ * re-check it (peer->rechecked), it re-checks the certificate against the
+ * context's current trust set. Returns 0 when admitted, -1 with
+ * peer->refusal and peer->detail set (the caller then closes without
+ * reading a byte from the peer).
  */
 int tls_server_peer_finish(SSL *ssl, struct tls_peer *peer);
 
 /*
  * After a failed handshake: the refusal (set by the verify callback, or
  * no_certificate / protocol derived from the OpenSSL error) is in
- * peer->refusal; this fills it when the callback did not run.
+ * peer->refusal; this fills it when the callback did not run. ssl_err is
+ * the first OpenSSL error of the failed call (ERR_peek_error(), 0 when
+ * none, e.g. the peer closed the connection). A client that sent no
+ * certificate gets no_certificate (and the alert certificate_required in
+ * TLS 1.3, handshake_failure in TLS 1.2); a wrong version or no shared
+ * cipher gets protocol.
  */
 void tls_server_peer_failed(SSL *ssl, struct tls_peer *peer, unsigned long ssl_err);
 
