@@ -47,6 +47,7 @@
 #   Every client leaf except the deliberately broken ones has
 #   keyUsage=digitalSignature and EKU clientAuth.
 #   ca/                               openssl ca databases and configs (internal)
+#   .mtlsgate-test-pki                marker: OUTDIR may be wiped and rebuilt
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -56,8 +57,14 @@ fi
 OUT=$1
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-# Rebuild from scratch: only this script's own products live in OUTDIR.
+# Rebuild from scratch, but only a directory that is empty or that this
+# script made (marker file): a wrong argument must not wipe anything else.
+if [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/.mtlsgate-test-pki" ]; then
+    echo "make-test-certs: $OUT is not empty and was not made by this script" >&2
+    exit 2
+fi
 find "$OUT" -mindepth 1 -delete
+: >"$OUT/.mtlsgate-test-pki"
 mkdir -p "$OUT/ca"
 umask 077
 
