@@ -1004,19 +1004,22 @@ static int is_set(struct cfg_ctx *x, const char *name)
     return idx >= 0 && x->seen[idx] == SEEN_SET;
 }
 
-/* Key perms: a private key others can read is a key others have. */
+/*
+ * Key perms: a private key others can read is a key others have. Same rule
+ * as the gateway and the ticket key loader: no group or other bits at all.
+ */
 static void check_key_mode(struct cfg_ctx *x, const char *name, const char *path)
 {
     struct stat st;
     unsigned line, col;
     char sp[SHOWN_PATH];
 
-    if (path == NULL || stat(path, &st) != 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+    if (path == NULL || stat(path, &st) != 0 || !(st.st_mode & (S_IRWXG | S_IRWXO)))
         return;
     if (locate(x, name, &line, &col))
         return;
     cfg_err_at(x, line, col, name,
-               "%s can be read or written by other users (mode %04o); chmod 600 it, or set "
+               "%s is open to group or others (mode %04o); chmod 600 it, or set "
                "tls.allow_insecure_key_permissions: true",
                cfg_shown(path, sp, sizeof(sp)), (unsigned)(st.st_mode & 07777));
 }

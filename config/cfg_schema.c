@@ -111,7 +111,7 @@ const struct cfg_key cfg_keys[] = {
     {"tls.certificate", CT_PATH, FIELD(tls.certificate), 0, NULL, 0, 0, CF_REQUIRED | CF_READ,
      NULL, NULL, "path", "server certificate followed by its chain (PEM)"},
     {"tls.key", CT_PATH, FIELD(tls.key), 0, NULL, 0, 0, CF_REQUIRED | CF_READ, NULL, NULL,
-     "path", "private key of tls.certificate (PEM); must not be readable by others"},
+     "path", "private key of tls.certificate (PEM); mode must give group/others nothing"},
     {"tls.client_ca", CT_PATH, FIELD(tls.client_ca), 0, NULL, 0, 0, CF_REQUIRED | CF_READ, NULL,
      NULL, "path",
      "client intermediate(s) and their root (PEM): clients must be issued by an intermediate here"},
@@ -133,7 +133,7 @@ const struct cfg_key cfg_keys[] = {
      NULL, "path", "ticket keys shared by several instances; unset = random, rotated"},
     {"tls.allow_insecure_key_permissions", CT_BOOL, FIELD(tls.allow_insecure_key_permissions), 0,
      "false", 0, 0, 0, NULL, NULL, "bool",
-     "accept private key files that other users can read or write"},
+     "accept key files whose mode gives group or others access"},
 
     {"upstream", CT_SECTION, 0, 0, 0, NULL, 0, 0, 0, NULL, NULL, "mapping", "the db-service"},
     {"upstream.servers", CT_ADDRS, FIELD(upstream.servers), offsetof(struct cfg, upstream.n_servers),

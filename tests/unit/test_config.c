@@ -167,6 +167,7 @@ static int group_setup(void **state)
     write_file("pki/up.key", "up key\n", 0600);
     write_file("pki/ticket.key", "ticket\n", 0600);
     write_file("pki/insecure.key", "secret\n", 0644);
+    write_file("pki/group.key", "secret\n", 0640);
     write_file("pki/servers/gateway.bundle.crt", "bundle\n", 0644);
     write_file("pki/servers/gateway.key", "key\n", 0600);
     write_file("pki/client-chain.crt", "chain\n", 0644);
@@ -532,6 +533,12 @@ static const struct err_case err_cases[] = {
     {"listen: [\":1\"]\ntls:\n  certificate: pki/gw.crt\n  key: pki/insecure.key\n"
      "  client_ca: pki/ca.crt\nupstream:\n  servers: [\":2\"]\n",
      "gw.yml:4:8: tls.key: /"},
+    {"listen: [\":1\"]\ntls:\n  certificate: pki/gw.crt\n  key: pki/group.key\n"
+     "  client_ca: pki/ca.crt\nupstream:\n  servers: [\":2\"]\n",
+     "gw.yml:4:8: tls.key: /"},
+    {BASE "  tls:\n    enabled: true\n    ca: pki/up-ca.crt\n    certificate: pki/up.crt\n"
+     "    key: pki/up.key\n  ticket_key_file: pki/ticket.key\n",
+     "gw.yml:13:3: upstream.ticket_key_file: unknown key (did you mean tls.ticket_key_file?)"},
     {BASE "  tls:\n    enabled: true\n    ca: pki/up-ca.crt\n    certificate: pki/up.crt\n"
      "    key: pki/insecure.key\n",
      "gw.yml:12:10: upstream.tls.key: /"},
@@ -677,8 +684,8 @@ static void test_key_permissions(void **state)
 
     (void)state;
     assert_int_equal(load_text(text, &c, &d), -1);
-    assert_true(asprintf(&want, "gw.yml:6:8: tls.key: %s/pki/insecure.key can be read or written "
-                                "by other users (mode 0644)", tmpdir) > 0);
+    assert_true(asprintf(&want, "gw.yml:6:8: tls.key: %s/pki/insecure.key is open to group or "
+                                "others (mode 0644)", tmpdir) > 0);
     if (!has_msg(&d, want))
         print_diag(&d);
     assert_true(has_msg(&d, want));
