@@ -120,6 +120,7 @@ struct lg_worker {
     int live;                 /* slots with a connection (not ST_OFF) */
     int held;                 /* idle mode: slots in ST_HOLD */
     struct lg_hist hist;
+    uint64_t t_end;           /* ns: when its loop ended */
     uint64_t ok, errors, total_ok, handshakes, offered, resumed, body_bytes;
     char req[512];            /* the request head, built once */
     size_t req_len;
@@ -682,6 +683,7 @@ static void *worker_main(void *arg)
         else if (w->live < w->nslots && refill(w) != 0)
             break;
     }
+    w->t_end = now_ns();
     atomic_fetch_add(&g_threads_done, 1);
     return NULL;
 }
@@ -795,8 +797,10 @@ static int parse_args(int argc, char **argv)
                 "duration > 0\n", LG_MAX_THREADS);
         return -1;
     }
-    if (opt.warmup < 0)
-        opt.warmup = opt.mode == M_IDLE ? 0 : opt.duration / 10 < 0.5 ? opt.duration / 10 : 0.5;
+    if (opt.warmup < 0 && (opt.mode == M_IDLE || opt.requests > 0))
+        opt.warmup = 0;                     /* every request counts */
+    else if (opt.warmup < 0)
+        opt.warmup = opt.duration / 10 < 0.5 ? opt.duration / 10 : 0.5;
     return 0;
 }
 
@@ -909,12 +913,12 @@ static int raise_nofile(rlim_t n)
 /*
  * Main thread while the workers run: waits for the duration (idle mode:
  * for all connections, then for a signal or --hold), stopping early on
- * SIGINT/SIGTERM or when the workers are done. Returns the measured time
- * in seconds; *setup_s gets idle mode's time to bring all connections up.
+ * SIGINT/SIGTERM or when the workers are done; then tells the workers to
+ * stop. *setup_s gets idle mode's time to bring all connections up.
  */
-static double supervise(const sigset_t *sigs, uint64_t t0, double *setup_s)
+static void supervise(const sigset_t *sigs, uint64_t t0, double *setup_s)
 {
-    uint64_t end = t0 + (uint64_t)(opt.duration * 1e9), t_up = 0, t_stop;
+    uint64_t end = t0 + (uint64_t)(opt.duration * 1e9), t_up = 0;
     struct timespec tick = { 0, 20 * 1000 * 1000 };
 
     *setup_s = 0;
@@ -943,11 +947,7 @@ static double supervise(const sigset_t *sigs, uint64_t t0, double *setup_s)
             break;
         }
     }
-    t_stop = now_ns();
     atomic_store(&g_stop, 1);
-    if (opt.mode == M_IDLE)
-        return *setup_s;
-    return t_stop > g_measure_from ? (double)(t_stop - g_measure_from) / 1e9 : 0;
 }
 
 int main(int argc, char **argv)
@@ -1022,14 +1022,19 @@ int main(int argc, char **argv)
         started++;
     }
     if (started == opt.threads)
-        elapsed = supervise(&sigs, t0, &setup_s);
-    else
-        elapsed = 0;
+        supervise(&sigs, t0, &setup_s);
     up_at_end = atomic_load(&g_up);
     for (i = 0; i < started; i++)
         pthread_join(workers[i].thread, NULL);
     if (started != opt.threads)
         goto out;
+    elapsed = 0;
+    for (i = 0; i < opt.threads; i++)
+        if (workers[i].t_end > g_measure_from &&
+            (double)(workers[i].t_end - g_measure_from) / 1e9 > elapsed)
+            elapsed = (double)(workers[i].t_end - g_measure_from) / 1e9;
+    if (opt.mode == M_IDLE)
+        elapsed = setup_s;
 
     for (i = 0; i < opt.threads; i++) {
         struct lg_worker *w = &workers[i];
