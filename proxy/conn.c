@@ -1,0 +1,688 @@
+/*
+ * conn.c - client connection lifecycle: accept, TLS handshake, timers,
+ * the gateway's own error answers, end of a request, close.
+ * The request path lives in conn_req.c, the response path in conn_resp.c.
+ */
+#include "conn_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "upstream.h"
+
+static uint64_t next_conn_id; /* atomic: ids are unique across workers */
+
+static void ms_to_tv(unsigned ms, struct timeval *tv)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+struct gw_runtime *gw_conn_rt(const struct gw_conn *c)
+{
+    return c->req ? c->req->rt : c->w->rt;
+}
+
+/* Arms the client-side timer for kind (CT_NONE: disarms). */
+void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms)
+{
+    struct timeval tv;
+
+    evtimer_del(c->timer);
+    c->ctimer = kind;
+    if (kind == CT_NONE)
+        return;
+    ms_to_tv(ms, &tv);
+    evtimer_add(c->timer, &tv);
+}
+
+void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms)
+{
+    struct timeval tv;
+
+    evtimer_del(c->up_timer);
+    c->utimer = kind;
+    if (kind == UT_NONE)
+        return;
+    ms_to_tv(ms, &tv);
+    evtimer_add(c->up_timer, &tv);
+}
+
+/* Request objects come from a small per-worker cache. */
+static struct gw_req *req_get(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct gw_req *r = w->req_cache;
+    struct evbuffer *keep;
+
+    if (r) {
+        w->req_cache = r->next_free;
+        w->n_req_cache--;
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        r->up_head = evbuffer_new();
+        if (!r->up_head) {
+            free(r);
+            return NULL;
+        }
+    }
+    keep = r->up_head;
+    memset(r, 0, sizeof(*r));
+    r->up_head = keep;
+    evbuffer_drain(keep, evbuffer_get_length(keep));
+    r->rt = w->rt;
+    gw_runtime_ref(r->rt);
+    r->t_start_us = gw_mono_us();
+    gw_rw_request_id(r->request_id);
+    return r;
+}
+
+static void req_put(struct gw_worker *w, struct gw_req *r)
+{
+    if (!r)
+        return;
+    gw_runtime_unref(r->rt);
+    r->rt = NULL;
+    if (w->n_req_cache < GW_REQ_CACHE && !w->draining) {
+        r->next_free = w->req_cache;
+        w->req_cache = r;
+        w->n_req_cache++;
+        return;
+    }
+    evbuffer_free(r->up_head);
+    free(r);
+}
+
+void gw_conn_req_cache_free(struct gw_worker *w)
+{
+    while (w->req_cache) {
+        struct gw_req *r = w->req_cache;
+
+        w->req_cache = r->next_free;
+        evbuffer_free(r->up_head);
+        free(r);
+    }
+    w->n_req_cache = 0;
+}
+
+struct gw_req *gw_conn_req_new(struct gw_conn *c)
+{
+    return req_get(c);
+}
+
+void gw_conn_drop_upstream(struct gw_conn *c)
+{
+    gw_up_free(c->up);
+    c->up = NULL;
+    c->up_paused = 0;
+    gw_conn_arm_up(c, UT_NONE, 0);
+}
+
+void gw_conn_pause_client(struct gw_conn *c, int pause)
+{
+    if (pause && !c->client_paused) {
+        bufferevent_disable(c->bev, EV_READ);
+        c->client_paused = 1;
+        /* resume when the upstream has taken half of what is queued */
+        if (c->up)
+            bufferevent_setwatermark(c->up->bev, EV_WRITE, GW_HIGH_MARK / 2, 0);
+    } else if (!pause && c->client_paused) {
+        c->client_paused = 0;
+        if (c->up)
+            bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
+        if (!c->client_eof)
+            bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+void gw_conn_pause_upstream(struct gw_conn *c, int pause)
+{
+    if (!c->up)
+        return;
+    if (pause && !c->up_paused) {
+        bufferevent_disable(c->up->bev, EV_READ);
+        c->up_paused = 1;
+        bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_MARK / 2, 0);
+    } else if (!pause && c->up_paused) {
+        c->up_paused = 0;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_enable(c->up->bev, EV_READ);
+    }
+}
+
+/* Frees c now. Never called from a callback of c's own bufferevents. */
+static void conn_free(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+
+    if (c->id_pending)
+        gw_id_cancel(c->id_rt->ids, c->id_pending);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->n_conns--;
+    gw_stat_sub(&w->stats.conns_open, 1);
+    req_put(w, c->req);
+    gw_up_free(c->up);
+    if (c->bev)
+        bufferevent_free(c->bev); /* closes the socket, frees the SSL */
+    if (c->timer)
+        event_free(c->timer);
+    if (c->up_timer)
+        event_free(c->up_timer);
+    if (c->close_ev)
+        event_free(c->close_ev);
+    c->magic = 0;
+    free(c);
+    gw_worker_conn_gone(w);
+}
+
+static void close_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);
+}
+
+void gw_conn_close(struct gw_conn *c, const char *reason)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "close %s: %s", c->client, reason);
+    if (c->id_pending) {
+        gw_id_cancel(c->id_rt->ids, c->id_pending);
+        c->id_pending = NULL;
+    }
+    c->state = CONN_CLOSING;
+    evtimer_del(c->timer);
+    evtimer_del(c->up_timer);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->up)
+        bufferevent_disable(c->up->bev, EV_READ | EV_WRITE);
+    /* Freed on the next loop iteration, outside every callback of c. */
+    event_active(c->close_ev, EV_TIMEOUT, 0);
+}
+
+/* Sends close_notify and a FIN: the client sees a clean end at once. */
+static void send_shutdown(struct gw_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+    SSL_shutdown(c->ssl);
+    ERR_clear_error(); /* the queue is per thread: leave it clean */
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+}
+
+/* The last answer is written: close now, or linger first when the client
+ * may still be sending (an unread request body, buffered bytes), so that
+ * the kernel does not answer those bytes with a reset that destroys our
+ * answer in the client's receive buffer. */
+static void start_linger(struct gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    int unread = c->req && !c->req->body_done;
+
+    if (c->client_eof || (!unread && evbuffer_get_length(in) == 0)) {
+        send_shutdown(c);
+        gw_conn_close(c, "answer sent");
+        return;
+    }
+    send_shutdown(c);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    c->state = CONN_LINGER;
+    c->client_paused = 0;
+    bufferevent_enable(c->bev, EV_READ);
+    gw_conn_arm(c, CT_LINGER, GW_LINGER_MS);
+}
+
+/* Close once the output is written (bounded by timeouts.body). */
+static void flush_close(struct gw_conn *c)
+{
+    struct gw_runtime *rt = gw_conn_rt(c);
+
+    gw_conn_drop_upstream(c);
+    c->state = CONN_FLUSH_CLOSE;
+    gw_conn_arm(c, CT_FLUSH, rt->cfg->timeouts.body_ms);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        start_linger(c);
+}
+
+static void access_log(struct gw_conn *c, struct gw_req *r)
+{
+    uint64_t now = gw_mono_us();
+    struct gw_access_rec rec = {
+        .client = c->client,
+        .cn = c->peer.cn[0] ? c->peer.cn : NULL,
+        .identity = r->identity[0] ? r->identity : NULL,
+        .method = r->method[0] ? r->method : NULL,
+        .path = r->path[0] ? r->path : NULL,
+        .status = r->status,
+        .bytes = r->bytes_out,
+        .upstream_ms = r->t_up_us ? (int64_t)((now - r->t_up_us) / 1000) : -1,
+        .total_ms = (int64_t)((now - r->t_start_us) / 1000),
+        .tls_version = c->peer.version,
+        .request_id = r->request_id,
+    };
+
+    gw_log_access(c->w->log, &rec);
+}
+
+/* Counts and logs the finished request r of c. */
+static void account(struct gw_conn *c, struct gw_req *r)
+{
+    gw_stats_count_status(&c->w->stats, r->status);
+    gw_stat_add(&c->w->stats.bytes_out, r->bytes_out);
+    if (r->t_up_us && r->status < 500)
+        gw_stats_observe_latency(&c->w->stats, gw_mono_us() - r->t_up_us);
+    access_log(c, r);
+}
+
+/* Between requests: the next pipelined one, or wait for one. */
+static void next_request(struct gw_conn *c)
+{
+    struct gw_runtime *rt;
+
+    req_put(c->w, c->req);
+    c->req = NULL;
+    gw_conn_drop_upstream(c);
+    rt = c->w->rt;
+    if (c->w->draining || c->client_eof) {
+        flush_close(c);
+        return;
+    }
+    c->state = CONN_KEEPALIVE_IDLE;
+    gw_conn_pause_client(c, 0);
+    c->client_paused = 0;
+    bufferevent_enable(c->bev, EV_READ);
+    /* A pipelined request already buffered is parsed from a fresh loop
+     * iteration, so a long pipeline never deepens the stack. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        gw_conn_arm(c, CT_NEXT, 0);
+    else
+        gw_conn_arm(c, CT_IDLE, rt->cfg->timeouts.keepalive_ms);
+}
+
+void gw_conn_response_done(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+
+    gw_conn_arm_up(c, UT_NONE, 0);
+    account(c, r);
+    if (c->up && r->up_reusable) {
+        bufferevent_set_timeouts(c->up->bev, NULL, NULL);
+        gw_up_release(&c->w->pool, c->up, c->w->rt);
+        c->up = NULL;
+    }
+    c->up_paused = 0;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (r->close_after) {
+        flush_close(c);
+        return;
+    }
+    next_request(c);
+}
+
+void gw_conn_error(struct gw_conn *c, int status, const char *why)
+{
+    struct gw_req *r = c->req;
+    struct gw_runtime *rt = gw_conn_rt(c);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t before = evbuffer_get_length(out);
+    int keep;
+
+    gw_log(c->w->log, status >= 500 ? CFG_LOG_WARN : CFG_LOG_INFO, c->id, "%d %s: %s%s%s",
+           status, c->client, why, r && r->path[0] ? " path=" : "", r ? r->path : "");
+    gw_conn_drop_upstream(c);
+    if (r && r->resp_started) {
+        gw_conn_close(c, why); /* too late to answer: the client sees a cut */
+        return;
+    }
+    keep = status == 403 && r && r->body == HTTP1_BODY_NONE && r->client_keep_alive &&
+           !c->client_eof && !c->w->draining;
+    if (r && keep) {
+        evbuffer_drain(bufferevent_get_input(c->bev), r->head_in_input);
+        r->head_in_input = 0;
+    }
+    if (gw_rw_error(out, status, keep, rt->names.request_id, r ? r->request_id : NULL) < 0) {
+        gw_conn_close(c, "out of memory");
+        return;
+    }
+    if (!r) {
+        flush_close(c);
+        return;
+    }
+    r->status = status;
+    r->resp_started = 1;
+    r->bytes_out = evbuffer_get_length(out) - before;
+    account(c, r);
+    if (keep)
+        next_request(c);
+    else
+        flush_close(c);
+}
+
+/* The handshake failed: count, log with the reason and subject, close. */
+static void handshake_failed(struct gw_conn *c, short what)
+{
+    unsigned long e = bufferevent_get_openssl_error(c->bev);
+    const char *detail;
+    char sys[128];
+
+    while (bufferevent_get_openssl_error(c->bev) != 0)
+        ; /* drain the rest */
+    tls_server_peer_failed(c->ssl, &c->peer, e);
+    detail = c->peer.detail;
+    if (!detail[0]) {
+        if (what & BEV_EVENT_EOF)
+            detail = "connection closed during the handshake";
+        else {
+            snprintf(sys, sizeof(sys), "%s", e ? "TLS error" : strerror(errno));
+            detail = sys;
+        }
+    }
+    gw_stat_add(&c->w->stats.handshakes[c->peer.refusal], 1);
+    gw_log(c->w->log, c->peer.refusal == TLS_REFUSE_PROTOCOL ? CFG_LOG_INFO : CFG_LOG_WARN,
+           c->id, "refused %s: %s: %s subject=%s", c->client,
+           tls_refusal_name(c->peer.refusal), detail,
+           c->peer.subject[0] ? c->peer.subject : "-");
+    ERR_clear_error();
+    gw_conn_close(c, "handshake failed");
+}
+
+static void handshake_done(struct gw_conn *c)
+{
+    struct gw_runtime *rt = c->w->rt;
+
+    c->handshake_done = 1;
+    if (tls_server_peer_finish(c->ssl, &c->peer) < 0) {
+        gw_stat_add(&c->w->stats.handshakes[c->peer.refusal], 1);
+        gw_log(c->w->log, CFG_LOG_WARN, c->id, "refused %s: %s: %s subject=%s", c->client,
+               tls_refusal_name(c->peer.refusal), c->peer.detail,
+               c->peer.subject[0] ? c->peer.subject : "-");
+        ERR_clear_error();
+        gw_conn_close(c, "refused after handshake");
+        return;
+    }
+    gw_stat_add(&c->w->stats.handshakes[TLS_OK], 1);
+    gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->peer.cn,
+           c->peer.version ? c->peer.version : "-", c->peer.resumed ? " resumed" : "");
+    c->state = CONN_KEEPALIVE_IDLE;
+    gw_conn_arm(c, CT_FIRST, rt->cfg->timeouts.header_ms);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        gw_req_try_head(c);
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    switch (c->state) {
+    case CONN_KEEPALIVE_IDLE:
+    case CONN_READ_HEAD:
+        gw_req_try_head(c);
+        break;
+    case CONN_FORWARD:
+        gw_req_forward_body(c);
+        break;
+    case CONN_FLUSH_CLOSE:
+    case CONN_LINGER:
+        evbuffer_drain(in, evbuffer_get_length(in));
+        break;
+    default:
+        break; /* the next request waits in the buffer (bounded by the watermark) */
+    }
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+
+    if (c->state == CONN_FLUSH_CLOSE) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            start_linger(c);
+        return;
+    }
+    if (c->up_paused && c->state == CONN_STREAM_RESPONSE)
+        gw_resp_resume(c);
+}
+
+static void client_eof(struct gw_conn *c)
+{
+    c->client_eof = 1;
+    switch (c->state) {
+    case CONN_KEEPALIVE_IDLE:
+    case CONN_READ_HEAD:
+    case CONN_FLUSH_CLOSE:
+    case CONN_LINGER:
+        gw_conn_close(c, "client closed");
+        break;
+    case CONN_FORWARD:
+        if (c->req && !c->req->body_done)
+            gw_conn_close(c, "client closed during the request body");
+        break;
+    default:
+        break; /* the response is still delivered; then the connection closes */
+    }
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+
+    (void)bev;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (what & BEV_EVENT_CONNECTED) {
+        handshake_done(c);
+        return;
+    }
+    if (c->state == CONN_HANDSHAKE) {
+        handshake_failed(c, what);
+        return;
+    }
+    if (what & BEV_EVENT_EOF)
+        client_eof(c);
+    else if (what & BEV_EVENT_ERROR) {
+        while (bufferevent_get_openssl_error(c->bev) != 0)
+            ;
+        ERR_clear_error();
+        gw_conn_close(c, "client connection error");
+    } else if (what & BEV_EVENT_TIMEOUT)
+        gw_conn_close(c, "client does not read its answer (write timeout)");
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct gw_runtime *rt = gw_conn_rt(c);
+    enum gw_ctimer kind = c->ctimer;
+    char why[96];
+
+    (void)fd;
+    (void)what;
+    c->ctimer = CT_NONE;
+    if (c->state == CONN_CLOSING)
+        return;
+    switch (kind) {
+    case CT_HANDSHAKE:
+        gw_stat_add(&c->w->stats.handshakes[TLS_REFUSE_PROTOCOL], 1);
+        gw_log(c->w->log, CFG_LOG_INFO, c->id, "refused %s: protocol: no handshake within %u ms "
+               "subject=-", c->client, rt->cfg->timeouts.handshake_ms);
+        gw_conn_close(c, "handshake timeout");
+        break;
+    case CT_FIRST:
+    case CT_IDLE:
+        gw_conn_close(c, "idle timeout");
+        break;
+    case CT_HEADER:
+        if (c->state == CONN_WAIT_IDENTITY) {
+            gw_conn_error(c, 503, "identity lookup did not answer in time");
+            break;
+        }
+        snprintf(why, sizeof(why), "request head not complete within %u ms",
+                 rt->cfg->timeouts.header_ms);
+        gw_conn_error(c, 408, why);
+        break;
+    case CT_BODY:
+        snprintf(why, sizeof(why), "request body not complete within %u ms",
+                 rt->cfg->timeouts.body_ms);
+        gw_conn_error(c, 408, why);
+        break;
+    case CT_FLUSH:
+        gw_conn_close(c, "answer not taken in time");
+        break;
+    case CT_LINGER:
+        gw_conn_close(c, "linger over");
+        break;
+    case CT_NEXT:
+        if (c->state == CONN_KEEPALIVE_IDLE)
+            gw_req_try_head(c);
+        break;
+    case CT_NONE:
+        break;
+    }
+}
+
+static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct gw_runtime *rt = gw_conn_rt(c);
+    enum gw_utimer kind = c->utimer;
+    char why[160];
+
+    (void)fd;
+    (void)what;
+    c->utimer = UT_NONE;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (kind == UT_CONNECT && c->state == CONN_UPSTREAM_CONNECT) {
+        snprintf(why, sizeof(why), "connect not done within %u ms",
+                 rt->cfg->timeouts.upstream_connect_ms);
+        gw_req_upstream_connect_failed(c, why);
+    } else if (kind == UT_READ) {
+        snprintf(why, sizeof(why), "upstream %s sent no response head within %u ms",
+                 c->up ? rt->servers[c->up->server].name : "-",
+                 rt->cfg->timeouts.upstream_read_ms);
+        gw_conn_error(c, 504, why);
+    }
+}
+
+/* "ip:port" ("[ip]:port" for IPv6) of sa into c->client and c->ip. */
+static void format_peer(struct gw_conn *c, const struct sockaddr *sa, int salen)
+{
+    char port[8];
+
+    if (getnameinfo(sa, (socklen_t)salen, c->ip, sizeof(c->ip), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(c->ip, sizeof(c->ip), "?");
+        snprintf(port, sizeof(port), "?");
+    }
+    snprintf(c->client, sizeof(c->client), sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+             c->ip, port);
+}
+
+void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    struct gw_runtime *rt = w->rt;
+    const struct cfg *cfg = rt->cfg;
+    struct gw_conn *c = calloc(1, sizeof(*c));
+    struct timeval wtv;
+    SSL *ssl = NULL;
+    int one = 1;
+
+    if (!c)
+        goto fail;
+    c->magic = GW_CONN_MAGIC;
+    c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
+    c->w = w;
+    format_peer(c, sa, salen);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ssl = SSL_new(rt->server_ctx);
+    if (!ssl || tls_server_attach_peer(ssl, &c->peer) < 0)
+        goto fail;
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    c->up_timer = evtimer_new(w->base, up_timer_cb, c);
+    c->close_ev = event_new(w->base, -1, 0, close_cb, c);
+    if (!c->timer || !c->up_timer || !c->close_ev)
+        goto fail;
+    c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!c->bev)
+        goto fail;
+    /* From here the bufferevent owns the socket and the SSL. */
+    c->ssl = ssl;
+    ssl = NULL;
+    fd = -1;
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HIGH_MARK + cfg->limits.max_header_bytes);
+    ms_to_tv(cfg->timeouts.body_ms, &wtv);
+    bufferevent_set_timeouts(c->bev, NULL, &wtv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    gw_stat_add(&w->stats.conns_open, 1);
+    gw_stat_add(&w->stats.conns_total, 1);
+    c->state = CONN_HANDSHAKE;
+    gw_conn_arm(c, CT_HANDSHAKE, cfg->timeouts.handshake_ms);
+    return;
+fail:
+    gw_log(w->log, CFG_LOG_ERROR, c ? c->id : 0, "accept: cannot set up a connection "
+           "(out of memory)");
+    SSL_free(ssl);
+    ERR_clear_error();
+    if (c) {
+        if (c->timer)
+            event_free(c->timer);
+        if (c->up_timer)
+            event_free(c->up_timer);
+        if (c->close_ev)
+            event_free(c->close_ev);
+        free(c);
+    }
+    if (fd >= 0)
+        evutil_closesocket(fd);
+}
+
+void gw_conn_drain_all(struct gw_worker *w)
+{
+    struct gw_conn *c;
+
+    for (c = w->conns; c; c = c->next) {
+        if (c->state == CONN_HANDSHAKE ||
+            (c->state == CONN_KEEPALIVE_IDLE &&
+             evbuffer_get_length(bufferevent_get_input(c->bev)) == 0))
+            gw_conn_close(c, "shutting down");
+    }
+}
+
+void gw_conn_free_all(struct gw_worker *w)
+{
+    while (w->conns)
+        conn_free(w->conns);
+}

@@ -1,0 +1,184 @@
+/*
+ * conn_int.h - the connection's insides, shared by conn.c (lifecycle,
+ * handshake, timers, errors), conn_req.c (request head, identity, upstream
+ * connect, request body) and conn_resp.c (response head and body).
+ * Not for use outside those three files.
+ *
+ * States of a connection (c->state):
+ *   HANDSHAKE        TLS handshake running (timeouts.handshake)
+ *   KEEPALIVE_IDLE   between requests, nothing buffered (timeouts.keepalive;
+ *                    timeouts.header before the first request)
+ *   READ_HEAD        bytes of a request head arrived (timeouts.header, total)
+ *   WAIT_IDENTITY    head parsed, identity lookup running (client reads off)
+ *   UPSTREAM_CONNECT connecting to an upstream (timeouts.upstream_connect)
+ *   FORWARD          streaming the request body (timeouts.body, total)
+ *   READ_RESPONSE    request sent, waiting for the head (timeouts.upstream_read)
+ *   STREAM_RESPONSE  streaming the response body (upstream_read between reads)
+ *   FLUSH_CLOSE      last answer queued; close once it is written
+ *   LINGER           answer written, discarding what the client still sends
+ *                    (so the kernel does not reset the answer away), 2 s max
+ *   CLOSING          conn_close() was called; freed from close_ev
+ */
+#ifndef MTLS_PROXY_CONN_INT_H
+#define MTLS_PROXY_CONN_INT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "http1.h"
+#include "rewrite.h"
+#include "tls_server.h"
+#include "worker.h"
+
+#define GW_CONN_MAGIC 0x6d74636eu
+/* Bytes queued towards one side before the other side's reads pause. */
+#define GW_HIGH_MARK (256 * 1024)
+#define GW_LINGER_MS 2000
+#define GW_RESP_MAX_HEAD (64 * 1024)
+
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct gw_up_conn;
+
+enum gw_conn_state {
+    CONN_HANDSHAKE = 0,
+    CONN_KEEPALIVE_IDLE,
+    CONN_READ_HEAD,
+    CONN_WAIT_IDENTITY,
+    CONN_UPSTREAM_CONNECT,
+    CONN_FORWARD,
+    CONN_READ_RESPONSE,
+    CONN_STREAM_RESPONSE,
+    CONN_FLUSH_CLOSE,
+    CONN_LINGER,
+    CONN_CLOSING,
+};
+
+/* What the client-side timer measures. */
+enum gw_ctimer {
+    CT_NONE = 0,
+    CT_HANDSHAKE,                  /* timeouts.handshake */
+    CT_FIRST,                      /* first request's first byte: timeouts.header */
+    CT_IDLE,                       /* between requests: timeouts.keepalive */
+    CT_HEADER,                     /* head complete: timeouts.header from its first byte */
+    CT_BODY,                       /* request body complete: timeouts.body */
+    CT_FLUSH,                      /* last answer written out: timeouts.body */
+    CT_LINGER,                     /* discard what the client still sends */
+    CT_NEXT,                       /* zero delay: parse the next pipelined request */
+};
+/* What the upstream-side timer measures. */
+enum gw_utimer { UT_NONE = 0, UT_CONNECT, UT_READ };
+
+/* One request and its response; cached per worker between requests. */
+struct gw_req {
+    struct gw_req *next_free;
+    struct http1_head head;        /* request head, later the response head */
+    struct evbuffer *up_head;      /* the rewritten head (kept for one retry) */
+    struct gw_runtime *rt;         /* the runtime this request runs on (ref) */
+    size_t head_in_input;          /* head bytes still at the front of the input */
+    char method[16];               /* for the access log (truncated) */
+    char path[256];
+    char identity[128];
+    char request_id[33];
+    int minor;                     /* the client's HTTP minor version */
+    int client_keep_alive;
+    int is_head;
+    /* request body */
+    enum http1_body body;
+    uint64_t body_left;            /* LENGTH: bytes still to forward */
+    struct http1_chunked chunk;
+    int body_done;
+    /* upstream */
+    uint64_t tried;                /* servers tried (bitmask) */
+    int retried;                   /* one retry after a stale pooled connection */
+    uint64_t t_start_us, t_up_us;
+    /* response */
+    int status;
+    enum http1_body resp_body;     /* the upstream's framing */
+    enum gw_resp_framing framing;  /* ours towards the client */
+    uint64_t resp_left;
+    struct http1_chunked rchunk;
+    int resp_started;              /* a byte of an answer was queued to the client */
+    int close_after;               /* close the client connection after this one */
+    int up_reusable;
+    uint64_t bytes_out;
+};
+
+struct gw_conn {
+    uint32_t magic;
+    enum gw_conn_state state;
+    uint64_t id;
+    struct gw_worker *w;
+    struct gw_conn *prev, *next;   /* the worker's list */
+    struct bufferevent *bev;       /* client side, TLS */
+    SSL *ssl;                      /* owned by bev */
+    struct gw_up_conn *up;         /* upstream connection in use */
+    struct gw_req *req;            /* request in progress */
+    void *id_pending;              /* identity lookup in flight */
+    struct gw_runtime *id_rt;      /* the source it is pending on */
+    struct event *timer;           /* client-side deadline */
+    struct event *up_timer;        /* upstream-side deadline */
+    struct event *close_ev;        /* deferred free */
+    enum gw_ctimer ctimer;
+    enum gw_utimer utimer;
+    unsigned client_eof : 1;       /* the client closed its side */
+    unsigned client_paused : 1;    /* client reads off for backpressure */
+    unsigned up_paused : 1;        /* upstream reads off for backpressure */
+    unsigned handshake_done : 1;
+    struct tls_peer peer;
+    char client[INET6_ADDRSTRLEN + 8]; /* "ip:port" */
+    char ip[INET6_ADDRSTRLEN];
+};
+
+/*
+ * conn.c
+ * gw_conn_close: starts the close (see conn.h); c stays readable until the
+ *   current callback returns. gw_conn_arm / gw_conn_arm_up: (re)arm the
+ *   client / upstream timer for a kind (CT_NONE / UT_NONE disarm).
+ * gw_conn_error: answers the current request with the gateway's own error
+ *   (or cuts the connection when an answer has started), logs, counts.
+ * gw_conn_response_done: the response is queued completely: log, count,
+ *   pool the upstream connection, then the next request or the close.
+ * gw_conn_drop_upstream: frees the upstream connection in use (not pooled).
+ * gw_conn_pause_client / _upstream: backpressure, reads off (1) or on (0).
+ * gw_conn_rt: the runtime of the current request, else the worker's.
+ * gw_conn_req_new: a fresh request object (own runtime reference, id).
+ */
+struct gw_req *gw_conn_req_new(struct gw_conn *c);
+void gw_conn_close(struct gw_conn *c, const char *reason);
+void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms);
+void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms);
+void gw_conn_error(struct gw_conn *c, int status, const char *why);
+void gw_conn_response_done(struct gw_conn *c);
+void gw_conn_drop_upstream(struct gw_conn *c);
+void gw_conn_pause_client(struct gw_conn *c, int pause);
+void gw_conn_pause_upstream(struct gw_conn *c, int pause);
+struct gw_runtime *gw_conn_rt(const struct gw_conn *c);
+
+/*
+ * conn_req.c
+ * gw_req_try_head: parses a request head from the client's input, when
+ *   complete checks it, asks for the identity and goes on to the upstream.
+ * gw_req_forward_body: moves request body bytes to the upstream.
+ * gw_req_upstream_start: takes a pooled connection (unless fresh) or
+ *   connects to the next server; 502 when none is left.
+ * gw_req_upstream_connect_failed: marks the server failed, tries the next.
+ * gw_req_send: the upstream is connected: queue the head, then the body.
+ */
+void gw_req_try_head(struct gw_conn *c);
+void gw_req_forward_body(struct gw_conn *c);
+void gw_req_upstream_start(struct gw_conn *c, int fresh);
+void gw_req_upstream_connect_failed(struct gw_conn *c, const char *why);
+void gw_req_send(struct gw_conn *c);
+
+/*
+ * conn_resp.c
+ * gw_resp_attach: sets c's callbacks on the upstream connection c->up.
+ * gw_resp_resume: the client took half its backlog: read the upstream again.
+ */
+void gw_resp_attach(struct gw_conn *c);
+void gw_resp_resume(struct gw_conn *c);
+
+#endif

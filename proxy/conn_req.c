@@ -1,0 +1,349 @@
+/*
+ * conn_req.c - the request path: head, checks, identity, upstream connect,
+ * request body (see conn_int.h for the states).
+ */
+#include "conn_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "identity.h"
+#include "log.h"
+#include "route.h"
+#include "upstream.h"
+
+/* The status for a parser result, and a word for the log. */
+static int parse_status(enum http1_result r, const char **why)
+{
+    switch (r) {
+    case HTTP1_E_TOO_LARGE:
+        *why = "request head too large";
+        return 431;
+    case HTTP1_E_NOT_IMPLEMENTED:
+        *why = "not implemented (method or transfer coding)";
+        return 501;
+    case HTTP1_E_VERSION:
+        *why = "HTTP version not supported";
+        return 505;
+    default:
+        *why = "malformed request head";
+        return 400;
+    }
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* Authorized: rewrite the head for the upstream and go. */
+static void proceed(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+    struct gw_runtime *rt = r->rt;
+    struct gw_fwd_info fi = {
+        .names = &rt->names,
+        .identity = r->identity,
+        .cn = c->peer.cn,
+        .cert_sha256 = c->peer.sha256,
+        .client_ip = c->ip,
+        .request_id = r->request_id,
+        .default_host = rt->servers[0].name,
+    };
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    if (gw_rw_request(&r->head, &fi, r->up_head) < 0) {
+        gw_conn_error(c, 500, "out of memory");
+        return;
+    }
+    /* The head's pointers die here: everything needed was copied. */
+    evbuffer_drain(in, r->head_in_input);
+    r->head_in_input = 0;
+    r->body = r->head.body;
+    switch (r->body) {
+    case HTTP1_BODY_LENGTH:
+        r->body_left = r->head.content_length;
+        r->body_done = r->body_left == 0;
+        break;
+    case HTTP1_BODY_CHUNKED:
+        http1_chunked_init(&r->chunk);
+        break;
+    default:
+        r->body_done = 1;
+        break;
+    }
+    if (r->head.expect_continue && !r->body_done) {
+        /* curl waits for this before sending a large body; the upstream
+         * never sees the Expect header. */
+        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    if (r->body_done)
+        gw_conn_arm(c, CT_NONE, 0);
+    else
+        gw_conn_arm(c, CT_BODY, rt->cfg->timeouts.body_ms);
+    gw_req_upstream_start(c, 0);
+}
+
+static void identity_cb(void *arg, const struct gw_id_answer *a)
+{
+    struct gw_conn *c = arg;
+    struct gw_req *r = c->req;
+    const struct http1_head *h = &r->head;
+    const char *path = h->path_len ? h->path : "/";
+    size_t path_len = h->path_len ? h->path_len : 1;
+    char why[256];
+
+    c->id_pending = NULL;
+    if (c->state != CONN_WAIT_IDENTITY)
+        return;
+    if (a->status == GW_ID_ERROR) {
+        gw_conn_error(c, 503, "identity source failed");
+        return;
+    }
+    if (a->status == GW_ID_UNKNOWN) {
+        gw_stat_add(&c->w->stats.handshakes[TLS_REFUSE_UNKNOWN_IDENTITY], 1);
+        snprintf(why, sizeof(why), "forbidden: unknown_identity: no identity for cn=%s",
+                 c->peer.cn);
+        gw_conn_error(c, 403, why);
+        return;
+    }
+    copy_field(r->identity, sizeof(r->identity), a->identity, strlen(a->identity));
+    if (!gw_route_allowed(a->allow, a->n_allow, a->has_allow, h->method, h->method_len, path,
+                          path_len)) {
+        gw_stat_add(&c->w->stats.handshakes[TLS_REFUSE_FORBIDDEN], 1);
+        snprintf(why, sizeof(why), "forbidden: identity %s may not %s this path",
+                 r->identity, r->method);
+        gw_conn_error(c, 403, why);
+        return;
+    }
+    proceed(c);
+}
+
+/* A complete head is in r->head: check it and ask who the client is. */
+static void on_head(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+    struct http1_head *h = &r->head;
+    struct gw_runtime *rt = r->rt;
+    const char *path = h->path_len ? h->path : "/";
+    size_t path_len = h->path_len ? h->path_len : 1;
+
+    r->head_in_input = h->head_len;
+    gw_stat_add(&c->w->stats.bytes_in, h->head_len);
+    copy_field(r->method, sizeof(r->method), h->method, h->method_len);
+    copy_field(r->path, sizeof(r->path), path, path_len);
+    r->minor = h->minor_version;
+    r->client_keep_alive = h->keep_alive;
+    r->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+    r->body = h->body;
+    /* No more reads until the upstream is ready: the head stays where the
+     * parser saw it, and the body waits in the socket. */
+    gw_conn_pause_client(c, 1);
+    if (rt->cfg->limits.max_headers && h->n_headers > rt->cfg->limits.max_headers) {
+        gw_conn_error(c, 431, "too many header fields");
+        return;
+    }
+    if (!gw_route_path_safe(path, path_len)) {
+        gw_conn_error(c, 400, "request-target with dot-segments, encoded '.', '/' or '\\', "
+                              "or a backslash");
+        return;
+    }
+    if (h->body == HTTP1_BODY_LENGTH && rt->cfg->limits.max_body_bytes &&
+        h->content_length > rt->cfg->limits.max_body_bytes) {
+        gw_conn_error(c, 413, "Content-Length above limits.max_body_bytes");
+        return;
+    }
+    c->state = CONN_WAIT_IDENTITY;
+    c->id_rt = rt;
+    if (gw_id_lookup(rt->ids, c->w->base, c->peer.cn, identity_cb, c, &c->id_pending) < 0)
+        gw_conn_error(c, 503, "identity source unavailable");
+}
+
+void gw_req_try_head(struct gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in), max, n;
+    struct gw_runtime *rt;
+    enum http1_result res;
+    const char *why;
+    unsigned char *p;
+    int status;
+
+    if (len == 0)
+        return;
+    if (c->state == CONN_KEEPALIVE_IDLE) {
+        c->req = gw_conn_req_new(c);
+        if (!c->req) {
+            gw_conn_close(c, "out of memory");
+            return;
+        }
+        c->state = CONN_READ_HEAD;
+        gw_conn_arm(c, CT_HEADER, c->req->rt->cfg->timeouts.header_ms);
+    }
+    rt = c->req->rt;
+    max = rt->cfg->limits.max_header_bytes;
+    n = len < max ? len : max;
+    p = evbuffer_pullup(in, (ev_ssize_t)n);
+    if (!p) {
+        gw_conn_close(c, "out of memory");
+        return;
+    }
+    res = http1_parse_request((const char *)p, n, max, &c->req->head);
+    if (res == HTTP1_INCOMPLETE)
+        return;
+    if (res != HTTP1_OK) {
+        status = parse_status(res, &why);
+        gw_conn_pause_client(c, 1);
+        gw_conn_error(c, status, why);
+        return;
+    }
+    on_head(c);
+}
+
+void gw_req_upstream_start(struct gw_conn *c, int fresh)
+{
+    struct gw_req *r = c->req;
+    char err[256];
+
+    if (!r->t_up_us)
+        r->t_up_us = gw_mono_us();
+    c->up = fresh ? NULL : gw_up_take_idle(&c->w->pool, r->rt);
+    if (c->up) {
+        gw_resp_attach(c);
+        gw_req_send(c);
+        return;
+    }
+    c->up = gw_up_connect(&c->w->pool, r->rt, &r->tried, err, sizeof(err));
+    if (!c->up) {
+        gw_stat_add(&c->w->stats.upstream_connect_fail, 1);
+        gw_conn_error(c, 502, err);
+        return;
+    }
+    gw_resp_attach(c);
+    c->state = CONN_UPSTREAM_CONNECT;
+    gw_conn_arm_up(c, UT_CONNECT, r->rt->cfg->timeouts.upstream_connect_ms);
+}
+
+void gw_req_upstream_connect_failed(struct gw_conn *c, const char *why)
+{
+    struct gw_runtime *rt = c->req->rt;
+
+    gw_log(c->w->log, CFG_LOG_WARN, c->id, "upstream %s: %s; marked failed for %u ms",
+           rt->servers[c->up->server].name, why, rt->cfg->upstream.fail_timeout_ms);
+    gw_stat_add(&c->w->stats.upstream_connect_fail, 1);
+    gw_up_mark_failed(rt, c->up->server);
+    gw_conn_drop_upstream(c);
+    gw_req_upstream_start(c, 1);
+}
+
+void gw_req_send(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+    struct evbuffer *out = bufferevent_get_output(c->up->bev);
+    size_t n = evbuffer_get_length(r->up_head);
+
+    /* A copy: the head stays for one retry on a fresh connection when a
+     * pooled one turns out to be closed. */
+    if (evbuffer_add(out, evbuffer_pullup(r->up_head, -1), n) < 0) {
+        gw_conn_error(c, 500, "out of memory");
+        return;
+    }
+    if (r->body_done) {
+        c->state = CONN_READ_RESPONSE;
+        gw_conn_arm_up(c, UT_READ, r->rt->cfg->timeouts.upstream_read_ms);
+        gw_conn_pause_client(c, 0); /* notice a close; pipelined bytes wait */
+        return;
+    }
+    c->state = CONN_FORWARD;
+    gw_conn_pause_client(c, 0);
+    gw_req_forward_body(c);
+}
+
+/* One step of a chunked body: 1 to go on, 0 when input is used up, -1 when
+ * the connection got an answer or was closed. */
+static int forward_chunked(struct gw_conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+    struct gw_req *r = c->req;
+    struct evbuffer_iovec v;
+    size_t consumed = 0, off = 0, dlen = 0;
+    uint64_t max = r->rt->cfg->limits.max_body_bytes;
+    enum http1_chunk_result res;
+
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return 0;
+    res = http1_chunked_feed(&r->chunk, v.iov_base, v.iov_len, &consumed, &off, &dlen);
+    switch (res) {
+    case HTTP1_CHUNK_ERROR:
+        gw_conn_error(c, 400, "malformed chunked request body");
+        return -1;
+    case HTTP1_CHUNK_DATA:
+        if (max && r->chunk.total > max) {
+            gw_conn_error(c, 413, "chunked body above limits.max_body_bytes");
+            return -1;
+        }
+        evbuffer_drain(in, off);
+        if (gw_rw_chunk_header(out, dlen) < 0 || evbuffer_remove_buffer(in, out, dlen) < 0 ||
+            evbuffer_add(out, "\r\n", 2) < 0) {
+            gw_conn_close(c, "out of memory");
+            return -1;
+        }
+        break;
+    case HTTP1_CHUNK_DONE:
+        evbuffer_drain(in, consumed);
+        if (evbuffer_add(out, "0\r\n\r\n", 5) < 0) {
+            gw_conn_close(c, "out of memory");
+            return -1;
+        }
+        r->body_done = 1;
+        break;
+    case HTTP1_CHUNK_MORE:
+        evbuffer_drain(in, consumed);
+        break;
+    }
+    gw_stat_add(&c->w->stats.bytes_in, consumed);
+    return 1;
+}
+
+void gw_req_forward_body(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out;
+
+    if (!c->up || r->body_done)
+        return;
+    out = bufferevent_get_output(c->up->bev);
+    while (!r->body_done && evbuffer_get_length(in) > 0) {
+        if (evbuffer_get_length(out) >= GW_HIGH_MARK) {
+            gw_conn_pause_client(c, 1); /* resumed by the upstream's write callback */
+            return;
+        }
+        if (r->body == HTTP1_BODY_LENGTH) {
+            size_t n = evbuffer_get_length(in);
+
+            if (n > r->body_left)
+                n = (size_t)r->body_left;
+            /* moves the chains, no copy */
+            if (evbuffer_remove_buffer(in, out, n) < 0) {
+                gw_conn_close(c, "out of memory");
+                return;
+            }
+            r->body_left -= n;
+            r->body_done = r->body_left == 0;
+            gw_stat_add(&c->w->stats.bytes_in, n);
+        } else if (forward_chunked(c, in, out) < 0) {
+            return;
+        }
+    }
+    if (r->body_done && c->state == CONN_FORWARD) {
+        gw_conn_arm(c, CT_NONE, 0);
+        c->state = CONN_READ_RESPONSE;
+        gw_conn_arm_up(c, UT_READ, r->rt->cfg->timeouts.upstream_read_ms);
+    }
+}

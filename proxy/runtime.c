@@ -1,0 +1,275 @@
+/*
+ * runtime.c - build, check and reference-count a gateway runtime.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "tls_client.h"
+#include "tls_pem.h"
+#include "tls_server.h"
+#include "tls_trust.h"
+#include "tls_x509.h"
+
+int gw_runtime_check_key_mode(const char *path, int allow, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (allow)
+        return 0;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot stat private key: %s", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(err, errlen,
+                 "%s: private key has mode %04o, readable by group or others; "
+                 "chmod 600 it (or set tls.allow_insecure_key_permissions: true)",
+                 path, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolves one upstream "host:port" into s (the first address). */
+static int resolve_server(const struct cfg_addr *a, struct gw_upstream_server *s, char *err,
+                          size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    rc = getaddrinfo(a->host, a->port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "upstream.servers: %s:%s: cannot resolve: %s", a->host, a->port,
+                 rc ? gai_strerror(rc) : "no address");
+        if (res)
+            freeaddrinfo(res);
+        return -1;
+    }
+    memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+    s->addrlen = res->ai_addrlen;
+    snprintf(s->name, sizeof(s->name), strchr(a->host, ':') ? "[%s]:%s" : "%s:%s", a->host,
+             a->port);
+    s->host = a->host;
+    s->failed_until_ms = 0;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void runtime_free(struct gw_runtime *rt)
+{
+    if (!rt)
+        return;
+    SSL_CTX_free(rt->server_ctx);
+    SSL_CTX_free(rt->upstream_ctx);
+    gw_id_source_free(rt->ids);
+    cfg_free(rt->cfg);
+    free(rt);
+}
+
+struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
+                                  uint64_t generation, char *err, size_t errlen)
+{
+    struct gw_runtime *rt = calloc(1, sizeof(*rt));
+    struct tls_trust *trust = NULL;
+    struct tls_trust_opts topts;
+    struct tls_server_opts sopts;
+    size_t i;
+    int ok = 0;
+
+    if (!rt) {
+        snprintf(err, errlen, "out of memory");
+        cfg_free(cfg);
+        goto out;
+    }
+    rt->cfg = cfg;
+    rt->refs = 1;
+    rt->generation = generation;
+    if (gw_runtime_check_key_mode(cfg->tls.key, cfg->tls.allow_insecure_key_permissions,
+                                  err, errlen) < 0)
+        goto out;
+    if (cfg->upstream.tls && cfg->upstream.tls_key &&
+        gw_runtime_check_key_mode(cfg->upstream.tls_key,
+                                  cfg->tls.allow_insecure_key_permissions, err, errlen) < 0)
+        goto out;
+    memset(&topts, 0, sizeof(topts));
+    topts.client_ca_path = cfg->tls.client_ca;
+    topts.crl_path = cfg->tls.crl;
+    topts.require_eku = cfg->tls.require_eku;
+    trust = tls_trust_load(&topts, err, errlen);
+    if (!trust)
+        goto out;
+    memset(&sopts, 0, sizeof(sopts));
+    sopts.certificate = cfg->tls.certificate;
+    sopts.key = cfg->tls.key;
+    sopts.min_version = cfg->tls.min_version;
+    sopts.ciphers = cfg->tls.ciphers;
+    sopts.ciphersuites = cfg->tls.ciphersuites;
+    sopts.groups = cfg->tls.groups;
+    sopts.session_tickets = cfg->tls.session_tickets;
+    sopts.trust = trust;
+    sopts.ticket_keys = keys;
+    rt->server_ctx = tls_server_ctx_new(&sopts, err, errlen);
+    if (!rt->server_ctx)
+        goto out;
+    if (cfg->upstream.tls) {
+        rt->upstream_ctx = tls_client_ctx_new(cfg->upstream.tls_ca, cfg->upstream.tls_certificate,
+                                              cfg->upstream.tls_key, err, errlen);
+        if (!rt->upstream_ctx)
+            goto out;
+    }
+    rt->ids = gw_id_source_map_new(cfg, err, errlen);
+    if (!rt->ids)
+        goto out;
+    if (cfg->upstream.n_servers == 0 || cfg->upstream.n_servers > GW_MAX_UPSTREAMS) {
+        snprintf(err, errlen, "upstream.servers: need 1 to %d servers, got %zu",
+                 GW_MAX_UPSTREAMS, cfg->upstream.n_servers);
+        goto out;
+    }
+    for (i = 0; i < cfg->upstream.n_servers; i++)
+        if (resolve_server(&cfg->upstream.servers[i], &rt->servers[i], err, errlen) < 0)
+            goto out;
+    rt->n_servers = cfg->upstream.n_servers;
+    rt->names.identity = cfg->headers.identity;
+    rt->names.cn = cfg->headers.cn;
+    rt->names.cert_sha256 = cfg->headers.cert_sha256;
+    rt->names.request_id = cfg->headers.request_id;
+    ok = 1;
+out:
+    tls_trust_unref(trust);
+    if (!ok) {
+        runtime_free(rt);
+        rt = NULL;
+    }
+    return rt;
+}
+
+void gw_runtime_ref(struct gw_runtime *rt)
+{
+    __atomic_fetch_add(&rt->refs, 1, __ATOMIC_RELAXED);
+}
+
+void gw_runtime_unref(struct gw_runtime *rt)
+{
+    if (rt && __atomic_sub_fetch(&rt->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        runtime_free(rt);
+}
+
+/* Checks that certificate and key load and match; one line per problem. */
+static int check_cert_key(const struct cfg *cfg, const char *cert_key, const char *cert,
+                          const char *key_key, const char *key, FILE *out)
+{
+    STACK_OF(X509) *certs = NULL;
+    EVP_PKEY *pkey = NULL;
+    char err[512], where[256], tbuf[64];
+    time_t not_after;
+    int problems = 0;
+
+    if (tls_pem_load_certs(cert, &certs, err, sizeof(err)) < 0) {
+        fprintf(out, "%s: %s: %s\n", cfg_where(cfg, cert_key, where, sizeof(where)), cert_key,
+                err);
+        problems++;
+    } else if (tls_x509_not_after(sk_X509_value(certs, 0), &not_after) == 0 &&
+               not_after < time(NULL)) {
+        fprintf(out, "%s: %s: %s: certificate expired on %s\n",
+                cfg_where(cfg, cert_key, where, sizeof(where)), cert_key, cert,
+                tls_time_str(not_after, tbuf, sizeof(tbuf)));
+        problems++;
+    }
+    if (tls_pem_load_key(key, &pkey, err, sizeof(err)) < 0) {
+        fprintf(out, "%s: %s: %s\n", cfg_where(cfg, key_key, where, sizeof(where)), key_key, err);
+        problems++;
+    }
+    if (certs && pkey && !tls_x509_key_matches(sk_X509_value(certs, 0), pkey)) {
+        fprintf(out, "%s: %s: %s does not match the certificate in %s\n",
+                cfg_where(cfg, key_key, where, sizeof(where)), key_key, key, cert);
+        problems++;
+    }
+    sk_X509_pop_free(certs, X509_free);
+    EVP_PKEY_free(pkey);
+    return problems;
+}
+
+int gw_runtime_check(const char *path, FILE *out)
+{
+    struct cfg *cfg = NULL;
+    struct cfg_diag diag = {0};
+    struct gw_runtime *rt;
+    char err[512];
+    int problems = 0;
+    size_t i;
+
+    if (cfg_load(path, &cfg, &diag) < 0) {
+        for (i = 0; i < diag.n; i++)
+            fprintf(out, "%s\n", diag.msg[i]);
+        problems += diag.n ? (int)diag.n : 1;
+        goto out;
+    }
+    problems += check_cert_key(cfg, "tls.certificate", cfg->tls.certificate, "tls.key",
+                               cfg->tls.key, out);
+    if (cfg->upstream.tls && cfg->upstream.tls_certificate)
+        problems += check_cert_key(cfg, "upstream.tls.certificate", cfg->upstream.tls_certificate,
+                                   "upstream.tls.key", cfg->upstream.tls_key, out);
+    if (problems > 0)
+        goto out;
+    /* The same build as a start, which also checks the client CA, the CRL,
+     * the key mode, the upstream TLS context, the map and the names. */
+    rt = gw_runtime_new(cfg, NULL, 0, err, sizeof(err));
+    cfg = NULL;
+    if (!rt) {
+        fprintf(out, "%s: %s\n", path, err);
+        problems++;
+        goto out;
+    }
+    gw_runtime_unref(rt);
+out:
+    cfg_free(cfg);
+    cfg_diag_free(&diag);
+    return problems ? -1 : 0;
+}
+
+static void digest_file(EVP_MD_CTX *md, const char *path)
+{
+    unsigned char buf[16384];
+    size_t n;
+    FILE *f;
+
+    EVP_DigestUpdate(md, path ? path : "", path ? strlen(path) + 1 : 1);
+    if (!path || !(f = fopen(path, "rbe")))
+        return;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        EVP_DigestUpdate(md, buf, n);
+    fclose(f);
+}
+
+void gw_runtime_files_digest(const struct cfg *cfg, unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 32;
+
+    memset(out, 0, 32);
+    if (!md)
+        return;
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+        digest_file(md, cfg->path);
+        digest_file(md, cfg->tls.certificate);
+        digest_file(md, cfg->tls.key);
+        digest_file(md, cfg->tls.client_ca);
+        digest_file(md, cfg->tls.crl);
+        digest_file(md, cfg->upstream.tls_ca);
+        digest_file(md, cfg->upstream.tls_certificate);
+        digest_file(md, cfg->upstream.tls_key);
+        EVP_DigestFinal_ex(md, out, &len);
+    }
+    EVP_MD_CTX_free(md);
+}

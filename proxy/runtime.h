@@ -1,0 +1,95 @@
+/*
+ * runtime.h - everything the gateway derives from one configuration.
+ *
+ * A runtime is built completely (config, server SSL_CTX with its trust set,
+ * upstream client SSL_CTX, identity source, resolved upstream addresses)
+ * on the main thread, and only then handed to the workers; a reload builds
+ * a new one and swaps it in only if the build succeeded. It is immutable
+ * once published, except for the upstream failure marks (atomics), and
+ * reference counted: every request holds a reference to the runtime it
+ * started with, so a reload never pulls anything from under it.
+ */
+#ifndef MTLS_PROXY_RUNTIME_H
+#define MTLS_PROXY_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <openssl/types.h>
+
+#include "config.h"
+#include "identity.h"
+#include "rewrite.h"
+
+#define GW_RT_MUSTCHECK __attribute__((warn_unused_result))
+#define GW_MAX_UPSTREAMS 64
+
+struct tls_ticket_keys;
+
+struct gw_upstream_server {
+    struct sockaddr_storage addr;   /* resolved once, at build time */
+    socklen_t addrlen;
+    char name[300];                 /* "host:port" ("[v6]:port"), for logs and Host */
+    const char *host;               /* the configured host (TLS name), in cfg */
+    uint64_t failed_until_ms;       /* monotonic ms; atomic; 0 = healthy */
+};
+
+struct gw_runtime {
+    int refs;                       /* atomic */
+    uint64_t generation;            /* 1 for the first load, +1 per reload */
+    struct cfg *cfg;                /* owned */
+    SSL_CTX *server_ctx;            /* shared by all workers */
+    SSL_CTX *upstream_ctx;          /* NULL when upstream.tls is off */
+    struct gw_id_source *ids;
+    struct gw_upstream_server servers[GW_MAX_UPSTREAMS];
+    size_t n_servers;
+    struct gw_hdr_names names;      /* point into cfg */
+};
+
+/*
+ * Builds a runtime from cfg, which it takes over in every case (freed on
+ * failure). keys may be NULL (no shared ticket keys); the server context
+ * takes its own reference. Checks the private key's permissions unless
+ * tls.allow_insecure_key_permissions. Blocking (file reads, getaddrinfo):
+ * main thread only. NULL with one line in err naming the file or key.
+ */
+struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
+                                  uint64_t generation, char *err, size_t errlen) GW_RT_MUSTCHECK;
+
+void gw_runtime_ref(struct gw_runtime *rt);
+void gw_runtime_unref(struct gw_runtime *rt); /* NULL is fine; frees at zero */
+
+/*
+ * mtlsgate -t: loads path and checks everything it names (certificate,
+ * key and that they match, client_ca, CRL, upstream TLS files, identity
+ * map, upstream names, key permissions), printing each problem as one line
+ * on out. Returns 0 when there is none.
+ */
+int gw_runtime_check(const char *path, FILE *out);
+
+/*
+ * 0 when the private key file at path is not readable by group or others
+ * (or allow is set); -1 with a message naming the file and its mode.
+ */
+int gw_runtime_check_key_mode(const char *path, int allow, char *err, size_t errlen) GW_RT_MUSTCHECK;
+
+/*
+ * SHA-256 over the contents of the files a reload would re-read (the
+ * config itself, certificate, key, client_ca, CRL, upstream TLS files), for
+ * the `watch` option: a change in any of them changes the digest. A file
+ * that cannot be read counts as empty (the reload then reports it).
+ */
+void gw_runtime_files_digest(const struct cfg *cfg, unsigned char out[32]);
+
+/* Monotonic clock, for deadlines and latencies. */
+static inline uint64_t gw_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+#endif

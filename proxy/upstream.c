@@ -1,0 +1,217 @@
+/*
+ * upstream.c - upstream connects, failure marks, per-worker idle pool.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "tls_client.h"
+
+void gw_up_pool_init(struct gw_up_pool *p, struct event_base *base)
+{
+    memset(p, 0, sizeof(*p));
+    p->base = base;
+}
+
+void gw_up_free(struct gw_up_conn *u)
+{
+    if (!u)
+        return;
+    bufferevent_free(u->bev); /* BEV_OPT_CLOSE_ON_FREE: closes fd, frees SSL */
+    free(u);
+}
+
+/* Unlinks u from its pool's idle list. */
+static void pool_unlink(struct gw_up_conn *u)
+{
+    struct gw_up_pool *p = u->pool;
+    struct gw_up_conn **pp;
+
+    for (pp = &p->idle; *pp; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            p->n_idle--;
+            break;
+        }
+    }
+    u->next = NULL;
+    u->pool = NULL;
+}
+
+/* An idle connection must stay silent: any byte, EOF, error or the idle
+ * timeout means it cannot carry the next request. Callee frees u and
+ * returns to libevent. */
+static void idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct gw_up_conn *u = arg;
+
+    (void)bev;
+    pool_unlink(u);
+    gw_up_free(u);
+}
+
+static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    idle_read_cb(bev, arg);
+}
+
+void gw_up_pool_flush(struct gw_up_pool *p)
+{
+    while (p->idle) {
+        struct gw_up_conn *u = p->idle;
+
+        pool_unlink(u);
+        gw_up_free(u);
+    }
+}
+
+struct gw_up_conn *gw_up_take_idle(struct gw_up_pool *p, const struct gw_runtime *rt)
+{
+    struct gw_up_conn *u = p->idle;
+
+    if (!u || u->rt != rt)
+        return NULL; /* the pool is flushed on a runtime swap: all or none */
+    pool_unlink(u);
+    bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+    bufferevent_set_timeouts(u->bev, NULL, NULL);
+    u->reused = 1;
+    return u;
+}
+
+void gw_up_mark_failed(struct gw_runtime *rt, size_t idx)
+{
+    uint64_t until = gw_mono_us() / 1000 + rt->cfg->upstream.fail_timeout_ms;
+
+    __atomic_store_n(&rt->servers[idx].failed_until_ms, until, __ATOMIC_RELAXED);
+}
+
+/* Next server index not in tried: healthy ones first, then any. -1 if none. */
+static long pick_server(struct gw_up_pool *p, const struct gw_runtime *rt, uint64_t tried)
+{
+    uint64_t now = gw_mono_us() / 1000;
+    size_t n = rt->n_servers, k;
+    int pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        for (k = 0; k < n; k++) {
+            size_t idx = (p->rr + k) % n;
+
+            if (tried & ((uint64_t)1 << idx))
+                continue;
+            if (pass == 0 &&
+                __atomic_load_n(&rt->servers[idx].failed_until_ms, __ATOMIC_RELAXED) > now)
+                continue;
+            p->rr = idx + 1;
+            return (long)idx;
+        }
+    }
+    return -1;
+}
+
+/* A new, unconnected bufferevent for server s (TLS when rt says so). */
+static struct bufferevent *new_bev(struct gw_up_pool *p, struct gw_runtime *rt,
+                                   const struct gw_upstream_server *s, char *err, size_t errlen)
+{
+    const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    struct bufferevent *bev;
+    SSL *ssl;
+
+    if (!rt->upstream_ctx) {
+        bev = bufferevent_socket_new(p->base, -1, opts);
+        if (!bev)
+            snprintf(err, errlen, "%s: out of memory", s->name);
+        return bev;
+    }
+    ssl = SSL_new(rt->upstream_ctx);
+    if (!ssl || tls_client_prepare(ssl, rt->cfg->upstream.tls_server_name
+                                            ? rt->cfg->upstream.tls_server_name
+                                            : s->host) < 0) {
+        snprintf(err, errlen, "%s: cannot set up TLS", s->name);
+        SSL_free(ssl);
+        return NULL;
+    }
+    bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+    if (!bev) {
+        snprintf(err, errlen, "%s: out of memory", s->name);
+        SSL_free(ssl);
+    }
+    return bev;
+}
+
+struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, uint64_t *tried,
+                                 char *err, size_t errlen)
+{
+    struct gw_up_conn *u = NULL;
+    long idx;
+
+    snprintf(err, errlen, "no upstream server left to try");
+    while ((idx = pick_server(p, rt, *tried)) >= 0) {
+        const struct gw_upstream_server *s = &rt->servers[idx];
+        int one = 1;
+
+        *tried |= (uint64_t)1 << idx;
+        u = calloc(1, sizeof(*u));
+        if (!u) {
+            snprintf(err, errlen, "out of memory");
+            break;
+        }
+        u->rt = rt;
+        u->server = (size_t)idx;
+        u->bev = new_bev(p, rt, s, err, errlen);
+        if (!u->bev) {
+            free(u);
+            u = NULL;
+            break;
+        }
+        if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&s->addr,
+                                       (int)s->addrlen) < 0) {
+            snprintf(err, errlen, "%s: connect: %s", s->name, strerror(errno));
+            gw_up_mark_failed(rt, (size_t)idx);
+            gw_up_free(u);
+            u = NULL;
+            continue;
+        }
+        /* Heads and small bodies go out at once. */
+        setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        break;
+    }
+    return u;
+}
+
+void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_runtime *current)
+{
+    unsigned max = current->cfg->upstream.keepalive;
+    unsigned idle_ms = current->cfg->timeouts.keepalive_ms;
+    struct timeval tv;
+
+    if (!u)
+        return;
+    if (u->rt != current || p->n_idle >= max ||
+        evbuffer_get_length(bufferevent_get_input(u->bev)) > 0) {
+        gw_up_free(u);
+        return;
+    }
+    if (idle_ms == 0 || idle_ms > 60000)
+        idle_ms = 60000;
+    tv.tv_sec = idle_ms / 1000;
+    tv.tv_usec = (idle_ms % 1000) * 1000;
+    bufferevent_setwatermark(u->bev, EV_READ | EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(u->bev, &tv, NULL);
+    bufferevent_setcb(u->bev, idle_read_cb, NULL, idle_event_cb, u);
+    bufferevent_enable(u->bev, EV_READ);
+    u->next = p->idle;
+    u->pool = p;
+    p->idle = u;
+    p->n_idle++;
+}

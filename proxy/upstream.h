@@ -1,0 +1,75 @@
+/*
+ * upstream.h - connections to the upstream servers, and a per-worker pool.
+ *
+ * Servers are taken round robin; one whose connect failed is skipped for
+ * upstream.fail_timeout (unless every server is marked failed). Each worker
+ * keeps up to upstream.keepalive idle connections: an idle one that the
+ * server closes, or that receives any byte, is dropped. Plain TCP, or TLS
+ * with the upstream's certificate and name verified (tls_client.h).
+ * Everything here runs on the worker's own thread; no locks.
+ */
+#ifndef MTLS_PROXY_UPSTREAM_H
+#define MTLS_PROXY_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime.h"
+
+#define GW_UP_MUSTCHECK __attribute__((warn_unused_result))
+
+struct bufferevent;
+struct event_base;
+
+struct gw_up_conn {
+    struct bufferevent *bev;      /* owned; plain socket or OpenSSL filter */
+    const struct gw_runtime *rt;  /* the runtime it was made for (not a ref) */
+    size_t server;                /* index in rt->servers */
+    int reused;                   /* taken from the pool */
+    struct gw_up_conn *next;      /* pool list */
+    struct gw_up_pool *pool;      /* set while idle in the pool */
+};
+
+struct gw_up_pool {
+    struct event_base *base;
+    struct gw_up_conn *idle;      /* most recently released first */
+    unsigned n_idle;
+    size_t rr;                    /* round-robin cursor */
+};
+
+void gw_up_pool_init(struct gw_up_pool *p, struct event_base *base);
+
+/* Frees every idle connection (worker stop, or a runtime swap). */
+void gw_up_pool_flush(struct gw_up_pool *p);
+
+/*
+ * An idle pooled connection made for rt, or NULL. The caller sets its own
+ * callbacks on u->bev and enables it.
+ */
+struct gw_up_conn *gw_up_take_idle(struct gw_up_pool *p, const struct gw_runtime *rt);
+
+/*
+ * Starts a new connection to the next usable server not yet in *tried (a
+ * bitmask of server indexes, updated). The connect completes later with
+ * BEV_EVENT_CONNECTED on u->bev (after the TLS handshake with TLS), whose
+ * callbacks the caller sets. Servers whose connect fails at once are marked
+ * failed and the next one is tried. NULL with the last cause in err when
+ * no server is left.
+ */
+struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, uint64_t *tried,
+                                 char *err, size_t errlen) GW_UP_MUSTCHECK;
+
+/* Marks server idx of rt failed for upstream.fail_timeout from now. */
+void gw_up_mark_failed(struct gw_runtime *rt, size_t idx);
+
+/*
+ * Gives a connection back after a complete response: pooled when current
+ * is the runtime it was made for, the pool has room and nothing is
+ * buffered; freed otherwise.
+ */
+void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_runtime *current);
+
+/* Closes and frees a connection that is not in the pool; NULL is fine. */
+void gw_up_free(struct gw_up_conn *u);
+
+#endif
