@@ -21,7 +21,7 @@ expect_eq "$(gw_up .method)" GET "upstream method"
 expect_eq "$(gw_up .path)" "/records/42?x=1" "upstream request-target"
 expect_eq "$(gw_up '.headers["x-client-identity"]')" svc-attestor-1 "X-Client-Identity"
 expect_eq "$(gw_up '.headers["x-client-cn"]')" attestor1 "X-Client-CN"
-expect_eq "$(gw_up '.headers["x-client-cert-sha256"] | ascii_downcase')" "$a1_sha" \
+expect_eq "$(gw_up '(.headers["x-client-cert-sha256"] // "") | ascii_downcase')" "$a1_sha" \
     "X-Client-Cert-Sha256 (sha256 of attestor1.crt DER)"
 expect_eq "$(gw_up '.headers["x-forwarded-proto"]')" https "X-Forwarded-Proto"
 expect_eq "$(gw_up '.headers["x-forwarded-for"]')" 127.0.0.1 "X-Forwarded-For"
@@ -47,7 +47,7 @@ code=$(gw_curl attestor1 /spoof \
 expect_eq "$code" 200 "GET with spoofed headers"
 expect_eq "$(gw_up '.headers["x-client-identity"]')" svc-attestor-1 "X-Client-Identity after spoof"
 expect_eq "$(gw_up '.headers["x-client-cn"]')" attestor1 "X-Client-CN after spoof"
-expect_eq "$(gw_up '.headers["x-client-cert-sha256"] | ascii_downcase')" "$a1_sha" "cert sha256 after spoof"
+expect_eq "$(gw_up '(.headers["x-client-cert-sha256"] // "") | ascii_downcase')" "$a1_sha" "cert sha256 after spoof"
 expect_eq "$(gw_up '.headers["x-forwarded-for"]')" 127.0.0.1 "X-Forwarded-For after spoof"
 expect_eq "$(gw_up '.headers["x-forwarded-proto"]')" https "X-Forwarded-Proto after spoof"
 expect_not_contains "$(gw_up '.headers["x-request-id"]')" forged-id "X-Request-Id after spoof"
@@ -95,11 +95,11 @@ expect_eq "$(gw_up '.headers["x-client-identity"]')" svc-attestor-1 "identity on
 pass "chunked POST arrived intact"
 
 # --- TLS 1.2 and TLS 1.3 ----------------------------------------------------------
-code=$(gw_curl attestor1 /tls12 --tlsv1.2 --tls-max 1.2 -v 2>"$TEST_TMPDIR/tls12.err") \
+code=$(gw_curl attestor1 /tls12 --tlsv1.2 --tls-max 1.2 -v --stderr "$TEST_TMPDIR/tls12.err") \
     || fail "TLS 1.2: curl failed: $(grep -i 'curl:\|error' "$TEST_TMPDIR/tls12.err" | tail -2)"
 expect_eq "$code" 200 "GET over TLS 1.2"
 grep -q 'SSL connection using TLSv1.2' "$TEST_TMPDIR/tls12.err" || fail "curl did not negotiate TLS 1.2"
-code=$(gw_curl attestor1 /tls13 --tlsv1.3 -v 2>"$TEST_TMPDIR/tls13.err") || fail "TLS 1.3: curl failed"
+code=$(gw_curl attestor1 /tls13 --tlsv1.3 -v --stderr "$TEST_TMPDIR/tls13.err") || fail "TLS 1.3: curl failed"
 expect_eq "$code" 200 "GET over TLS 1.3"
 grep -q 'SSL connection using TLSv1.3' "$TEST_TMPDIR/tls13.err" || fail "curl did not negotiate TLS 1.3"
 pass "TLS 1.2 and TLS 1.3 both admitted"

@@ -46,7 +46,7 @@ refuse() {
     gw_wait_log_since "$mark" "$reason" 5 ||
         fail "$name: no log line with reason /$reason/ in gw.log; new lines: $(gw_log_since "$mark" | head -5)"
     if [ -n "$subject" ]; then
-        gw_log_since "$mark" | grep -Ei -- "$reason" | grep -Eq -- "$subject" ||
+        gw_log_since "$mark" | grep -Ei -- "$reason" | grep -E -- "$subject" >/dev/null ||
             fail "$name: the refusal line does not name the subject /$subject/: $(gw_log_since "$mark" | grep -Ei -- "$reason" | head -2)"
     fi
     pass "$name refused: alerts ${ALERTS["$name -tls1_3"]} (1.3) / ${ALERTS["$name -tls1_2"]} (1.2), logged as $reason"

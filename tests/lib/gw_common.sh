@@ -220,7 +220,8 @@ gw_curl() {
 
 gw_up() {
     [ -s "$GW_BODY" ] || { echo "(no body)"; return 1; }
-    jq -r "$1" <"$GW_BODY" 2>/dev/null || { echo "(body is not JSON: $(head -c 200 "$GW_BODY"))"; return 1; }
+    jq -e . <"$GW_BODY" >/dev/null 2>&1 || { echo "(body is not JSON: $(head -c 300 "$GW_BODY"))"; return 1; }
+    jq -r "$1" <"$GW_BODY" 2>&1 || { echo "(jq '$1' failed on: $(head -c 300 "$GW_BODY"))"; return 1; }
 }
 
 upstream_count() {
@@ -271,7 +272,7 @@ gw_log_since() {
 gw_wait_log_since() {
     local mark=$1 re=$2 secs=${3:-5} i
     for i in $(seq 1 $((secs * 20))); do
-        gw_log_since "$mark" | grep -Eiq -- "$re" && return 0
+        gw_log_since "$mark" | grep -Ei -- "$re" >/dev/null && return 0
         sleep 0.05
     done
     return 1
