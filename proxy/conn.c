@@ -351,7 +351,8 @@ void gw_conn_error(struct gw_conn *c, int status, const char *why)
     size_t before = evbuffer_get_length(out);
     int keep;
 
-    gw_log(c->w->log, status >= 500 ? CFG_LOG_WARN : CFG_LOG_INFO, c->id, "%d %s: %s%s%s",
+    gw_log(c->w->log, status >= 500 && status <= 504 && status != 501 ? CFG_LOG_WARN : CFG_LOG_INFO,
+           c->id, "%d %s: %s%s%s",
            status, c->client, why, r && r->path[0] ? " path=" : "", r ? r->path : "");
     gw_conn_drop_upstream(c);
     if (r && r->resp_started) {
@@ -570,7 +571,7 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct gw_conn *c = arg;
     struct gw_runtime *rt = gw_conn_rt(c);
     enum gw_utimer kind = c->utimer;
-    char why[160];
+    char why[400];
 
     (void)fd;
     (void)what;

@@ -88,7 +88,7 @@ static int parse_head(struct gw_conn *c)
     enum http1_result res;
     unsigned char *p;
     size_t len, n;
-    char why[160];
+    char why[400];
 
     for (;;) {
         len = evbuffer_get_length(in);
@@ -259,7 +259,7 @@ static void up_closed(struct gw_conn *c, short what)
     struct gw_req *r = c->req;
     int had_bytes = evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0;
     int eof = (what & BEV_EVENT_EOF) != 0;
-    char why[200];
+    char why[400];
 
     if (c->state == CONN_FORWARD || c->state == CONN_READ_RESPONSE) {
         if (had_bytes && process(c, eof) != 0)
@@ -295,7 +295,7 @@ static void up_closed(struct gw_conn *c, short what)
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct gw_conn *c = arg;
-    char why[160];
+    char why[400];
 
     (void)bev;
     if (c->state == CONN_CLOSING || !c->up)
