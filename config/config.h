@@ -133,10 +133,14 @@ struct cfg_diag {
  * an earlier call first); diag may be NULL. c->path and c->dir are
  * absolute; the messages name the file as path was given. On success *out is a new config (cfg_free) and
  * 0 is returned. On failure returns -1, *out is NULL, and diag holds at
- * least one message. Checks types, ranges and required keys, unknown keys
- * (an error, with the nearest known key suggested when there is one), and
- * that every named file exists and is readable; it does not parse
- * certificates (see cfg_check_files in the gateway for -t).
+ * least one message. Checks types, ranges and required keys, unknown and
+ * duplicate keys (an unknown key gets the nearest known one suggested),
+ * that every file it reads exists and is a readable regular file, that the
+ * directory of every file it writes (logs, pid) exists, and that private
+ * key files (tls.key, upstream.tls.key, tls.ticket_key_file) give group and
+ * others no access unless tls.allow_insecure_key_permissions. It does not
+ * parse certificates (the gateway's -t does). Limits: 1 MiB, nesting depth
+ * 16, 50000 YAML nodes; YAML aliases and multiple documents are refused.
  */
 int cfg_load(const char *path, struct cfg **out, struct cfg_diag *diag) CFG_MUSTCHECK;
 void cfg_free(struct cfg *c);               /* NULL is fine */
