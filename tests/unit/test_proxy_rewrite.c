@@ -1,0 +1,197 @@
+/*
+ * test_proxy_rewrite.c - the heads mtlsgate writes, from parsed heads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "http1.h"
+#include "rewrite.h"
+
+static const struct gw_hdr_names names = {
+    "X-Client-Identity", "X-Client-CN", "X-Client-Cert-Sha256", "X-Request-Id",
+};
+
+static const struct gw_fwd_info info = {
+    .names = &names,
+    .identity = "svc-attestor-1",
+    .cn = "attestor1",
+    .cert_sha256 = "ab12",
+    .client_ip = "127.0.0.1",
+    .request_id = "00ff",
+    .default_host = "127.0.0.1:8080",
+};
+
+/* The bytes of out as a NUL-terminated string (caller frees). */
+static char *drain_str(struct evbuffer *out)
+{
+    size_t n = evbuffer_get_length(out);
+    char *s = calloc(1, n + 1);
+
+    assert_non_null(s);
+    evbuffer_remove(out, s, n);
+    return s;
+}
+
+static char *rewrite_req(const char *raw)
+{
+    struct http1_head h;
+    struct evbuffer *out = evbuffer_new();
+    char *s;
+
+    assert_int_equal(http1_parse_request(raw, strlen(raw), 16384, &h), HTTP1_OK);
+    assert_int_equal(gw_rw_request(&h, &info, out), 0);
+    s = drain_str(out);
+    evbuffer_free(out);
+    return s;
+}
+
+static void test_request_spoofed_headers_dropped(void **state)
+{
+    char *s;
+
+    (void)state;
+    s = rewrite_req("GET /x?y=1 HTTP/1.1\r\nHost: gw\r\nx-client-identity: admin\r\n"
+                    "X-CLIENT-CN: root\r\nX-Client-Cert-Sha256: 00\r\nX-Request-Id: mine\r\n"
+                    "X-Forwarded-For: 6.6.6.6\r\nx-forwarded-proto: http\r\nForwarded: for=x\r\n"
+                    "Accept: */*\r\n\r\n");
+    assert_string_equal(s, "GET /x?y=1 HTTP/1.1\r\nHost: gw\r\nAccept: */*\r\n"
+                           "X-Client-Identity: svc-attestor-1\r\nX-Client-CN: attestor1\r\n"
+                           "X-Client-Cert-Sha256: ab12\r\nX-Forwarded-For: 127.0.0.1\r\n"
+                           "X-Forwarded-Proto: https\r\nX-Request-Id: 00ff\r\n"
+                           "Connection: keep-alive\r\n\r\n");
+    free(s);
+}
+
+static void test_request_hop_by_hop_and_framing(void **state)
+{
+    char *s;
+
+    (void)state;
+    /* hop-by-hop (and what Connection names) dropped, Expect dropped,
+     * chunked re-declared by the gateway */
+    s = rewrite_req("POST /a HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, X-Secret\r\n"
+                    "X-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\n"
+                    "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_non_null(strstr(s, "POST /a HTTP/1.1\r\nHost: gw\r\nX-Client-Identity:"));
+    assert_null(strstr(s, "X-Secret"));
+    assert_null(strstr(s, "Keep-Alive:"));
+    assert_null(strstr(s, "TE:"));
+    assert_null(strstr(s, "Upgrade"));
+    assert_null(strstr(s, "Expect"));
+    assert_non_null(strstr(s, "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    free(s);
+    s = rewrite_req("POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello");
+    assert_non_null(strstr(s, "Connection: keep-alive\r\nContent-Length: 5\r\n\r\n"));
+    assert_int_equal(strstr(s, "Content-Length") - s, strlen(s) - 21); /* only ours, last */
+    free(s);
+    s = rewrite_req("POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n");
+    assert_non_null(strstr(s, "Content-Length: 0\r\n\r\n"));
+    free(s);
+}
+
+static void test_request_http10_and_absolute(void **state)
+{
+    char *s;
+
+    (void)state;
+    s = rewrite_req("GET /ten HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(s, "GET /ten HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
+    free(s);
+    s = rewrite_req("GET http://gw/abs?q HTTP/1.1\r\nHost: gw\r\n\r\n");
+    assert_non_null(strstr(s, "GET /abs?q HTTP/1.1\r\n"));
+    free(s);
+    s = rewrite_req("GET http://gw HTTP/1.1\r\nHost: gw\r\n\r\n");
+    assert_non_null(strstr(s, "GET / HTTP/1.1\r\n"));
+    free(s);
+}
+
+static char *rewrite_resp(const char *raw, const char *method, enum gw_resp_framing f,
+                          int close, int ka10)
+{
+    struct http1_head h;
+    struct evbuffer *out = evbuffer_new();
+    char *s;
+
+    assert_int_equal(http1_parse_response(raw, strlen(raw), 16384, method, strlen(method), &h),
+                     HTTP1_OK);
+    assert_int_equal(gw_rw_response(&h, f, close, ka10, out), 0);
+    s = drain_str(out);
+    evbuffer_free(out);
+    return s;
+}
+
+static void test_response(void **state)
+{
+    char *s;
+
+    (void)state;
+    s = rewrite_resp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
+                     "Keep-Alive: timeout=5\r\nX-A: b\r\n\r\nok", "GET", GW_RESP_LENGTH, 0, 0);
+    assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\n");
+    free(s);
+    s = rewrite_resp("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n", "POST",
+                     GW_RESP_CHUNKED, 1, 0);
+    assert_string_equal(s, "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n"
+                           "Connection: close\r\n\r\n");
+    free(s);
+    s = rewrite_resp("HTTP/1.0 200 OK\r\nX-A: b\r\n\r\n", "GET", GW_RESP_CHUNKED, 0, 0);
+    assert_string_equal(s, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+    free(s);
+    s = rewrite_resp("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "GET", GW_RESP_LENGTH, 0, 1);
+    assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: keep-alive\r\n\r\n");
+    free(s);
+}
+
+static void test_error(void **state)
+{
+    struct evbuffer *out = evbuffer_new();
+    char *s;
+
+    (void)state;
+    assert_int_equal(gw_rw_error(out, 403, 1, "X-Request-Id", "abc"), 0);
+    s = drain_str(out);
+    assert_string_equal(s, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+                           "Content-Length: 14\r\nX-Request-Id: abc\r\n\r\n403 Forbidden\n");
+    free(s);
+    assert_int_equal(gw_rw_error(out, 502, 0, "X-Request-Id", NULL), 0);
+    s = drain_str(out);
+    assert_string_equal(s, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                           "Content-Length: 16\r\nConnection: close\r\n\r\n502 Bad Gateway\n");
+    free(s);
+    evbuffer_free(out);
+}
+
+static void test_request_id(void **state)
+{
+    char a[33], b[33];
+    size_t i;
+
+    (void)state;
+    gw_rw_request_id(a);
+    gw_rw_request_id(b);
+    assert_int_equal(strlen(a), 32);
+    for (i = 0; i < 32; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_spoofed_headers_dropped),
+        cmocka_unit_test(test_request_hop_by_hop_and_framing),
+        cmocka_unit_test(test_request_http10_and_absolute),
+        cmocka_unit_test(test_response),
+        cmocka_unit_test(test_error),
+        cmocka_unit_test(test_request_id),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
