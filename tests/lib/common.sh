@@ -18,7 +18,7 @@
 set -u
 set -o pipefail
 
-: "${BIN_DIR:?BIN_DIR must point at the build's bin directory}"
+: "${BIN_DIR:?BIN_DIR must point at the bin directory of the build}"
 : "${SRC_DIR:?SRC_DIR must point at the source tree}"
 : "${TEST_TMPDIR:=$(mktemp -d)}"
 export BIN_DIR SRC_DIR TEST_TMPDIR
