@@ -516,18 +516,19 @@ one_load() {
     local scen=$1 extra=$2 line c0 c1 n rc m v
     shift 2
     local u0 u1 w0 w1 b0 b1
+    # One window [w0, w1] for every CPU reading, so that the shares add up.
+    perf_start "$scen"
+    w0=$(date +%s.%N)
     b0=$(busy_ticks)
     c0=$(cpu_ticks "$FRONT_PID")
     u0=$(cpu_ticks "${PIDS[upstream]}")
-    perf_start "$scen"
-    w0=$(date +%s.%N)
     line=$(lg "$LG_CPU" "$@")
     rc=$?
-    w1=$(date +%s.%N)
-    perf_stop "$scen"
     c1=$(cpu_ticks "$FRONT_PID")
     u1=$(cpu_ticks "${PIDS[upstream]}")
     b1=$(busy_ticks)
+    w1=$(date +%s.%N)
+    perf_stop "$scen"
     n=$(field "$line" total_requests)
     if [ -z "$line" ] || [ -z "$n" ]; then
         echo "bench: $CUR_TAG $scen: no result (loadgen exit $rc)" >&2
