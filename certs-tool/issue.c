@@ -180,7 +180,8 @@ static int stage_key_files(struct ct_txn *t, const struct ct_pki *pki, const str
     if (der_pkcs8(leaf->key, &buf, &len, err, errlen) != 0 ||
         put_buf(t, pki->dir, leaf, "pk8", &buf, len, 0600, err, errlen) != 0)
         return -1;
-    if (make_p12(leaf->p12_pass ? leaf->p12_pass : "", leaf->name, leaf->key, leaf->cert, ca_cert,
+    if (make_p12(leaf->p12_pass ? leaf->p12_pass : "", leaf->p12_alias ? leaf->p12_alias : leaf->name,
+                 leaf->key, leaf->cert, ca_cert,
                  &buf, &len, err, errlen) != 0 ||
         put_buf(t, pki->dir, leaf, "p12", &buf, len, 0600, err, errlen) != 0)
         return -1;
@@ -320,6 +321,7 @@ struct issue_opts {
     const char *key_type;
     struct ct_strlist san;
     const char *p12_pass_file;
+    const char *p12_alias;
 };
 
 static const struct ct_opt issue_table[] = {
@@ -338,6 +340,9 @@ static const struct ct_opt issue_table[] = {
     {CT_OPT_SECTION, "Output", NULL, 0, 0, 0, NULL, NULL},
     {CT_OPT_STRING, "p12-pass-file", "FILE", offsetof(struct issue_opts, p12_pass_file), 0, 0,
      NULL, "client only: the .p12 password is the first line of FILE (else empty)"},
+    {CT_OPT_STRING, "p12-alias", "ALIAS", offsetof(struct issue_opts, p12_alias), 0, 0, "NAME",
+     "client only: the .p12 friendly name, i.e. the Java keystore alias (the PostgreSQL\n"
+     "                           JDBC driver's sslkey=NAME.p12 looks for the alias 'user')"},
     {CT_OPT_END, NULL, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -391,10 +396,12 @@ static int issue_run(int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "--san applies to server certificates (add --server)");
         return -1;
     }
-    if (o.server && o.p12_pass_file != NULL) {
-        snprintf(err, errlen, "--p12-pass-file applies to client certificates");
+    if (o.server && (o.p12_pass_file != NULL || o.p12_alias != NULL)) {
+        snprintf(err, errlen, "--p12-pass-file and --p12-alias apply to client certificates");
         return -1;
     }
+    if (o.p12_alias != NULL && ct_name_check(o.p12_alias, err, errlen) != 0)
+        return -1;
     if (o.server) {
         if (ct_san_add_name(&sans, args[0], err, errlen) != 0)
             return -1;
@@ -412,6 +419,7 @@ static int issue_run(int argc, char **argv, char *err, size_t errlen)
     leaf.kind = kind;
     leaf.name = args[0];
     leaf.p12_pass = pass;
+    leaf.p12_alias = o.p12_alias;
     if ((leaf.key = ct_keygen(kt, err, errlen)) == NULL)
         goto out;
     memset(&spec, 0, sizeof(spec));

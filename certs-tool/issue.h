@@ -18,6 +18,7 @@ struct ct_leaf {
     X509 *cert;
     EVP_PKEY *key;        /* NULL for sign-csr: the key stays with its owner */
     const char *p12_pass; /* client certificates with a key: the .p12 password */
+    const char *p12_alias; /* the .p12 friendly name (Java alias); NULL = name */
     time_t now;           /* time recorded for superseded entries; 0 = now */
 };
 

@@ -313,6 +313,7 @@ bad "unknown key type" "unknown key type 'dsa'" "$CT" issue newname --key-type d
 bad "--san without --server" "--san applies to server certificates" "$CT" issue newname --san DNS:x
 bad "bad --san" "'bad host' is not a valid DNS name" "$CT" issue --server newname --san "DNS:bad host"
 bad "server name that is not a host name" "is not a host name" "$CT" issue --server user@host
+bad "--p12-alias on a server certificate" "apply to client certificates" "$CT" issue --server newname --p12-alias user
 bad "missing --p12-pass-file" "nope.txt: cannot read" "$CT" issue newname --p12-pass-file nope.txt
 bad "unknown option" "unknown option '--colour'" "$CT" issue newname --colour
 bad "option given twice" "--days given twice" "$CT" issue newname --days 1 --days 2
