@@ -292,6 +292,7 @@ static void access_log(struct gw_conn *c, struct gw_req *r)
 static void account(struct gw_conn *c, struct gw_req *r)
 {
     gw_stats_count_status(&c->w->stats, r->status);
+    gw_idstats_count(c->w->idstats, r->identity, r->status);
     gw_stat_add(&c->w->stats.bytes_out, r->bytes_out);
     if (r->t_up_us && r->status < 500)
         gw_stats_observe_latency(&c->w->stats, gw_mono_us() - r->t_up_us);

@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "proc.h"
@@ -35,7 +37,9 @@ struct gw_main {
     const char *cfg_path;
     struct event_base *base;
     struct gw_workers *ws;
+    struct gw_admin *admin;       /* NULL when admin.listen is not set */
     struct gw_runtime *rt;
+    time_t config_loaded;
     struct tls_ticket_keys *keys;
     int keys_from_file;
     uint64_t generation;
@@ -122,6 +126,7 @@ static void reload(struct gw_main *m, const char *why)
         return;
     }
     m->generation++;
+    m->config_loaded = time(NULL);
     gw_workers_publish(m->ws, rt);
     gw_runtime_unref(m->rt);
     m->rt = rt;
@@ -225,6 +230,25 @@ static void rotate_cb(evutil_socket_t fd, short what, void *arg)
         gw_log(NULL, CFG_LOG_WARN, 0, "session ticket key rotation failed; keeping the keys");
 }
 
+/* Admin listener hooks: called on the main thread, like everything here. */
+static void admin_state(void *arg, struct gw_admin_state *st)
+{
+    struct gw_main *m = arg;
+
+    st->rt = m->rt;
+    st->reloads_ok = m->reloads_ok;
+    st->reloads_failed = m->reloads_failed;
+    st->config_loaded = m->config_loaded;
+    st->draining = m->stopping != 0;
+}
+
+static void admin_stats(void *arg, struct gw_stats *sum, struct gw_idstats *ids)
+{
+    struct gw_main *m = arg;
+
+    gw_workers_stats(m->ws, sum, ids);
+}
+
 static int add_signal(struct gw_main *m, struct event **ev, int sig)
 {
     *ev = evsignal_new(m->base, sig, signal_cb, m);
@@ -256,6 +280,16 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
         add_signal(m, &m->ev_hup, SIGHUP) < 0 || add_signal(m, &m->ev_term, SIGTERM) < 0 ||
         add_signal(m, &m->ev_int, SIGINT) < 0 || add_signal(m, &m->ev_quit, SIGQUIT) < 0)
         goto oom;
+    if (cfg->admin.listen) {
+        struct gw_admin_hooks hooks = {.arg = m, .state = admin_state, .stats = admin_stats};
+
+        /* bound before the privilege drop, like the listeners */
+        m->admin = gw_admin_start(m->base, cfg->admin.listen, &hooks, err, sizeof(err));
+        if (!m->admin) {
+            gw_log(NULL, CFG_LOG_ERROR, 0, "admin: %s", err);
+            goto fail;
+        }
+    }
     if (cfg->pid_file && gw_proc_write_pid(cfg->pid_file, err, sizeof(err)) < 0) {
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
         goto fail;
@@ -289,11 +323,15 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
     event_base_dispatch(m->base);
     gw_workers_free(m->ws);
     m->ws = NULL;
+    gw_admin_free(m->admin);
+    m->admin = NULL;
     gw_log(NULL, CFG_LOG_INFO, 0, "stopped (%s)", m->stopping == 1 ? "graceful" : "immediate");
     return 0;
 oom:
     gw_log(NULL, CFG_LOG_ERROR, 0, "cannot set up the main event loop (out of memory)");
 fail:
+    gw_admin_free(m->admin);
+    m->admin = NULL;
     if (fds)
         for (i = 0; i < (size_t)n_workers * cfg->n_listen; i++)
             close(fds[i]);
@@ -360,6 +398,7 @@ static int run(const char *path)
         goto out;
     }
     m.generation = 1;
+    m.config_loaded = time(NULL);
     fds = calloc((size_t)n_workers * m.rt->cfg->n_listen + 1, sizeof(*fds));
     if (!fds) {
         gw_log(NULL, CFG_LOG_ERROR, 0, "out of memory");

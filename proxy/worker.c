@@ -263,7 +263,8 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->resume_ev = evtimer_new(w->base, resume_cb, w);
-    if (!w->swap_ev || !w->drain_ev || !w->stop_ev || !w->resume_ev)
+    w->idstats = gw_idstats_new();
+    if (!w->idstats || !w->swap_ev || !w->drain_ev || !w->stop_ev || !w->resume_ev)
         goto fail;
     for (i = 0; i < ws->n_listen; i++) {
         w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE,
@@ -309,6 +310,7 @@ static void worker_fini(struct gw_worker *w)
         event_base_free(w->base);
     gw_runtime_unref(w->rt);
     gw_runtime_unref(w->pending);
+    gw_idstats_free(w->idstats);
     pthread_mutex_destroy(&w->lock);
 }
 
@@ -418,10 +420,15 @@ void gw_workers_free(struct gw_workers *ws)
     free(ws);
 }
 
-void gw_workers_stats(struct gw_workers *ws, struct gw_stats *sum)
+void gw_workers_stats(struct gw_workers *ws, struct gw_stats *sum, struct gw_idstats *ids)
 {
     unsigned k;
 
-    for (k = 0; k < ws->n; k++)
+    if (!ws)
+        return;
+    for (k = 0; k < ws->n; k++) {
         gw_stats_snapshot_add(sum, &ws->w[k].stats);
+        if (ids)
+            gw_idstats_snapshot_add(ids, ws->w[k].idstats);
+    }
 }

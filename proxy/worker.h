@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "idstats.h"
 #include "runtime.h"
 #include "stats.h"
 #include "upstream.h"
@@ -49,6 +50,7 @@ struct gw_worker {
     /* Owned by the worker thread. */
     struct gw_runtime *rt;             /* current runtime (one reference) */
     struct gw_stats stats;
+    struct gw_idstats *idstats;        /* requests by identity (metrics) */
     struct gw_up_pool pool;
     struct gw_logbuf *log;
     struct gw_conn *conns;             /* every open client connection */
@@ -101,8 +103,12 @@ unsigned gw_workers_running(struct gw_workers *ws);
 /* Joins the threads and frees everything; NULL is fine. */
 void gw_workers_free(struct gw_workers *ws);
 
-/* Sums every worker's counters into sum (any thread). */
-void gw_workers_stats(struct gw_workers *ws, struct gw_stats *sum);
+/*
+ * Sums every worker's counters into sum and, when ids is not NULL, every
+ * worker's requests-by-identity table into ids (any thread; ws NULL adds
+ * nothing).
+ */
+void gw_workers_stats(struct gw_workers *ws, struct gw_stats *sum, struct gw_idstats *ids);
 
 /* Called by conn.c when a connection is gone: re-enables accepting below
  * the limit, ends a draining loop at zero. Worker thread only. */
