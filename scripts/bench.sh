@@ -486,7 +486,7 @@ perf_start() {
     [ "$PROFILE" = 1 ] && [ "$CUR_FE" = mtlsgate ] && [ "$CUR_ROUND" = 1 ] &&
         [ "$CUR_PASS" = pinned ] || return 0
     command -v perf >/dev/null 2>&1 || { echo "bench: perf not installed" >&2; return 0; }
-    perf record --call-graph dwarf,16384 -F 499 -p "$FRONT_PID" -o "$RUN_DIR/perf-$1.data" \
+    perf record --call-graph dwarf,16384 -F 999 -p "$FRONT_PID" -o "$RUN_DIR/perf-$1.data" \
         >"$RUN_DIR/perf-$1.log" 2>&1 &
     PERF_PID=$!
     sleep 0.2

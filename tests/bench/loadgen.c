@@ -139,6 +139,7 @@ static atomic_int g_threads_done;
 static uint64_t g_measure_from;          /* ns: results count from here */
 static const char g_body[LG_BODY_CHUNK]; /* POST payload: zeros */
 
+/* Monotonic time in nanoseconds. */
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -171,6 +172,7 @@ static double h_value(unsigned i)
     return (double)((uint64_t)(H_SUB + sub) << shift) + (double)(1ull << shift) / 2.0;
 }
 
+/* Records one latency of v ns. */
 static void h_add(struct lg_hist *h, uint64_t v)
 {
     h->count[h_index(v)]++;
@@ -688,6 +690,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Prints the options on stderr. */
 static void usage(void)
 {
     fprintf(stderr,
