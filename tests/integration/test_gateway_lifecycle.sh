@@ -135,6 +135,12 @@ grep -q 'HTTP/1.1 200' <<<"$out" || fail "attestor2 before revocation: no 200: $
 out=$(a2_client -sess_in "$TEST_TMPDIR/sess1.pem" -sess_out "$TEST_TMPDIR/sess2.pem")
 grep -q 'Reused, TLSv1.3' <<<"$out" || fail "attestor2: the session was not resumed before the revocation (resumption must work): $(grep -E '(New|Reused), TLS|alert' <<<"$out")"
 grep -q 'HTTP/1.1 200' <<<"$out" || fail "attestor2 resumed before revocation: no 200"
+# The session to replay after the revocation: the newest ticket we hold. Show
+# that it resumes right now, so that a refusal later is the re-check's doing.
+SESS=$TEST_TMPDIR/sess2.pem
+[ -s "$SESS" ] || SESS=$TEST_TMPDIR/sess1.pem
+out=$(a2_client -sess_in "$SESS")
+grep -q 'Reused, TLSv1.3' <<<"$out" || fail "attestor2: $(basename "$SESS") does not resume before the revocation: $(grep -E '(New|Reused), TLS|alert' <<<"$out")"
 pass "attestor2 admitted and resumed before the revocation"
 
 openssl ca -batch -config "$GW_PKI/ca/client-ca/ca.cnf" -revoke "$GW_PKI/attestor2.crt" \
@@ -154,7 +160,7 @@ rc=$?
 [ "$rc" -ne 0 ] && [ "$code" = 000 ] || fail "attestor2 after revocation + reload: new handshake admitted (HTTP $code)"
 out=$(a2_client)
 grep -q 'alert certificate revoked' <<<"$out" || fail "attestor2 new handshake after revocation: expected 'certificate revoked' alert: $(grep -E 'alert|error' <<<"$out" | head -2)"
-out=$(a2_client -sess_in "$TEST_TMPDIR/sess2.pem")
+out=$(a2_client -sess_in "$SESS")
 if grep -q 'Reused, TLS' <<<"$out"; then
     fail "attestor2 resumed its pre-revocation session after the reload: $(grep -E '(New|Reused), TLS|HTTP/|alert' <<<"$out")"
 fi
