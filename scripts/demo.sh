@@ -77,7 +77,8 @@ mkdir -p "$RUN"
 "$BIN/certs-tool" --dir "$RUN/pki" issue --server gateway --san DNS:localhost,IP:127.0.0.1 \
     >>"$RUN/certs-tool.log" 2>&1 || die "certs-tool issue --server gateway (see $RUN/certs-tool.log)"
 
-read -r GW_PORT DB_PORT < <("$BIN/free-port" 2 | tr '\n' ' ') || die "finding free ports"
+ports=$("$BIN/free-port" 2) || die "finding free ports"
+read -r GW_PORT DB_PORT <<<"$(echo $ports)"
 
 step "writing $RUN/mtlsgate.yml (gateway on 127.0.0.1:$GW_PORT, db-service on 127.0.0.1:$DB_PORT)"
 cat >"$RUN/mtlsgate.yml" <<YAML
@@ -122,7 +123,10 @@ body=$("${cmd[@]}") || die "the request through mtlsgate failed (see $RUN/mtlsga
 
 step "what the db-service received:"
 if command -v python3 >/dev/null 2>&1; then
-    printf '%s' "$body" | python3 -m json.tool || printf '%s\n' "$body"
+    printf '%s' "$body" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(json.dumps({k: d[k] for k in ("method", "path", "headers", "body_bytes")}, indent=2))' ||
+        printf '%s\n' "$body"
 else
     printf '%s\n' "$body"
 fi
