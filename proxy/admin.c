@@ -312,8 +312,9 @@ static int metrics(struct gw_admin *a, struct evbuffer *body)
     in.now = time(NULL);
     in.has_log_dropped = 1;
     in.log_dropped = gw_log_dropped();
-    if (st.rt) {
+    if (st.rt)
         in.generation = st.rt->generation;
+    if (st.rt && st.rt->server_ctx) {
         in.server_cert = SSL_CTX_get0_certificate(st.rt->server_ctx);
         in.trust = tls_server_ctx_get0_trust(st.rt->server_ctx);
     }
@@ -439,9 +440,15 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 
 static void conn_event_cb(struct bufferevent *bev, short events, void *arg)
 {
-    (void)bev;
-    (void)events; /* EOF, error or timeout: the connection is over */
-    conn_free(arg);
+    struct admin_conn *c = arg;
+
+    /* A client that half-closes after its request still gets the answer. */
+    if ((events & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->closing = 1;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    conn_free(c); /* error, timeout, or EOF with nothing left to write */
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
