@@ -254,22 +254,28 @@ static int txn_has(const struct ct_txn *t, const char *path)
 int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len, mode_t mode,
                char *err, size_t errlen)
 {
-    const char *base;
+    const char *base = path;
     char *dir = NULL, *tmp = NULL, *pcopy = NULL;
-    int fd = -1, rc = -1;
-    size_t tlen;
+    int fd = -1, rc = -1, made = 0;
+    size_t tlen = 0;
 
     if (txn_has(t, path)) {
         snprintf(err, errlen, "%s: written twice in one command", path);
         return -1;
     }
-    if ((dir = dir_of(path, &base)) == NULL)
-        goto oom;
-    tlen = strlen(dir) + strlen(base) + 16;
-    if ((tmp = malloc(tlen)) == NULL || (pcopy = strdup(path)) == NULL)
-        goto oom;
-    /* Leading '.': names never start with one, so a temp never collides
-     * with an output, and `ls` hides leftovers of a killed run. */
+    if ((dir = dir_of(path, &base)) != NULL) {
+        tlen = strlen(dir) + strlen(base) + 16;
+        tmp = malloc(tlen);
+    }
+    pcopy = strdup(path);
+    /* Room for the item first, so that nothing can fail once the file exists. */
+    if (tmp == NULL || pcopy == NULL ||
+        grow((void **)&t->items, t->nitems, &t->capitems, sizeof(*t->items)) != 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    /* Leading '.': names never start with one, so a temporary never
+     * collides with an output, and `ls` hides leftovers of a killed run. */
     snprintf(tmp, tlen, "%s/.%s.tmp-XXXXXX", dir, base);
     fd = mkstemp(tmp); /* O_CREAT|O_EXCL, mode 0600 */
     if (fd < 0) {
@@ -277,47 +283,37 @@ int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len,
                  strerror(errno));
         goto out;
     }
+    made = 1;
     if (write_all(fd, data, len) != 0) {
         snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        goto out_unlink;
+        goto out;
     }
     if (fchmod(fd, mode) != 0) {
         snprintf(err, errlen, "%s: cannot set mode: %s", path, strerror(errno));
-        goto out_unlink;
+        goto out;
     }
     if (fsync(fd) != 0) {
         snprintf(err, errlen, "%s: cannot fsync: %s", path, strerror(errno));
-        goto out_unlink;
+        goto out;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        goto out_unlink;
-    }
+    rc = close(fd);
     fd = -1;
-    if (grow((void **)&t->items, t->nitems, &t->capitems, sizeof(*t->items)) != 0)
-        goto oom_unlink;
+    if (rc != 0) {
+        rc = -1;
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        goto out;
+    }
     t->items[t->nitems].op = TXN_PUT;
     t->items[t->nitems].path = pcopy;
     t->items[t->nitems].tmp = tmp;
     t->nitems++;
     pcopy = NULL;
     tmp = NULL;
-    rc = 0;
-    goto out;
-oom_unlink:
-    snprintf(err, errlen, "%s: out of memory", path);
-out_unlink:
-    if (fd >= 0)
-        close(fd);
-    fd = -1;
-    unlink(tmp);
-    goto out;
-oom:
-    snprintf(err, errlen, "%s: out of memory", path);
 out:
     if (fd >= 0)
         close(fd);
+    if (made && rc != 0)
+        unlink(tmp); /* a failed stage leaves no temporary behind */
     free(dir);
     free(tmp);
     free(pcopy);
