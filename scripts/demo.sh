@@ -57,10 +57,6 @@ wait_port() { # wait_port PORT: up to 10 s for a listener on 127.0.0.1
 
 step "installing build dependencies (scripts/install-deps.sh build)"
 bash scripts/install-deps.sh build || die "installing the build dependencies"
-if ! pkg-config --exists cmocka; then
-    # the build also compiles the test programs (db-service lives in tests/lib)
-    bash scripts/install-deps.sh build test || die "installing the test dependencies"
-fi
 
 step "building into build/"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || die "cmake configure"

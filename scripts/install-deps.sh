@@ -8,7 +8,7 @@ want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(build)
 
 pkgs=(build-essential cmake pkg-config openssl ca-certificates curl
-      libssl-dev libevent-dev libyaml-dev libpq-dev)
+      libssl-dev libevent-dev libyaml-dev libpq-dev libcmocka-dev)
 for w in "${want[@]}"; do
     case "$w" in
     build) ;;
