@@ -128,6 +128,7 @@ static int put_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *c
     return rc;
 }
 
+/* Stages one private key as PEM PKCS#8, mode 0600 (the buffer is wiped). */
 static int put_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *key, char *err,
                    size_t errlen)
 {
@@ -143,6 +144,12 @@ static int put_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY 
     return rc;
 }
 
+/*
+ * `init`: options first, then lock (creating) the directory, refuse an
+ * existing PKI unless --force, make the three CAs in memory and stage every
+ * file; only the final commit touches the tree. On failure a directory this
+ * run created is removed again.
+ */
 static int init_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct init_opts o = {"pki", CT_ORG_DEFAULT, CT_KEY_TYPE_DEFAULT, CT_DAYS_ROOT,

@@ -135,6 +135,7 @@ static int put_buf(struct ct_txn *t, const char *dir, const struct ct_leaf *leaf
     return rc;
 }
 
+/* Stages the removal of DIR/<kind dir>/NAME.ext. */
 static int remove_leaf_file(struct ct_txn *t, const char *dir, const struct ct_leaf *leaf,
                             const char *ext, char *err, size_t errlen)
 {
@@ -360,6 +361,11 @@ static const struct ct_cmd_spec issue_spec = {
     1,
 };
 
+/*
+ * `issue`: every check that needs no disk (name, key type, SANs, the
+ * password file) before the PKI is opened and locked; then a new key and
+ * certificate, staged with ct_issue_stage and committed at once.
+ */
 static int issue_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct issue_opts o;

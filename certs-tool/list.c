@@ -39,6 +39,7 @@ static long days_left(time_t t, time_t now)
     return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
 }
 
+/* One table line; not-after in UTC to the minute. */
 static void row(int w, const char *name, const char *kind, const char *serial, time_t na,
                 const char *status, time_t now)
 {
@@ -51,6 +52,7 @@ static void row(int w, const char *name, const char *kind, const char *serial, t
            status);
 }
 
+/* `list`: the CA certificates, then the index in issue order. */
 static int list_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct list_opts o = {"pki"};

@@ -17,6 +17,7 @@ static const struct ct_command *const commands[] = {
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* The top-level help, generated from the command table. */
 static void usage(FILE *f)
 {
     size_t i;

@@ -10,6 +10,7 @@
 
 #define MAX_OPTS 64
 
+/* The option named name[0..len) in opts (sections skipped), its index in *index; or NULL. */
 static const struct ct_opt *find_opt(const struct ct_opt *opts, const char *name, size_t len,
                                      int *index)
 {
@@ -26,6 +27,7 @@ static const struct ct_opt *find_opt(const struct ct_opt *opts, const char *name
     return NULL;
 }
 
+/* Parses a decimal int for option o and checks its range; 0 / -1 with err. */
 static int parse_int(const struct ct_opt *o, const char *s, int *out, char *err, size_t errlen)
 {
     char *end;

@@ -64,6 +64,7 @@ static int ip_norm(const char *s, char out[INET6_ADDRSTRLEN])
     return -1;
 }
 
+/* Appends one SAN unless an equal one (case-insensitive) is already there. */
 static int san_append(struct ct_san_list *list, int is_ip, const char *value, char *err,
                       size_t errlen)
 {
@@ -280,6 +281,7 @@ out:
     return rc;
 }
 
+/* Sets the subject to O=org (when given), CN=cn, as UTF8Strings. */
 static int set_subject(X509 *x, const char *org, const char *cn, char *err, size_t errlen)
 {
     X509_NAME *name = X509_NAME_new();

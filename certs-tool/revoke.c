@@ -223,6 +223,10 @@ static const struct ct_cmd_spec revoke_spec = {
     1,
 };
 
+/*
+ * `revoke`: marks every valid entry of NAME (of the kind) revoked, then
+ * stages the index and the refreshed CRL together.
+ */
 static int revoke_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct revoke_opts o = {"pki", 0, "unspecified", CT_CRL_DAYS};
@@ -325,6 +329,7 @@ static const struct ct_cmd_spec crl_spec = {
     0,
 };
 
+/* `crl`: both CRLs rebuilt from the index, numbers increased, one commit. */
 static int crl_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct crl_opts o = {"pki", CT_CRL_DAYS};

@@ -96,6 +96,10 @@ static void requested_exts(X509_REQ *req, char *buf, size_t len)
     ERR_clear_error();
 }
 
+/*
+ * `sign-csr`: load the CSR, check its signature and key, pick the name,
+ * then the same path as `issue` without a key (ct_issue_stage).
+ */
 static int sign_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct sign_opts o;

@@ -64,6 +64,7 @@ const char *ct_quote(const char *s, char *buf, size_t len)
     return buf;
 }
 
+/* [A-Za-z0-9._@-] */
 static int name_char_ok(unsigned char c)
 {
     return isascii(c) && (isalnum(c) || c == '.' || c == '_' || c == '@' || c == '-');
@@ -223,6 +224,7 @@ static char *dir_of(const char *path, const char **base)
     return d;
 }
 
+/* write(2) until done, retrying on EINTR; 0 / -1 with errno. */
 static int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -241,6 +243,7 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+/* 1 when path is already staged in t. */
 static int txn_has(const struct ct_txn *t, const char *path)
 {
     size_t i;
@@ -816,6 +819,7 @@ static int parse_time(const char *s, time_t *out)
     return strcmp(again, s) == 0 ? 0 : -1;
 }
 
+/* 1..CT_SERIAL_HEX_MAX uppercase hex digits. */
 static int serial_ok(const char *s)
 {
     size_t n = strlen(s), i;

@@ -237,6 +237,7 @@ static const struct ct_cmd_spec verify_spec = {
     1,
 };
 
+/* `verify`: the file's first certificate against the PKI and its CRL if present. */
 static int verify_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct verify_opts o = {"pki", 0};
