@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mtlsgate refuses every bad client certificate in the TLS handshake, with
 # the matching alert, a log line naming the reason and the subject, and
-# nothing reaching the upstream; TLS 1.1 is refused; an unknown CN gets 403;
+# nothing reaching the upstream; TLS 1.1 and TLS 1.2 renegotiation are
+# refused; an unknown CN gets 403;
 # an identity's allow list gives 403 outside it and 200 inside it; path
 # tricks never get around the allow list.
 #
@@ -88,6 +89,23 @@ grep -q 'alert protocol version' "$TEST_TMPDIR/curl.err" ||
 expect_eq "$(upstream_count)" "$base" "TLS 1.1: requests seen by the upstream"
 gw_wait_log_since "$mark" 'protocol' 5 || fail "TLS 1.1 refusal not logged with reason 'protocol': $(gw_log_since "$mark" | head -3)"
 pass "TLS 1.1 refused (s_client and curl)"
+
+# --- TLS 1.2 client-initiated renegotiation: refused ----------------------------------
+# s_client's "R" command renegotiates; then a request on the same connection
+# must not be served.
+out=$({
+    sleep 1
+    printf 'R\n'
+    sleep 1
+    printf 'GET /after-renegotiation HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+    sleep 1
+} | timeout 10 openssl s_client -connect "127.0.0.1:$GW_PORT" -servername localhost -tls1_2 \
+    -CAfile "$GW_PKI/root.crt" -cert "$GW_PKI/attestor1.crt" -key "$GW_PKI/attestor1.key" 2>&1)
+grep -q RENEGOTIATING <<<"$out" || fail "renegotiation: s_client did not try (test setup): $(tail -3 <<<"$out")"
+grep -Eq 'no renegotiation|alert' <<<"$out" || fail "renegotiation: no refusal seen by the client: $(grep -E 'error|alert|HTTP/' <<<"$out" | head -3)"
+expect_not_contains "$out" "HTTP/1.1 200" "request after a renegotiation attempt"
+expect_eq "$(upstream_count)" "$base" "renegotiation: requests seen by the upstream"
+pass "TLS 1.2 renegotiation refused ($(grep -Eo 'no renegotiation|alert [a-z ]+' <<<"$out" | head -1))"
 
 # --- unknown CN: 403 after the handshake -------------------------------------------
 mark=$(gw_log_mark)
