@@ -144,7 +144,8 @@ pass "attestor2 requests outside its allow list get 403"
 
 # path tricks: a prefix check on the raw target must not be fooled
 for p in "/attestations/../admin" "/attestations/%2e%2e/admin" "/attestations/%2E%2E/admin" \
-    "/attestations/./../admin" "/attestations/.%2e/admin"; do
+    "/attestations/./../admin" "/attestations/.%2e/admin" "/attestations/..%2fadmin" \
+    "/attestations/%2e%2e%2fadmin"; do
     code=$(gw_curl attestor2 "$p" --path-as-is -X POST --data-binary 'x') || fail "attestor2 POST $p: curl failed"
     case "$code" in
     400 | 403) ;;
@@ -152,7 +153,7 @@ for p in "/attestations/../admin" "/attestations/%2e%2e/admin" "/attestations/%2
     esac
     expect_eq "$(upstream_count)" "$base" "attestor2 POST $p: requests seen by the upstream"
 done
-pass "path tricks (.., %2e%2e, .%2e) are refused and never reach the upstream"
+pass "path tricks (.., %2e%2e, .%2e, ..%2f) are refused and never reach the upstream"
 
 stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
 stop_bg db || fail "db-service did not exit 0"
