@@ -56,7 +56,8 @@ for a in "$@"; do
 done
 
 # ---- demo db-service ----------------------------------------------------------
-# Bash's /dev/tcp: true once something accepts on HOST:PORT.
+# Bash's /dev/tcp: true once something accepts on HOST:PORT (HOST without
+# the brackets of an IPv6 literal).
 port_open() {
     local host=$1 port=$2
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
@@ -64,20 +65,28 @@ port_open() {
 
 if [ "${MTLSGATE_DEMO_UPSTREAM:-0}" = 1 ]; then
     up=${MTLSGATE_DEMO_UPSTREAM_LISTEN:-127.0.0.1:8080}
-    up_host=${up%:*}
     up_port=${up##*:}
+    up_host=${up%:*}
+    [ -n "$up_port" ] && [ "$up_port" != "$up" ] || die "MTLSGATE_DEMO_UPSTREAM_LISTEN='$up' is not HOST:PORT"
+    # Where mtlsgate connects to it: a wildcard address means this host.
+    case "$up_host" in
+    ""|0.0.0.0) up_host=127.0.0.1 ;;
+    "[::]") up_host="[::1]" ;;
+    esac
+    probe_host=${up_host#[}
+    probe_host=${probe_host%]}
     # It stays a child of this process, which becomes mtlsgate: when mtlsgate
     # exits the container ends and the kernel ends db-service with it.
     db-service --listen "$up" &
     db_pid=$!
     for _ in $(seq 1 100); do
-        port_open "${up_host:-127.0.0.1}" "$up_port" && break
+        port_open "$probe_host" "$up_port" && break
         kill -0 "$db_pid" 2>/dev/null || die "demo db-service on $up exited at start (see its message above)"
         sleep 0.1
     done
-    port_open "${up_host:-127.0.0.1}" "$up_port" || die "demo db-service did not listen on $up within 10 s"
+    port_open "$probe_host" "$up_port" || die "demo db-service did not listen on $up within 10 s"
     log "demo db-service listening on $up (pid $db_pid)"
-    MTLSGATE_UPSTREAM=$up
+    MTLSGATE_UPSTREAM="$up_host:$up_port"
 fi
 
 # ---- a config of the operator's: use it as it is -------------------------------

@@ -62,11 +62,11 @@ tar -C "$SRC_DIR" -cf - CMakeLists.txt tls config certs-tool proxy tests docker 
 # The build stage is tagged too, so that removing both tags removes every
 # layer this test made (an untagged build stage would stay behind).
 phase "podman build (build stage)"
-timeout 900 podman build --format docker --network host --target build -t "$BUILD_IMAGE" \
+timeout 600 podman build --format docker --network host --target build -t "$BUILD_IMAGE" \
     -f "$ctx/docker/Dockerfile" "$ctx" >"$TEST_TMPDIR/build.log" 2>&1 ||
     { tail -n 40 "$TEST_TMPDIR/build.log" >&2; fail "podman build of the build stage failed"; }
 phase "podman build (runtime image)"
-timeout 600 podman build --format docker --network host -t "$IMAGE" \
+timeout 300 podman build --format docker --network host -t "$IMAGE" \
     -f "$ctx/docker/Dockerfile" "$ctx" >>"$TEST_TMPDIR/build.log" 2>&1 ||
     { tail -n 40 "$TEST_TMPDIR/build.log" >&2; fail "podman build of the image failed"; }
 pass "image built: $(podman image inspect -f '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
