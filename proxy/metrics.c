@@ -136,35 +136,6 @@ const char *gw_metrics_ms_to_seconds(uint64_t ms, char *buf, size_t len)
     return buf;
 }
 
-/* RFC 2253 form of name, as tls_x509_subject writes it; returns buf. */
-static const char *name_rfc2253(const X509_NAME *name, char *buf, size_t len)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    int n;
-
-    buf[0] = '\0';
-    if (!bio || !name)
-        goto out;
-    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-        n = BIO_read(bio, buf, (int)(len - 1));
-        buf[n > 0 ? n : 0] = '\0';
-    }
-out:
-    BIO_free(bio);
-    ERR_clear_error();
-    return buf;
-}
-
-static int asn1_epoch(const ASN1_TIME *t, time_t *out)
-{
-    struct tm tm;
-
-    if (!t || !ASN1_TIME_to_tm(t, &tm))
-        return -1;
-    *out = timegm(&tm);
-    return 0;
-}
-
 static void render_info(struct out *o, const struct gw_metrics_input *in)
 {
     const char *labels[] = {"version", in->version ? in->version : MTLSGATE_VERSION,
@@ -340,14 +311,14 @@ static void render_crls(struct out *o, const STACK_OF(X509_CRL) *crls)
     int i, j, dup;
 
     for (i = 0; crls && i < sk_X509_CRL_num(crls); i++) {
-        if (asn1_epoch(X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, i)), &t) < 0)
+        if (tls_asn1_time_epoch(X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, i)), &t) < 0)
             continue;
-        name_rfc2253(X509_CRL_get_issuer(sk_X509_CRL_value(crls, i)), issuer, sizeof(issuer));
+        tls_x509_name_str(X509_CRL_get_issuer(sk_X509_CRL_value(crls, i)), issuer, sizeof(issuer));
         for (dup = 0, j = 0; j < sk_X509_CRL_num(crls) && !dup; j++) {
             if (j == i ||
-                asn1_epoch(X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, j)), &t2) < 0)
+                tls_asn1_time_epoch(X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, j)), &t2) < 0)
                 continue;
-            name_rfc2253(X509_CRL_get_issuer(sk_X509_CRL_value(crls, j)), other, sizeof(other));
+            tls_x509_name_str(X509_CRL_get_issuer(sk_X509_CRL_value(crls, j)), other, sizeof(other));
             if (strcmp(issuer, other) != 0)
                 continue;
             if (j < i)

@@ -69,7 +69,7 @@ int tls_x509_sha256_hex(const X509 *x, char hex[TLS_SHA256_HEX_LEN + 1])
     return 0;
 }
 
-static const char *name_str(const X509_NAME *name, char *buf, size_t len)
+const char *tls_x509_name_str(const X509_NAME *name, char *buf, size_t len)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     int n;
@@ -92,15 +92,15 @@ static const char *name_str(const X509_NAME *name, char *buf, size_t len)
 
 const char *tls_x509_subject(const X509 *x, char *buf, size_t len)
 {
-    return name_str(X509_get_subject_name(x), buf, len);
+    return tls_x509_name_str(X509_get_subject_name(x), buf, len);
 }
 
 const char *tls_x509_issuer(const X509 *x, char *buf, size_t len)
 {
-    return name_str(X509_get_issuer_name(x), buf, len);
+    return tls_x509_name_str(X509_get_issuer_name(x), buf, len);
 }
 
-static int asn1_time_to_epoch(const ASN1_TIME *t, time_t *out)
+int tls_asn1_time_epoch(const ASN1_TIME *t, time_t *out)
 {
     struct tm tm;
 
@@ -112,12 +112,12 @@ static int asn1_time_to_epoch(const ASN1_TIME *t, time_t *out)
 
 int tls_x509_not_before(const X509 *x, time_t *out)
 {
-    return asn1_time_to_epoch(X509_get0_notBefore(x), out);
+    return tls_asn1_time_epoch(X509_get0_notBefore(x), out);
 }
 
 int tls_x509_not_after(const X509 *x, time_t *out)
 {
-    return asn1_time_to_epoch(X509_get0_notAfter(x), out);
+    return tls_asn1_time_epoch(X509_get0_notAfter(x), out);
 }
 
 const char *tls_time_str(time_t t, char *buf, size_t len)

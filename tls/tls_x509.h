@@ -29,6 +29,12 @@ int tls_x509_sha256_hex(const X509 *x, char hex[TLS_SHA256_HEX_LEN + 1]);
 const char *tls_x509_subject(const X509 *x, char *buf, size_t len);
 const char *tls_x509_issuer(const X509 *x, char *buf, size_t len);
 
+/* Any X509_NAME (a CRL's issuer, say) as one-line RFC 2253; returns buf. */
+const char *tls_x509_name_str(const X509_NAME *name, char *buf, size_t len);
+
+/* An ASN1_TIME (certificate or CRL field) as Unix time; 0 / -1 (NULL too). */
+int tls_asn1_time_epoch(const ASN1_TIME *t, time_t *out);
+
 /* notBefore / notAfter as Unix time; 0 / -1. */
 int tls_x509_not_before(const X509 *x, time_t *out);
 int tls_x509_not_after(const X509 *x, time_t *out);
