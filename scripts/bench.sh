@@ -43,8 +43,10 @@
 #   --only FE       nginx or mtlsgate alone (developing the harness)
 #   --idle-conns N  connections held in scenario 5 (default 10000)
 #   --scenarios L   comma list among hs-ec,hs-rsa,resume,keepalive,post,idle
-#   --profile       also record `perf record -g` of mtlsgate during one
-#                   handshake and one keep-alive run (perf-*.data, perf-*.txt)
+#   --profile       after the measured passes, one more (unmeasured) pinned
+#                   mtlsgate run of each scenario but idle under
+#                   `perf record --call-graph dwarf`: perf-SCEN-flat.txt (self
+#                   time) and perf-SCEN-children.txt (time with callees)
 #   --out DIR       run directory (default: a new one under ${TMPDIR:-/tmp})
 # Environment: BIN_DIR (where mtls-loadgen, bench-upstream and mtlsgate are;
 # default: build them in build-bench/), NGINX (default /usr/sbin/nginx).
@@ -478,13 +480,13 @@ lg() {
     return $rc
 }
 
-# perf_start NAME: when --profile, records the mtlsgate worker for the
-# first mtlsgate run of NAME (pinned pass, round 1); sets PERF_PID.
+# perf_start NAME: in the profile pass (--profile, after the measured
+# passes, so that perf's own cost never lands in the numbers), records
+# mtlsgate during the run of NAME; sets PERF_PID.
 PERF_PID=""
 perf_start() {
     PERF_PID=""
-    [ "$PROFILE" = 1 ] && [ "$CUR_FE" = mtlsgate ] && [ "$CUR_ROUND" = 1 ] &&
-        [ "$CUR_PASS" = pinned ] || return 0
+    [ "$CUR_PASS" = profile ] || return 0
     command -v perf >/dev/null 2>&1 || { echo "bench: perf not installed" >&2; return 0; }
     perf record --call-graph dwarf,16384 -F 999 -p "$FRONT_PID" -o "$RUN_DIR/perf-$1.data" \
         >"$RUN_DIR/perf-$1.log" 2>&1 &
@@ -786,6 +788,26 @@ for pass in "${PASSES[@]}"; do
         report "$pass"
     } | tee -a "$RUN_DIR/bench-results.md"
 done
+if [ "$PROFILE" = 1 ] && [ "$ONLY" != nginx ]; then
+    # Not measured: one pinned mtlsgate run of each scenario under perf.
+    echo "bench: profile pass (perf record on mtlsgate, not in the tables)" >&2
+    SRV_CPU=0 LG_CPU=1
+    UP_PORT=$(free_ports 1 | tr -d ' ')
+    start upstream "$LG_CPU" "$UPSTREAM" --listen "127.0.0.1:$UP_PORT"
+    wait_port "$UP_PORT" 10 || die "bench-upstream did not listen on $UP_PORT"
+    SCENARIOS_SAVED=$SCENARIOS
+    SCENARIOS=$(tr ',' '\n' <<<"$SCENARIOS" | grep -v '^idle$' | paste -sd, -)
+    run_front profile 1 mtlsgate || true
+    SCENARIOS=$SCENARIOS_SAVED
+    stop upstream
+    {
+        echo
+        echo "Profiles of mtlsgate (perf record --call-graph dwarf, pinned, one run per scenario):"
+        for f in "$RUN_DIR"/perf-*-children.txt; do
+            [ -e "$f" ] && echo "- $f (and ${f%-children.txt}-flat.txt)"
+        done
+    } | tee -a "$RUN_DIR/bench-results.md"
+fi
 echo >&2
 echo "bench: results in $RUN_DIR/bench-results.md (raw: results.tsv, logs: *.log)" >&2
 
