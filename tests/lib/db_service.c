@@ -3,10 +3,10 @@
  * what actually reached the backend.
  *
  *   db-service --listen HOST:PORT [--log FILE] [--delay-ms N] [--status N]
- *              [--chunked]
+ *              [--chunked] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
  *
- * A plain-HTTP/1.1 server (libevent evhttp) that answers every request with
- * a JSON description of what it received:
+ * An HTTP/1.1 server (libevent evhttp; plain, or HTTPS with --tls-cert) that
+ * answers every request with a JSON description of what it received:
  *
  *   {"method":"POST","path":"/attestations?x=1",
  *    "headers":{"host":"...","x-client-identity":"svc-attestor-1",...},
@@ -19,6 +19,8 @@
  * "admin, svc-attestor-1" rather than silently picking one. "header_list" is
  * every field exactly as received, in order. "path" is the request-target as
  * received. Chunked request bodies are decoded by evhttp before hashing.
+ * Over TLS the answer also has "tls":{"version":"TLSv1.3","client_cn":"..."}
+ * (client_cn is null when the client sent no certificate).
  *
  * Options:
  *   --listen HOST:PORT  where to listen (required; IPv6 as [::1]:PORT)
@@ -28,6 +30,13 @@
  *   --delay-ms N        wait N ms before answering (slow upstream, 504 tests)
  *   --status N          answer with status N instead of 200 (200..599)
  *   --chunked           send the answer with Transfer-Encoding: chunked
+ *   --tls-cert FILE     serve HTTPS (TLS 1.2/1.3) with this PEM certificate
+ *                       chain (leaf first); needs --tls-key
+ *   --tls-key FILE      the PEM private key of --tls-cert
+ *   --tls-client-ca FILE  require a client certificate that verifies to a CA
+ *                       in FILE (PEM); the handshake fails without one. Over
+ *                       TLS every --log line ends with " tls_cn=<CN or ->",
+ *                       the CN of the client certificate
  *
  * SIGTERM / SIGINT: stop at once, free everything and exit 0. Connections
  * are closed; requests still waiting for their --delay-ms get no answer (the
@@ -46,10 +55,15 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #define DB_MUSTCHECK __attribute__((warn_unused_result))
 
@@ -73,6 +87,7 @@ struct db_service {
     unsigned delay_ms;
     int status;
     int chunked;
+    SSL_CTX *ssl_ctx;           /* NULL: plain HTTP */
     struct db_pending_list pending;
 };
 
@@ -87,6 +102,159 @@ static void db_err(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* Prints "db-service: MSG: <OpenSSL's first queued error>" and clears the queue. */
+static void db_ssl_err(const char *msg)
+{
+    char buf[256] = "unknown OpenSSL error";
+    unsigned long e = ERR_get_error();
+
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    db_err("%s: %s", msg, buf);
+}
+
+/*
+ * SSL info callback: a fatal alert sent or received is a failed handshake
+ * (or a broken connection); say which, so a test can tell why.
+ */
+static void db_tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    (void)ssl;
+    if ((where & SSL_CB_ALERT) == 0 || ((unsigned)ret >> 8) != 2 /* fatal */)
+        return;
+    db_err("TLS: %s fatal alert %d: %s", (where & SSL_CB_READ) ? "received" : "sent",
+           ret & 0xff, SSL_alert_desc_string_long(ret));
+}
+
+/*
+ * The server SSL_CTX for --tls-cert/--tls-key (TLS 1.2 and 1.3), requiring a
+ * client certificate verified against client_ca when it is not NULL. NULL
+ * after printing the cause, naming the file.
+ */
+static SSL_CTX *DB_MUSTCHECK db_tls_ctx_new(const char *cert, const char *key,
+                                            const char *client_ca)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method()), *ret = NULL;
+    STACK_OF(X509_NAME) *names = NULL;
+    char msg[PATH_MAX + 64];
+
+    if (ctx == NULL) {
+        db_ssl_err("SSL_CTX_new");
+        goto out;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        db_ssl_err("cannot set the lowest TLS version");
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(msg, sizeof(msg), "--tls-cert %s: cannot load the certificate chain", cert);
+        db_ssl_err(msg);
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(msg, sizeof(msg), "--tls-key %s: cannot load the private key", key);
+        db_ssl_err(msg);
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(msg, sizeof(msg), "--tls-key %s: does not match --tls-cert", key);
+        db_ssl_err(msg);
+        goto out;
+    }
+    SSL_CTX_set_info_callback(ctx, db_tls_info_cb);
+    if (client_ca != NULL) {
+        if (SSL_CTX_load_verify_file(ctx, client_ca) != 1) {
+            snprintf(msg, sizeof(msg), "--tls-client-ca %s: cannot load", client_ca);
+            db_ssl_err(msg);
+            goto out;
+        }
+        /* The CA names offered in the CertificateRequest. */
+        names = SSL_load_client_CA_file(client_ca);
+        if (names == NULL) {
+            snprintf(msg, sizeof(msg), "--tls-client-ca %s: no CA names", client_ca);
+            db_ssl_err(msg);
+            goto out;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+        names = NULL;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    ret = ctx;
+    ctx = NULL;
+out:
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    SSL_CTX_free(ctx);
+    return ret;
+}
+
+/*
+ * evhttp's bufferevent factory with --tls-cert: every accepted connection
+ * gets a server-side TLS bufferevent (evhttp sets its fd). NULL on failure,
+ * and evhttp then drops the connection.
+ */
+static struct bufferevent *db_bevcb(struct event_base *base, void *arg)
+{
+    struct db_service *svc = arg;
+    SSL *ssl = SSL_new(svc->ssl_ctx);
+    struct bufferevent *bev;
+
+    if (ssl == NULL) {
+        db_ssl_err("SSL_new");
+        return NULL;
+    }
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        db_err("bufferevent_openssl_socket_new failed");
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* A client that closes without close_notify is not an error here. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* The TLS connection req arrived on; NULL for plain HTTP. */
+static SSL *db_request_ssl(struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct bufferevent *bev;
+
+    if (conn == NULL)
+        return NULL;
+    bev = evhttp_connection_get_bufferevent(conn);
+    return bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+/*
+ * The CN of the client certificate on ssl, UTF-8, in cn[cnlen] (the first
+ * CN attribute: this is a test witness, not an authority). 0, or -1 when
+ * there is no certificate or no CN.
+ */
+static int DB_MUSTCHECK db_client_cn(SSL *ssl, char *cn, size_t cnlen)
+{
+    X509 *peer = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+    const X509_NAME *subj = peer != NULL ? X509_get_subject_name(peer) : NULL;
+    unsigned char *utf8 = NULL;
+    int idx, n, rc = -1;
+
+    if (subj == NULL)
+        goto out;
+    idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+    if (idx < 0)
+        goto out;
+    n = ASN1_STRING_to_UTF8(&utf8,
+                            X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
+    if (n < 0)
+        goto out;
+    snprintf(cn, cnlen, "%.*s", n, (const char *)utf8);
+    rc = 0;
+out:
+    OPENSSL_free(utf8);
+    return rc;
 }
 
 /* The request method's name; "UNKNOWN" for a type evhttp added later. */
@@ -267,15 +435,20 @@ static void db_log_request(struct db_service *svc, struct evhttp_request *req)
     struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
     const char *uri = evhttp_request_get_uri(req);
     const char *ident = evhttp_find_header(hdrs, "X-Client-Identity");
-    char line[4096];
+    char line[4096], cn[256] = "-", tls_part[300] = "";
     int n;
     size_t i, len;
 
     if (svc->log_fd < 0)
         return;
-    n = snprintf(line, sizeof(line) - 1, "%s %s identity=%s",
+    if (svc->ssl_ctx != NULL) {
+        if (db_client_cn(db_request_ssl(req), cn, sizeof(cn)) != 0)
+            snprintf(cn, sizeof(cn), "-");
+        snprintf(tls_part, sizeof(tls_part), " tls_cn=%s", cn);
+    }
+    n = snprintf(line, sizeof(line) - 1, "%s %s identity=%s%s",
                  db_method_name(evhttp_request_get_command(req)), uri ? uri : "-",
-                 ident ? ident : "-");
+                 ident ? ident : "-", tls_part);
     if (n < 0)
         return;
     len = (size_t)n < sizeof(line) - 1 ? (size_t)n : sizeof(line) - 2;
@@ -286,6 +459,30 @@ static void db_log_request(struct db_service *svc, struct evhttp_request *req)
     line[len++] = '\n';
     if (write(svc->log_fd, line, len) != (ssize_t)len)
         db_err("--log: write failed: %s", strerror(errno));
+}
+
+/*
+ * With --tls-cert, appends ,"tls":{"version":V,"client_cn":CN-or-null} for
+ * the connection req came on; nothing for plain HTTP. 0 / -1.
+ */
+static int DB_MUSTCHECK db_json_tls(const struct db_service *svc, struct evhttp_request *req,
+                                    struct evbuffer *out)
+{
+    SSL *ssl;
+    char cn[256];
+
+    if (svc->ssl_ctx == NULL)
+        return 0;
+    ssl = db_request_ssl(req);
+    if (evbuffer_add_printf(out, ",\"tls\":{\"version\":") < 0 ||
+        db_json_qstr(out, ssl != NULL ? SSL_get_version(ssl) : "-") != 0 ||
+        evbuffer_add_printf(out, ",\"client_cn\":") < 0)
+        return -1;
+    if (db_client_cn(ssl, cn, sizeof(cn)) != 0)
+        return evbuffer_add_printf(out, "null}") < 0 ? -1 : 0;
+    if (db_json_qstr(out, cn) != 0 || evbuffer_add(out, "}", 1) != 0)
+        return -1;
+    return 0;
 }
 
 /*
@@ -308,8 +505,9 @@ static void db_answer(struct db_service *svc, struct evhttp_request *req)
         evbuffer_add_printf(out, ",\"headers\":") < 0 || db_json_headers(out, in) != 0 ||
         evbuffer_add_printf(out, ",\"header_list\":") < 0 ||
         db_json_header_list(out, in) != 0 ||
-        evbuffer_add_printf(out, ",\"body_bytes\":%zu,\"body_sha256\":\"%s\"}\n",
-                            evbuffer_get_length(body), hex) < 0) {
+        evbuffer_add_printf(out, ",\"body_bytes\":%zu,\"body_sha256\":\"%s\"",
+                            evbuffer_get_length(body), hex) < 0 ||
+        db_json_tls(svc, req, out) != 0 || evbuffer_add(out, "}\n", 2) != 0) {
         db_err("out of memory building an answer");
         evhttp_send_error(req, 500, NULL);
         goto out;
@@ -446,6 +644,7 @@ static void db_usage(void)
     fprintf(stderr,
             "usage: db-service --listen HOST:PORT [--log FILE] [--delay-ms N] [--status N]"
             " [--chunked]\n"
+            "                  [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
             "Answers every HTTP request with JSON describing what it received.\n");
 }
 
@@ -453,6 +652,7 @@ int main(int argc, char **argv)
 {
     struct db_service svc;
     const char *listen_arg = NULL, *log_path = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_client_ca = NULL;
     char *host = NULL;
     unsigned short port = 0;
     unsigned long v;
@@ -485,6 +685,12 @@ int main(int argc, char **argv)
             listen_arg = val;
         } else if (strcmp(opt, "--log") == 0) {
             log_path = val;
+        } else if (strcmp(opt, "--tls-cert") == 0) {
+            tls_cert = val;
+        } else if (strcmp(opt, "--tls-key") == 0) {
+            tls_key = val;
+        } else if (strcmp(opt, "--tls-client-ca") == 0) {
+            tls_client_ca = val;
         } else if (strcmp(opt, "--delay-ms") == 0) {
             if (db_parse_uint(val, 0, 3600000, &v) != 0) {
                 db_err("--delay-ms %s: expected 0..3600000", val);
@@ -507,6 +713,15 @@ int main(int argc, char **argv)
         db_err("--listen HOST:PORT is required");
         db_usage();
         goto out;
+    }
+    if ((tls_cert == NULL) != (tls_key == NULL) || (tls_client_ca != NULL && tls_cert == NULL)) {
+        db_err("--tls-cert and --tls-key go together; --tls-client-ca needs both");
+        goto out;
+    }
+    if (tls_cert != NULL) {
+        svc.ssl_ctx = db_tls_ctx_new(tls_cert, tls_key, tls_client_ca);
+        if (svc.ssl_ctx == NULL)
+            goto out;
     }
     if (db_parse_listen(listen_arg, &host, &port) != 0) {
         db_err("--listen %s: expected HOST:PORT or [V6]:PORT", listen_arg);
@@ -536,6 +751,8 @@ int main(int argc, char **argv)
                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(svc.http, db_request_cb, &svc);
+    if (svc.ssl_ctx != NULL)
+        evhttp_set_bevcb(svc.http, db_bevcb, &svc);
     if (evhttp_bind_socket(svc.http, host, port) != 0) {
         db_err("--listen %s: cannot listen: %s", listen_arg, strerror(errno));
         goto out;
@@ -547,8 +764,9 @@ int main(int argc, char **argv)
         db_err("cannot install signal handlers");
         goto out;
     }
-    db_err("listening on %s (delay %u ms, status %d%s)", listen_arg, svc.delay_ms, svc.status,
-           svc.chunked ? ", chunked" : "");
+    db_err("listening on %s (delay %u ms, status %d%s%s%s)", listen_arg, svc.delay_ms,
+           svc.status, svc.chunked ? ", chunked" : "", svc.ssl_ctx != NULL ? ", TLS" : "",
+           tls_client_ca != NULL ? ", client certificate required" : "");
     if (event_base_dispatch(svc.base) != 0) {
         db_err("event loop failed");
         goto out;
@@ -575,6 +793,7 @@ out:
         event_free(svc.sig_int);
     if (svc.base != NULL)
         event_base_free(svc.base);
+    SSL_CTX_free(svc.ssl_ctx);
     if (svc.log_fd >= 0)
         close(svc.log_fd);
     free(host);
