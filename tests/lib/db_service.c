@@ -19,8 +19,9 @@
  * "admin, svc-attestor-1" rather than silently picking one. "header_list" is
  * every field exactly as received, in order. "path" is the request-target as
  * received. Chunked request bodies are decoded by evhttp before hashing.
- * Over TLS the answer also has "tls":{"version":"TLSv1.3","client_cn":"..."}
- * (client_cn is null when the client sent no certificate).
+ * Over TLS the answer also has
+ * "tls":{"version":"TLSv1.3","sni":"...","client_cn":"..."} (sni: the server
+ * name the client sent, client_cn: its certificate's CN; null when absent).
  *
  * Options:
  *   --listen HOST:PORT  where to listen (required; IPv6 as [::1]:PORT)
@@ -118,12 +119,16 @@ static void db_ssl_err(const char *msg)
 
 /*
  * SSL info callback: a fatal alert sent or received is a failed handshake
- * (or a broken connection); say which, so a test can tell why.
+ * (or a broken connection); say which, so a test can tell why. A connection
+ * that fails before a ClientHello was read (a port probe, plain HTTP) is not
+ * logged.
  */
 static void db_tls_info_cb(const SSL *ssl, int where, int ret)
 {
-    (void)ssl;
     if ((where & SSL_CB_ALERT) == 0 || ((unsigned)ret >> 8) != 2 /* fatal */)
+        return;
+    /* A bare TCP probe (wait_port) closes before any ClientHello. */
+    if ((where & SSL_CB_WRITE) && SSL_get_state(ssl) == TLS_ST_BEFORE)
         return;
     db_err("TLS: %s fatal alert %d: %s", (where & SSL_CB_READ) ? "received" : "sent",
            ret & 0xff, SSL_alert_desc_string_long(ret));
@@ -461,9 +466,18 @@ static void db_log_request(struct db_service *svc, struct evhttp_request *req)
         db_err("--log: write failed: %s", strerror(errno));
 }
 
+/* Appends s quoted, or null when s is NULL. 0 / -1. */
+static int DB_MUSTCHECK db_json_qstr_or_null(struct evbuffer *buf, const char *s)
+{
+    if (s == NULL)
+        return evbuffer_add(buf, "null", 4);
+    return db_json_qstr(buf, s);
+}
+
 /*
- * With --tls-cert, appends ,"tls":{"version":V,"client_cn":CN-or-null} for
- * the connection req came on; nothing for plain HTTP. 0 / -1.
+ * With --tls-cert, appends ,"tls":{"version":V,"sni":S,"client_cn":CN} (S
+ * and CN null when absent) for the connection req came on; nothing for
+ * plain HTTP. 0 / -1.
  */
 static int DB_MUSTCHECK db_json_tls(const struct db_service *svc, struct evhttp_request *req,
                                     struct evbuffer *out)
@@ -476,11 +490,12 @@ static int DB_MUSTCHECK db_json_tls(const struct db_service *svc, struct evhttp_
     ssl = db_request_ssl(req);
     if (evbuffer_add_printf(out, ",\"tls\":{\"version\":") < 0 ||
         db_json_qstr(out, ssl != NULL ? SSL_get_version(ssl) : "-") != 0 ||
-        evbuffer_add_printf(out, ",\"client_cn\":") < 0)
-        return -1;
-    if (db_client_cn(ssl, cn, sizeof(cn)) != 0)
-        return evbuffer_add_printf(out, "null}") < 0 ? -1 : 0;
-    if (db_json_qstr(out, cn) != 0 || evbuffer_add(out, "}", 1) != 0)
+        evbuffer_add_printf(out, ",\"sni\":") < 0 ||
+        db_json_qstr_or_null(out, ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)
+                                              : NULL) != 0 ||
+        evbuffer_add_printf(out, ",\"client_cn\":") < 0 ||
+        db_json_qstr_or_null(out, db_client_cn(ssl, cn, sizeof(cn)) == 0 ? cn : NULL) != 0 ||
+        evbuffer_add(out, "}", 1) != 0)
         return -1;
     return 0;
 }

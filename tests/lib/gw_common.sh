@@ -18,6 +18,10 @@
 #       unknown (reject|cn) map (YAML lines under identities.map, 4-space
 #       indented) timeouts limits (flow mappings, e.g. "{ header: 2s }")
 #       access (log.access) format level extra (raw YAML appended at the end)
+#       workers (default 2) servers (raw YAML flow list for upstream.servers,
+#       overrides upstream, e.g. '["127.0.0.1:1", "127.0.0.1:2"]')
+#       tls_extra upstream_extra log_extra (raw YAML lines, 2-space
+#       indented, added inside tls: / upstream: / log:)
 #   gw_start_db [ARGS]...      db-service on DB_PORT logging to upstream.txt
 #   gw_start_gateway [CONFIG] [NAME]  mtlsgate -c CONFIG (default gw.yml) as
 #                              NAME (default "gw", log NAME.log; use a new NAME
@@ -45,6 +49,15 @@
 #   cert_sha256 CRT            sha256 of CRT's DER, lower-case hex
 #   gw_make_second_gateway_cert DIR  a new gateway cert/key/bundle (same
 #                              names) in DIR, signed by server-ca; prints serial
+#   gw_make_leaf DIR NAME CN ISSUER EXT  a P-256 leaf NAME.crt/NAME.key (0600)
+#                              in DIR with subject CN, signed by ISSUER (a
+#                              name in GW_PKI, e.g. server-ca); EXT is the
+#                              openssl x509 extension text
+#   gw_start_db_named NAME PORT LOG [ARGS]...  another db-service as NAME on
+#                              127.0.0.1:PORT logging requests to LOG
+#   gw_revoke_attestor2 CRL    revokes attestor2 in the test PKI's client-ca
+#                              database and writes a fresh CRL to CRL
+#                              (atomically: a temporary file, then mv)
 
 GW_PKI=${GW_PKI:-$TEST_TMPDIR/pki}
 GW_CONF=$TEST_TMPDIR/gw.yml
@@ -97,7 +110,8 @@ gw_write_config() {
     local port=$GW_PORT listen="" certificate=$GW_PKI/gateway.bundle.crt key=$GW_PKI/gateway.key
     local client_ca=$GW_PKI/client-chain.crt crl=$GW_PKI/client-ca.crl
     local upstream="127.0.0.1:$DB_PORT" unknown=reject access=stderr format=text level=info
-    local timeouts="" limits="" extra=""
+    local timeouts="" limits="" extra="" workers=2 servers="" tls_extra="" upstream_extra=""
+    local log_extra=""
     local map='    attestor1: svc-attestor-1
     attestor2: { identity: svc-attestor-2, allow: ["GET /", "POST /attestations"] }
     attestor3: svc-attestor-3'
@@ -120,6 +134,11 @@ gw_write_config() {
         format) format=$v ;;
         level) level=$v ;;
         extra) extra=$v ;;
+        workers) workers=$v ;;
+        servers) servers=$v ;;
+        tls_extra) tls_extra=$v ;;
+        upstream_extra) upstream_extra=$v ;;
+        log_extra) log_extra=$v ;;
         *) fail "gw_write_config: unknown key '$k'" ;;
         esac
     done
@@ -127,14 +146,20 @@ gw_write_config() {
     {
         echo "# written by tests/lib/gw_common.sh gw_write_config"
         echo "listen: [\"$listen\"]"
-        echo "workers: 2"
+        echo "workers: $workers"
         echo "tls:"
         echo "  certificate: $certificate"
         echo "  key: $key"
         echo "  client_ca: $client_ca"
         [ -z "$crl" ] || echo "  crl: $crl"
+        [ -z "$tls_extra" ] || echo "$tls_extra"
         echo "upstream:"
-        echo "  servers: [\"$upstream\"]"
+        if [ -n "$servers" ]; then
+            echo "  servers: $servers"
+        else
+            echo "  servers: [\"$upstream\"]"
+        fi
+        [ -z "$upstream_extra" ] || echo "$upstream_extra"
         echo "identities:"
         echo "  unknown: $unknown"
         echo "  map:"
@@ -145,6 +170,7 @@ gw_write_config() {
         echo "  access: $access"
         echo "  format: $format"
         echo "  level: $level"
+        [ -z "$log_extra" ] || echo "$log_extra"
         [ -z "$extra" ] || echo "$extra"
     } >"$file"
 }
@@ -305,6 +331,41 @@ EOF
     ) >>"$TEST_TMPDIR/openssl.err" 2>&1 || fail "could not make a second gateway certificate"
     cat "$dir/gateway.crt" "$GW_PKI/server-ca.crt" >"$dir/gateway.bundle.crt"
     openssl x509 -in "$dir/gateway.crt" -noout -serial | cut -d= -f2
+}
+
+gw_make_leaf() {
+    local dir=$1 name=$2 cn=$3 issuer=$4 ext=$5
+    mkdir -p "$dir"
+    printf '%s\n' "$ext" >"$dir/$name.ext"
+    (
+        umask 077
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/$name.key" &&
+            openssl req -new -key "$dir/$name.key" -subj "/O=mtlsgate test/CN=$cn" \
+                -out "$dir/$name.csr" &&
+            openssl x509 -req -in "$dir/$name.csr" -CA "$GW_PKI/$issuer.crt" \
+                -CAkey "$GW_PKI/$issuer.key" -CAcreateserial -CAserial "$dir/$name.srl" \
+                -days 30 -sha256 -extfile "$dir/$name.ext" -out "$dir/$name.crt"
+    ) >>"$TEST_TMPDIR/openssl.err" 2>&1 || fail "could not make the certificate $dir/$name.crt"
+}
+
+gw_start_db_named() {
+    local name=$1 port=$2 log=$3
+    shift 3
+    : >>"$log"
+    start_bg "$name" "$BIN_DIR/db-service" --listen "127.0.0.1:$port" --log "$log" "$@"
+    wait_port "$port" 10 || { tail -20 "$TEST_TMPDIR/$name.log" >&2; fail "db-service $name did not listen on $port"; }
+}
+
+gw_revoke_attestor2() {
+    local crl=$1 serial
+    openssl ca -batch -config "$GW_PKI/ca/client-ca/ca.cnf" -revoke "$GW_PKI/attestor2.crt" \
+        -crl_reason keyCompromise >>"$TEST_TMPDIR/openssl.err" 2>&1 || fail "openssl ca -revoke attestor2 failed"
+    openssl ca -batch -config "$GW_PKI/ca/client-ca/ca.cnf" -gencrl -crldays 30 \
+        -out "$crl.new" >>"$TEST_TMPDIR/openssl.err" 2>&1 || fail "openssl ca -gencrl failed"
+    mv "$crl.new" "$crl"
+    serial=$(openssl x509 -in "$GW_PKI/attestor2.crt" -noout -serial | cut -d= -f2)
+    openssl crl -in "$crl" -noout -text | grep -qi "$serial" ||
+        fail "test setup: attestor2's serial $serial is not in the new CRL $crl"
 }
 
 # The serial of the certificate the gateway presents right now.
