@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Several upstream servers (upstream.servers): round robin and failover.
+#  - two db-services, upstream.keepalive: 0 (every request opens a new
+#    upstream connection, so every request is a round-robin pick), one
+#    worker: sequential requests alternate A B A B (each --log counted);
+#  - with the default keep-alive pool, concurrent requests still reach both
+#    (an idle pooled connection is reused whatever its server: sequential
+#    requests then stay on one server);
+#  - B stopped: requests keep succeeding (at most one 502), B is tried once
+#    and then skipped for upstream.fail_timeout (one "marked failed" line);
+#  - B restarted: no traffic while it is still marked failed, traffic again
+#    once fail_timeout is over;
+#  - both stopped: 502 at once, not after a timeout.
+source "$SRC_DIR/tests/lib/common.sh"
+source "$SRC_DIR/tests/lib/gw_common.sh"
+
+gw_make_pki
+read -r GW_PORT DB_PORT ADMIN_PORT DB2_PORT <<<"$(free_ports 4)"
+LOG_A=$TEST_TMPDIR/upstream-a.txt
+LOG_B=$TEST_TMPDIR/upstream-b.txt
+A=127.0.0.1:$DB_PORT
+B=127.0.0.1:$DB2_PORT
+gw_start_db_named dba "$DB_PORT" "$LOG_A"
+gw_start_db_named dbb "$DB2_PORT" "$LOG_B"
+count() { wc -l <"$1" | tr -d ' '; }
+FAIL_S=3
+gw_write_config "$GW_CONF" workers=1 servers="[\"$A\", \"$B\"]" \
+    upstream_extra="  keepalive: 0
+  fail_timeout: ${FAIL_S}s"
+gw_start_gateway
+
+# req N PREFIX: N sequential requests; prints their statuses on one line.
+req() {
+    local n=$1 prefix=$2 i code out=""
+    for i in $(seq 1 "$n"); do
+        code=$(gw_curl attestor1 "/$prefix/$i")
+        out="$out $code"
+    done
+    echo "$out"
+}
+
+# --- alternation ------------------------------------------------------------------------
+codes=$(req 10 rr)
+[ -z "$(tr ' ' '\n' <<<"$codes" | grep -v '^$' | grep -v '^200$')" ] || fail "round robin: non-200 answers:$codes"
+expect_eq "$(count "$LOG_A")" 5 "round robin: requests reaching A of 10"
+expect_eq "$(count "$LOG_B")" 5 "round robin: requests reaching B of 10"
+# Strict alternation: the servers seen by consecutive requests differ.
+seen=""
+for i in $(seq 1 6); do
+    gw_curl attestor1 "/alt/$i" >/dev/null || fail "alternation: request $i failed"
+    if grep -q "^GET /alt/$i " "$LOG_A"; then seen="${seen}A"; elif grep -q "^GET /alt/$i " "$LOG_B"; then seen="${seen}B"; else seen="${seen}?"; fi
+done
+case "$seen" in ABABAB | BABABA) ;; *) fail "round robin: servers per request were $seen, expected alternation" ;; esac
+pass "round robin over two servers: 5/5 of 10, consecutive requests alternate ($seen)"
+
+# --- default keep-alive pool: concurrent requests reach both servers -------------------------
+# Two more db-services that hold each request 300 ms, so that 4 concurrent
+# clients need 4 upstream connections at once (new connections are the
+# round-robin picks; an idle pooled connection is reused whatever its server).
+read -r KA1_PORT KA2_PORT <<<"$(free_ports 2)"
+gw_start_db_named dbka1 "$KA1_PORT" "$TEST_TMPDIR/ka1.txt" --delay-ms 300
+gw_start_db_named dbka2 "$KA2_PORT" "$TEST_TMPDIR/ka2.txt" --delay-ms 300
+stop_bg gw || fail "mtlsgate (gw) did not exit 0"
+gw_write_config "$GW_CONF" workers=1 servers="[\"127.0.0.1:$KA1_PORT\", \"127.0.0.1:$KA2_PORT\"]"
+gw_start_gateway "$GW_CONF" gw-ka
+pids=()
+for c in 1 2 3 4; do
+    curl -sS --max-time 20 --cacert "$GW_PKI/root.crt" --cert "$GW_PKI/attestor1.pem" \
+        --key "$GW_PKI/attestor1.key" -o /dev/null -w '%{http_code}\n' \
+        "https://localhost:$GW_PORT/ka$c/[1-3]" >"$TEST_TMPDIR/ka$c.codes" 2>>"$TEST_TMPDIR/curl.err" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "keep-alive clients: curl failed: $(tail -1 "$TEST_TMPDIR/curl.err")"; done
+expect_eq "$(cat "$TEST_TMPDIR"/ka?.codes | grep -c '^200$')" 12 "keep-alive clients: 200 answers of 12"
+da=$(count "$TEST_TMPDIR/ka1.txt")
+db=$(count "$TEST_TMPDIR/ka2.txt")
+expect_eq "$((da + db))" 12 "keep-alive clients: requests reaching the upstreams"
+[ "$da" -gt 0 ] && [ "$db" -gt 0 ] || fail "keep-alive pool: 4 concurrent clients reached only one server (A=$da B=$db)"
+pass "default keep-alive pool, 4 concurrent clients: A=$da B=$db"
+stop_bg gw-ka || fail "mtlsgate (gw-ka) did not exit 0"
+stop_bg dbka1 || fail "db-service ka1 did not exit 0"
+stop_bg dbka2 || fail "db-service ka2 did not exit 0"
+gw_write_config "$GW_CONF" workers=1 servers="[\"$A\", \"$B\"]" \
+    upstream_extra="  keepalive: 0
+  fail_timeout: ${FAIL_S}s"
+gw_start_gateway "$GW_CONF" gw-fo
+
+# --- B stopped: failover ----------------------------------------------------------------------
+stop_bg dbb || fail "db-service B did not exit 0"
+mark=$(gw_log_mark)
+t_fail=$(now_ms)
+a0=$(count "$LOG_A")
+codes=$(req 10 down)
+n502=$(tr ' ' '\n' <<<"$codes" | grep -c '^502$')
+n200=$(tr ' ' '\n' <<<"$codes" | grep -c '^200$')
+[ "$n502" -le 1 ] || fail "B down: more than one 502:$codes"
+expect_eq "$((n200 + n502))" 10 "B down: answers that are 200 or 502 ($codes)"
+expect_eq "$(($(count "$LOG_A") - a0))" "$n200" "B down: requests served by A"
+el=$(($(now_ms) - t_fail))
+[ "$el" -lt $((FAIL_S * 1000)) ] || fail "test too slow: 10 requests took $el ms, more than fail_timeout"
+nmark=$(gw_log_since "$mark" | grep -c "upstream $B: .*marked failed")
+expect_eq "$nmark" 1 "B down: times B was tried within fail_timeout ('marked failed' lines)"
+pass "B down: $n200 of 10 answered 200 by A ($n502 x 502), B tried once then skipped"
+
+# --- B back: skipped until fail_timeout is over, then served again -------------------------------
+gw_start_db_named dbb2 "$DB2_PORT" "$LOG_B"
+b0=$(count "$LOG_B")
+codes=$(req 4 early)
+el=$(($(now_ms) - t_fail))
+[ "$el" -lt $((FAIL_S * 1000 - 300)) ] || fail "test too slow: B restarted $el ms after its failure"
+expect_eq "$(count "$LOG_B")" "$b0" "B restarted, still within fail_timeout: requests reaching B"
+while [ $(($(now_ms) - t_fail)) -lt $((FAIL_S * 1000 + 500)) ]; do sleep 0.1; done
+a0=$(count "$LOG_A")
+codes=$(req 6 back)
+[ -z "$(tr ' ' '\n' <<<"$codes" | grep -v '^$' | grep -v '^200$')" ] || fail "B back: non-200 answers:$codes"
+db=$(($(count "$LOG_B") - b0))
+da=$(($(count "$LOG_A") - a0))
+[ "$db" -ge 2 ] || fail "B back after fail_timeout: it got $db of 6 requests (A got $da)"
+pass "B restarted: no traffic within fail_timeout, $db of 6 requests after it"
+
+# --- both down: 502 at once ---------------------------------------------------------------------
+stop_bg dba || fail "db-service A did not exit 0"
+stop_bg dbb2 || fail "db-service B did not exit 0"
+t0=$(now_ms)
+code=$(gw_curl attestor1 /all-down)
+el=$(($(now_ms) - t0))
+expect_eq "$code" 502 "both upstreams down"
+[ "$el" -lt 2000 ] || fail "both upstreams down: the 502 took $el ms"
+pass "both upstreams down: 502 in $el ms"
+
+stop_bg gw-fo || fail "mtlsgate did not exit 0"
+check_sanitizers
+pass "gateway upstream round robin and failover"
