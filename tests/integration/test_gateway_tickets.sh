@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Shared session ticket keys (tls.ticket_key_file) and private key modes.
+#  - two mtlsgate instances on different ports sharing one 80-byte key file:
+#    a TLS 1.3 and a TLS 1.2 session from instance A resumes on instance B
+#    (s_client -sess_out / -sess_in: "Reused") and is served; an instance
+#    with another key file does not resume it ("New");
+#  - a ticket key file with mode 0644, or of the wrong length, is refused at
+#    start with a line naming it (and by -t);
+#  - tls.key with mode 0644 or 0640 (and upstream.tls.key 0644): mtlsgate
+#    refuses to start with one line naming the file, -t reports it; with
+#    tls.allow_insecure_key_permissions: true it starts and serves.
+source "$SRC_DIR/tests/lib/common.sh"
+source "$SRC_DIR/tests/lib/gw_common.sh"
+
+gw_make_pki
+gw_pick_ports
+read -r PORT_A PORT_B PORT_C <<<"$(free_ports 3)"
+gw_start_db
+K1=$TEST_TMPDIR/ticket1.key
+K2=$TEST_TMPDIR/ticket2.key
+head -c 80 /dev/urandom >"$K1"
+head -c 80 /dev/urandom >"$K2"
+chmod 600 "$K1" "$K2"
+
+# inst NAME PORT KEYFILE: an instance with that ticket key file.
+inst() {
+    gw_write_config "$TEST_TMPDIR/$1.yml" port="$2" tls_extra="  ticket_key_file: $3"
+    GW_PORT=$2 gw_start_gateway "$TEST_TMPDIR/$1.yml" "$1"
+}
+inst gwa "$PORT_A" "$K1"
+inst gwb "$PORT_B" "$K1"
+inst gwc "$PORT_C" "$K2"
+
+REQ=$TEST_TMPDIR/req
+printf 'GET /resume HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >"$REQ"
+# sc PORT VERSION [args]: attestor1 over s_client, sending REQ.
+sc() {
+    local port=$1 ver=$2
+    shift 2
+    timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost "$ver" \
+        -CAfile "$GW_PKI/root.crt" -cert "$GW_PKI/attestor1.crt" -key "$GW_PKI/attestor1.key" \
+        -cert_chain "$GW_PKI/attestor1.chain" -nocommands -ign_eof "$@" <"$REQ" 2>&1
+}
+session_line() { grep -Eo '(New|Reused), TLSv1\.[23]' <<<"$1" | head -1; }
+
+for ver in -tls1_3 -tls1_2; do
+    v=${ver#-tls}
+    v=${v/_/.}
+    sess=$TEST_TMPDIR/sess$v.pem
+    out=$(sc "$PORT_A" "$ver" -sess_out "$sess")
+    grep -q 'HTTP/1.1 200' <<<"$out" || fail "$ver on A: no 200: $(grep -E 'HTTP/|alert|error' <<<"$out" | head -3)"
+    [ -s "$sess" ] || fail "$ver on A: no session saved"
+    out=$(sc "$PORT_A" "$ver" -sess_in "$sess")
+    case "$(session_line "$out")" in Reused*) ;; *) fail "$ver: the session does not even resume on A: $(session_line "$out")" ;; esac
+    out=$(sc "$PORT_B" "$ver" -sess_in "$sess")
+    case "$(session_line "$out")" in
+    Reused*) ;;
+    *) fail "$ver: a session from A did not resume on B (same ticket_key_file): $(session_line "$out")" ;;
+    esac
+    grep -q 'HTTP/1.1 200' <<<"$out" || fail "$ver: resumed on B but not served: $(grep -E 'HTTP/|alert' <<<"$out" | head -2)"
+    grep -q '"x-client-identity":"svc-attestor-1"' <<<"$out" || fail "$ver: resumed on B: identity not forwarded"
+    out=$(sc "$PORT_C" "$ver" -sess_in "$sess")
+    case "$(session_line "$out")" in
+    New*) ;;
+    *) fail "$ver: a session from A resumed on C, which has another key file: $(session_line "$out")" ;;
+    esac
+    grep -q 'HTTP/1.1 200' <<<"$out" || fail "$ver: full handshake on C not served"
+    pass "TLS $v: A's session resumes on B (shared key file) and is served; C (other keys) does a full handshake"
+done
+stop_bg gwb || fail "mtlsgate B did not exit 0"
+stop_bg gwc || fail "mtlsgate C did not exit 0"
+
+# expect_refused NAME CONFIG ERE: mtlsgate -c CONFIG exits non-zero at start
+# with exactly one line matching ERE; mtlsgate -t -c CONFIG exits non-zero
+# and also matches ERE.
+expect_refused() {
+    local name=$1 conf=$2 re=$3 n
+    start_bg "$name" "$GW_BIN" -c "$conf"
+    gw_wait_exit "$name" 10 || fail "$name: mtlsgate did not exit at start ($GW_EXIT_STATUS)"
+    [ "$GW_EXIT_STATUS" != 0 ] || fail "$name: mtlsgate exited 0 at start"
+    n=$(grep -Ec -- "$re" "$TEST_TMPDIR/$name.log")
+    expect_eq "$n" 1 "$name: lines matching /$re/ in: $(head -5 "$TEST_TMPDIR/$name.log")"
+    "$GW_BIN" -t -c "$conf" >"$TEST_TMPDIR/$name.t.out" 2>&1 && fail "$name: mtlsgate -t accepted it"
+    grep -Eq -- "$re" "$TEST_TMPDIR/$name.t.out" || fail "$name: mtlsgate -t does not say /$re/: $(head -5 "$TEST_TMPDIR/$name.t.out")"
+}
+
+# --- ticket key file: mode and length ------------------------------------------------------
+GW_PORT=$PORT_B
+cp "$K1" "$TEST_TMPDIR/open.key"
+chmod 644 "$TEST_TMPDIR/open.key"
+gw_write_config "$TEST_TMPDIR/open-ticket.yml" tls_extra="  ticket_key_file: $TEST_TMPDIR/open.key"
+expect_refused open-ticket "$TEST_TMPDIR/open-ticket.yml" 'open\.key.*(group or others|chmod 600)'
+head -c 50 /dev/urandom >"$TEST_TMPDIR/short.key"
+chmod 600 "$TEST_TMPDIR/short.key"
+gw_write_config "$TEST_TMPDIR/short-ticket.yml" tls_extra="  ticket_key_file: $TEST_TMPDIR/short.key"
+start_bg short-ticket "$GW_BIN" -c "$TEST_TMPDIR/short-ticket.yml"
+gw_wait_exit short-ticket 10 || fail "a 50-byte ticket key file: mtlsgate did not exit"
+[ "$GW_EXIT_STATUS" != 0 ] || fail "a 50-byte ticket key file: mtlsgate exited 0"
+grep -q 'short\.key.*80 bytes' "$TEST_TMPDIR/short-ticket.log" || fail "a 50-byte ticket key file: no line naming it: $(head -3 "$TEST_TMPDIR/short-ticket.log")"
+pass "ticket key file with mode 0644 or 50 bytes: refused at start, naming the file"
+
+# --- private key modes ---------------------------------------------------------------------
+for mode in 644 640; do
+    cp "$GW_PKI/gateway.key" "$TEST_TMPDIR/gw$mode.key"
+    chmod "$mode" "$TEST_TMPDIR/gw$mode.key"
+    gw_write_config "$TEST_TMPDIR/key$mode.yml" key="$TEST_TMPDIR/gw$mode.key"
+    expect_refused "key$mode" "$TEST_TMPDIR/key$mode.yml" "gw$mode\\.key.*(group or others).*chmod 600"
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT_B") 2>/dev/null && fail "key $mode: something listens on the gateway port"
+done
+cp "$GW_PKI/attestor1.key" "$TEST_TMPDIR/up644.key"
+chmod 644 "$TEST_TMPDIR/up644.key"
+gw_write_config "$TEST_TMPDIR/upkey.yml" upstream_extra="  tls:
+    enabled: true
+    ca: $GW_PKI/root.crt
+    certificate: $GW_PKI/attestor1.crt
+    key: $TEST_TMPDIR/up644.key"
+expect_refused upkey "$TEST_TMPDIR/upkey.yml" 'up644\.key.*(group or others)'
+pass "tls.key 0644/0640 and upstream.tls.key 0644: refused at start and by -t, one line naming the file"
+
+gw_write_config "$TEST_TMPDIR/insecure.yml" key="$TEST_TMPDIR/gw644.key" \
+    tls_extra="  allow_insecure_key_permissions: true"
+"$GW_BIN" -t -c "$TEST_TMPDIR/insecure.yml" >"$TEST_TMPDIR/insecure.t.out" 2>&1 ||
+    fail "mtlsgate -t with allow_insecure_key_permissions: $(head -3 "$TEST_TMPDIR/insecure.t.out")"
+gw_start_gateway "$TEST_TMPDIR/insecure.yml" gw-insecure
+code=$(gw_curl attestor1 /insecure) || fail "with allow_insecure_key_permissions: curl failed"
+expect_eq "$code" 200 "served with a 0644 key and allow_insecure_key_permissions: true"
+stop_bg gw-insecure || fail "mtlsgate (insecure) did not exit 0"
+pass "tls.allow_insecure_key_permissions: true: a 0644 key is accepted and served"
+
+# The same flag covers the ticket key file (config/mtlsgate.example.yml:
+# "Accept private key files (tls.key, upstream.tls.key, ticket_key_file)"):
+# -t says the config is fine, so the gateway must start with it too.
+gw_write_config "$TEST_TMPDIR/insecure-ticket.yml" \
+    tls_extra="  allow_insecure_key_permissions: true
+  ticket_key_file: $TEST_TMPDIR/open.key"
+"$GW_BIN" -t -c "$TEST_TMPDIR/insecure-ticket.yml" >"$TEST_TMPDIR/insecure-ticket.t.out" 2>&1 ||
+    fail "mtlsgate -t, 0644 ticket key + allow_insecure_key_permissions: $(head -3 "$TEST_TMPDIR/insecure-ticket.t.out")"
+gw_start_gateway "$TEST_TMPDIR/insecure-ticket.yml" gw-insecure-ticket
+code=$(gw_curl attestor1 /insecure-ticket) || fail "0644 ticket key + allow_insecure_key_permissions: curl failed"
+expect_eq "$code" 200 "served with a 0644 ticket key file and allow_insecure_key_permissions: true"
+stop_bg gw-insecure-ticket || fail "mtlsgate (insecure ticket) did not exit 0"
+pass "tls.allow_insecure_key_permissions: true also accepts a 0644 ticket key file (-t and start agree)"
+
+stop_bg gwa || fail "mtlsgate A did not exit 0"
+stop_bg db || fail "db-service did not exit 0"
+check_sanitizers
+pass "gateway ticket keys and key permissions"
