@@ -36,6 +36,9 @@
 #define GW_HIGH_MARK (256 * 1024)
 #define GW_LINGER_MS 2000
 #define GW_RESP_MAX_HEAD (64 * 1024)
+/* Body pieces up to this size are copied behind the head (one chain, so one
+ * TLS record and one write()); larger ones move as chains, without a copy. */
+#define GW_COPY_MAX (16 * 1024)
 
 struct bufferevent;
 struct event;

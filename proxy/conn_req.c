@@ -142,9 +142,6 @@ static void on_head(struct gw_conn *c)
     r->client_keep_alive = h->keep_alive;
     r->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     r->body = h->body;
-    /* No more reads until the upstream is ready: the head stays where the
-     * parser saw it, and the body waits in the socket. */
-    gw_conn_pause_client(c, 1);
     if (rt->cfg->limits.max_headers && h->n_headers > rt->cfg->limits.max_headers) {
         gw_conn_error(c, 431, "too many header fields");
         return;
@@ -161,8 +158,14 @@ static void on_head(struct gw_conn *c)
     }
     c->state = CONN_WAIT_IDENTITY;
     c->id_rt = rt;
+    /* Client reads go off only while the request waits for something (an
+     * identity answer, an upstream connect): the head must stay where the
+     * parser saw it, and the body waits in the socket. A synchronous lookup
+     * and a pooled upstream never turn them off (no epoll_ctl). */
     if (gw_id_lookup(rt->ids, c->w->base, c->peer.cn, identity_cb, c, &c->id_pending) < 0)
         gw_conn_error(c, 503, "identity source unavailable");
+    else if (c->id_pending && c->state == CONN_WAIT_IDENTITY)
+        gw_conn_pause_client(c, 1);
 }
 
 void gw_req_try_head(struct gw_conn *c)
@@ -226,6 +229,7 @@ void gw_req_upstream_start(struct gw_conn *c, int fresh)
         return;
     }
     gw_resp_attach(c);
+    gw_conn_pause_client(c, 1); /* the body waits in the socket */
     c->state = CONN_UPSTREAM_CONNECT;
     gw_conn_arm_up(c, UT_CONNECT, r->rt->cfg->timeouts.upstream_connect_ms);
 }
@@ -254,6 +258,7 @@ void gw_req_send(struct gw_conn *c)
         gw_conn_error(c, 500, "out of memory");
         return;
     }
+    gw_up_push(c->up);
     if (r->body_done) {
         c->state = CONN_READ_RESPONSE;
         gw_conn_arm_up(c, UT_READ, r->rt->cfg->timeouts.upstream_read_ms);
@@ -321,6 +326,9 @@ void gw_req_forward_body(struct gw_conn *c)
     out = bufferevent_get_output(c->up->bev);
     while (!r->body_done && evbuffer_get_length(in) > 0) {
         if (evbuffer_get_length(out) >= GW_HIGH_MARK) {
+            gw_up_push(c->up);
+            if (evbuffer_get_length(out) < GW_HIGH_MARK)
+                continue;
             gw_conn_pause_client(c, 1); /* resumed by the upstream's write callback */
             return;
         }
@@ -341,6 +349,7 @@ void gw_req_forward_body(struct gw_conn *c)
             return;
         }
     }
+    gw_up_push(c->up);
     if (r->body_done && c->state == CONN_FORWARD) {
         gw_conn_arm(c, CT_NONE, 0);
         c->state = CONN_READ_RESPONSE;

@@ -63,6 +63,13 @@ static int start_response(struct gw_conn *c)
     r->close_after = close;
     ka10 = !close && r->minor == 0;
     r->up_reusable = h->keep_alive && h->body != HTTP1_BODY_UNTIL_CLOSE && !early;
+    /* Room for the head and a small body in one chain: the TLS layer then
+     * sends them as one record in one write() (see stream_body). */
+    if (h->body == HTTP1_BODY_LENGTH && h->content_length <= GW_COPY_MAX &&
+        evbuffer_expand(out, h->head_len + 256 + (size_t)h->content_length) < 0) {
+        gw_conn_close(c, "out of memory");
+        return -1;
+    }
     if (gw_rw_response(h, r->framing, close, ka10, out) < 0) {
         gw_conn_close(c, "out of memory");
         return -1;
@@ -149,8 +156,16 @@ static int stream_body(struct gw_conn *c, int upstream_eof)
         if (r->resp_body == HTTP1_BODY_LENGTH) {
             size_t n = avail < r->resp_left ? avail : (size_t)r->resp_left;
 
-            if (evbuffer_remove_buffer(in, out, n) < 0)
-                goto oom;
+            if (n <= GW_COPY_MAX) {
+                /* copied behind the head: one chain, one record */
+                unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
+
+                if (!p || evbuffer_add(out, p, n) < 0)
+                    goto oom;
+                evbuffer_drain(in, n);
+            } else if (evbuffer_remove_buffer(in, out, n) < 0) {
+                goto oom; /* moves the chains, no copy */
+            }
             r->resp_left -= n;
         } else if (r->resp_body == HTTP1_BODY_CHUNKED) {
             struct evbuffer_iovec v;
@@ -246,7 +261,8 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     struct gw_conn *c = arg;
 
-    (void)bev;
+    if (c->up && !c->up->tls && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE); /* back to writing through */
     if (c->state == CONN_FORWARD && c->client_paused) {
         gw_conn_pause_client(c, 0);
         gw_req_forward_body(c);
@@ -301,6 +317,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (c->state == CONN_CLOSING || !c->up)
         return;
     if (what & BEV_EVENT_CONNECTED) {
+        c->up->connected = 1;
         if (c->state == CONN_UPSTREAM_CONNECT) {
             gw_conn_arm_up(c, UT_NONE, 0);
             gw_req_send(c);
@@ -339,5 +356,12 @@ void gw_resp_attach(struct gw_conn *c)
     bufferevent_setcb(bev, up_read_cb, up_write_cb, up_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, GW_HIGH_MARK);
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* A connected one writes through (gw_up_push); a new one lets libevent
+     * finish the connect first. */
+    if (c->up->connected) {
+        bufferevent_disable(bev, EV_WRITE);
+        bufferevent_enable(bev, EV_READ);
+    } else {
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    }
 }

@@ -86,6 +86,7 @@ struct gw_up_conn *gw_up_take_idle(struct gw_up_pool *p, const struct gw_runtime
     bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
     bufferevent_set_timeouts(u->bev, NULL, NULL);
     u->reused = 1;
+    u->connected = 1;
     return u;
 }
 
@@ -168,6 +169,7 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, ui
         }
         u->rt = rt;
         u->server = (size_t)idx;
+        u->tls = rt->upstream_ctx != NULL;
         u->bev = new_bev(p, rt, s, err, errlen);
         if (!u->bev) {
             free(u);
@@ -187,6 +189,25 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, ui
         break;
     }
     return u;
+}
+
+void gw_up_push(struct gw_up_conn *u)
+{
+    struct evbuffer *out = bufferevent_get_output(u->bev);
+
+    if (evbuffer_get_length(out) == 0)
+        return;
+    if (!u->tls && u->connected && !(bufferevent_get_enabled(u->bev) & EV_WRITE)) {
+        /* The bufferevent keeps its output's start frozen except while it
+         * writes itself. Errors are left to libevent: the bytes stay and
+         * it retries, and reports the failure through the event callback. */
+        evbuffer_unfreeze(out, 1);
+        (void)evbuffer_write(out, bufferevent_getfd(u->bev));
+        evbuffer_freeze(out, 1);
+        if (evbuffer_get_length(out) == 0)
+            return;
+    }
+    bufferevent_enable(u->bev, EV_WRITE);
 }
 
 void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_runtime *current)

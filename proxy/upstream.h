@@ -26,6 +26,8 @@ struct gw_up_conn {
     const struct gw_runtime *rt;  /* the runtime it was made for (not a ref) */
     size_t server;                /* index in rt->servers */
     int reused;                   /* taken from the pool */
+    int tls;                      /* u->bev is an OpenSSL bufferevent */
+    int connected;                /* the connect (and TLS handshake) is done */
     struct gw_up_conn *next;      /* pool list */
     struct gw_up_pool *pool;      /* set while idle in the pool */
 };
@@ -68,6 +70,16 @@ void gw_up_mark_failed(struct gw_runtime *rt, size_t idx);
  * buffered; freed otherwise.
  */
 void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_runtime *current);
+
+/*
+ * Sends what u's output buffer holds. On a connected plain TCP connection
+ * whose write event is off, writes to the socket at once (no wait for the
+ * next loop iteration, no epoll_ctl); whatever is left, and every case that
+ * cannot write through (TLS, connecting, a write already pending), turns
+ * the bufferevent's writes on so that libevent sends it and reports errors
+ * through the event callback as usual.
+ */
+void gw_up_push(struct gw_up_conn *u);
 
 /* Closes and frees a connection that is not in the pool; NULL is fine. */
 void gw_up_free(struct gw_up_conn *u);
