@@ -30,5 +30,7 @@ extern const struct ct_command ct_cmd_revoke;   /* revoke.c */
 extern const struct ct_command ct_cmd_crl;      /* revoke.c */
 extern const struct ct_command ct_cmd_list;     /* list.c */
 extern const struct ct_command ct_cmd_verify;   /* verify.c */
+extern const struct ct_command ct_cmd_rollover; /* rollover.c */
+extern const struct ct_command ct_cmd_retire;   /* rollover.c */
 
 #endif

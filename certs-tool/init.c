@@ -2,6 +2,7 @@
  * init.c - `certs-tool init`: the root, the client and server
  * intermediates, their chains, empty CRLs and an empty index.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,32 +49,20 @@ static const struct ct_cmd_spec init_spec = {
     "Create a PKI: a root CA, a client intermediate and a server intermediate.",
     "Writes root.crt, client-ca.crt, server-ca.crt, client-chain.crt (client intermediate +\n"
     "root: what a server trusts for client certificates), server-chain.crt (server\n"
-    "intermediate + root), empty client-ca.crl and server-ca.crl, index.tsv, and the CA\n"
-    "keys under private/ (directory 0700, keys 0600). Refuses to touch an existing PKI\n"
-    "unless --force.",
+    "intermediate + root), empty client-ca.crl, server-ca.crl and root.crl, index.tsv,\n"
+    "cas.tsv (the intermediates' generations, 1 each), and the CA keys under private/\n"
+    "(directory 0700, keys 0600). Refuses to touch an existing PKI unless --force\n"
+    "(which also removes earlier generations' files under cas/ and private/).",
     init_table,
     0,
     0,
 };
 
-/* "<org><suffix>", with org cut (at a UTF-8 boundary) so the CN fits in 64 bytes. */
-static void ca_cn(char *out, size_t len, const char *org, const char *suffix)
-{
-    size_t room = TLS_CN_MAX - strlen(suffix), n = strlen(org);
-
-    if (n > room) {
-        n = room;
-        while (n > 0 && ((unsigned char)org[n] & 0xc0) == 0x80)
-            n--;
-    }
-    snprintf(out, len, "%.*s%s", (int)n, org, suffix);
-}
-
 /* Refuses when dir already holds (part of) a PKI. */
 static int check_empty(const char *dir, char *err, size_t errlen)
 {
     static const char *const files[] = {"root.crt", "client-ca.crt", "server-ca.crt",
-                                        "index.tsv", "private/root.key"};
+                                        "index.tsv", "cas.tsv", "private/root.key"};
     char path[CT_PATH_MAX];
     size_t i;
 
@@ -89,58 +78,36 @@ static int check_empty(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-/* Generates a key and certifies it with the given profile. */
-static int make_ca(struct ct_ca *ca, enum ct_key_type kt, enum ct_profile profile,
-                   enum ct_kind kind, const char *org, const char *suffix, const struct ct_ca *issuer,
-                   int days, char *err, size_t errlen)
+/*
+ * Stages the removal of every earlier-generation file of a PKI being
+ * replaced (cas/KIND-ca.N.crt, private/KIND-ca.N.key): the new PKI starts
+ * at generation 1, and keys of the old one must not linger.
+ */
+static int remove_old_generations(struct ct_txn *t, const char *dir, char *err, size_t errlen)
 {
-    struct ct_cert_spec spec;
-    char cn[TLS_CN_MAX + 1];
+    static const char *const sub[2] = {"cas", "private"};
+    char path[CT_PATH_MAX], rel[CT_PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+    int i, rc = 0;
 
-    if ((ca->key = ct_keygen(kt, err, errlen)) == NULL)
-        return -1;
-    ca_cn(cn, sizeof(cn), org, suffix);
-    memset(&spec, 0, sizeof(spec));
-    spec.profile = profile;
-    spec.kind = kind;
-    spec.org = org;
-    spec.cn = cn;
-    spec.subject_key = ca->key;
-    spec.issuer = issuer ? issuer->cert : NULL;
-    spec.issuer_key = issuer ? issuer->key : ca->key;
-    spec.days = days;
-    ca->cert = ct_profile_make(&spec, NULL, err, errlen);
-    return ca->cert != NULL ? 0 : -1;
-}
+    for (i = 0; i < 2 && rc == 0; i++) {
+        if (ct_path(path, dir, sub[i], err, errlen) != 0)
+            return -1;
+        if ((d = opendir(path)) == NULL)
+            continue; /* nothing to remove */
+        while (rc == 0 && (de = readdir(d)) != NULL) {
+            const char *ext = i == 0 ? ".crt" : ".key";
+            int kind, gen;
 
-/* Stages one PEM file made of certs. */
-static int put_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *const *certs,
-                     size_t n, char *err, size_t errlen)
-{
-    char path[CT_PATH_MAX], *pem = NULL;
-    size_t len = 0;
-    int rc = -1;
-
-    if (ct_path(path, dir, rel, err, errlen) == 0 &&
-        ct_pem_certs(certs, n, &pem, &len, err, errlen) == 0)
-        rc = ct_txn_put(t, path, pem, len, 0644, err, errlen);
-    free(pem);
-    return rc;
-}
-
-/* Stages one private key as PEM PKCS#8, mode 0600 (the buffer is wiped). */
-static int put_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *key, char *err,
-                   size_t errlen)
-{
-    char path[CT_PATH_MAX], *pem = NULL;
-    size_t len = 0;
-    int rc = -1;
-
-    if (ct_path(path, dir, rel, err, errlen) == 0 && ct_pem_key(key, &pem, &len, err, errlen) == 0)
-        rc = ct_txn_put(t, path, pem, len, 0600, err, errlen);
-    if (pem != NULL)
-        OPENSSL_cleanse(pem, len);
-    free(pem);
+            if (!ct_gen_file_name(de->d_name, ext, &kind, &gen))
+                continue;
+            snprintf(rel, sizeof(rel), "%s/%s", sub[i], de->d_name);
+            if (ct_path(path, dir, rel, err, errlen) != 0 || ct_txn_remove(t, path, err, errlen) != 0)
+                rc = -1;
+        }
+        closedir(d);
+    }
     return rc;
 }
 
@@ -163,7 +130,6 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
     size_t ilen = 0;
     int nargs, help, created = 0, lock = -1, rc = -1;
     time_t na;
-    X509 *chain[2];
 
     memset(&pki, 0, sizeof(pki));
     pki.lock_fd = -1;
@@ -186,12 +152,12 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
         return -1;
     if (!o.force && check_empty(o.dir, err, errlen) != 0)
         goto out;
-    if (make_ca(&pki.root, kt, CT_PROFILE_ROOT, CT_KIND_CLIENT, o.org, " Root CA", NULL, o.days,
-                err, errlen) != 0 ||
-        make_ca(&pki.client_ca, kt, CT_PROFILE_INTERMEDIATE, CT_KIND_CLIENT, o.org, " Client CA",
-                &pki.root, o.ca_days, err, errlen) != 0 ||
-        make_ca(&pki.server_ca, kt, CT_PROFILE_INTERMEDIATE, CT_KIND_SERVER, o.org, " Server CA",
-                &pki.root, o.ca_days, err, errlen) != 0)
+    if (ct_ca_make(&pki.root, kt, CT_PROFILE_ROOT, CT_KIND_CLIENT, o.org, " Root CA", NULL, o.days,
+                   NULL, err, errlen) != 0 ||
+        ct_ca_make(&pki.client_ca, kt, CT_PROFILE_INTERMEDIATE, CT_KIND_CLIENT, o.org,
+                   " Client CA", &pki.root, o.ca_days, NULL, err, errlen) != 0 ||
+        ct_ca_make(&pki.server_ca, kt, CT_PROFILE_INTERMEDIATE, CT_KIND_SERVER, o.org,
+                   " Server CA", &pki.root, o.ca_days, NULL, err, errlen) != 0)
         goto out;
     if ((t = ct_txn_new()) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -204,19 +170,21 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
         ct_path(path, o.dir, "servers", err, errlen) != 0 ||
         ct_txn_mkdir(t, path, 0755, err, errlen) != 0)
         goto out;
-    chain[1] = pki.root.cert;
-    if (put_key(t, o.dir, "private/root.key", pki.root.key, err, errlen) != 0 ||
-        put_key(t, o.dir, "private/client-ca.key", pki.client_ca.key, err, errlen) != 0 ||
-        put_key(t, o.dir, "private/server-ca.key", pki.server_ca.key, err, errlen) != 0 ||
-        put_certs(t, o.dir, "root.crt", &pki.root.cert, 1, err, errlen) != 0 ||
-        put_certs(t, o.dir, "client-ca.crt", &pki.client_ca.cert, 1, err, errlen) != 0 ||
-        put_certs(t, o.dir, "server-ca.crt", &pki.server_ca.cert, 1, err, errlen) != 0)
+    if (o.force && remove_old_generations(t, o.dir, err, errlen) != 0)
         goto out;
-    chain[0] = pki.client_ca.cert;
-    if (put_certs(t, o.dir, "client-chain.crt", chain, 2, err, errlen) != 0)
+    if (ct_stage_key(t, o.dir, "private/root.key", pki.root.key, err, errlen) != 0 ||
+        ct_stage_key(t, o.dir, "private/client-ca.key", pki.client_ca.key, err, errlen) != 0 ||
+        ct_stage_key(t, o.dir, "private/server-ca.key", pki.server_ca.key, err, errlen) != 0 ||
+        ct_stage_certs(t, o.dir, "root.crt", &pki.root.cert, 1, err, errlen) != 0 ||
+        ct_stage_certs(t, o.dir, "client-ca.crt", &pki.client_ca.cert, 1, err, errlen) != 0 ||
+        ct_stage_certs(t, o.dir, "server-ca.crt", &pki.server_ca.cert, 1, err, errlen) != 0)
         goto out;
-    chain[0] = pki.server_ca.cert;
-    if (put_certs(t, o.dir, "server-chain.crt", chain, 2, err, errlen) != 0)
+    /* Generation 1 of each intermediate; the chains and CRLs follow from it. */
+    if (ct_gens_add_current(&pki.gens, CT_KIND_CLIENT, 1, pki.client_ca.cert, err, errlen) != 0 ||
+        ct_gens_add_current(&pki.gens, CT_KIND_SERVER, 1, pki.server_ca.cert, err, errlen) != 0 ||
+        ct_gens_stage(t, o.dir, &pki.gens, err, errlen) != 0 ||
+        ct_chain_stage(t, &pki, CT_KIND_CLIENT, err, errlen) != 0 ||
+        ct_chain_stage(t, &pki, CT_KIND_SERVER, err, errlen) != 0)
         goto out;
     /* New CA keys: their CRLs start at number 1, even on --force. */
     if (ct_index_format(&empty, &index, &ilen, err, errlen) != 0 ||
@@ -227,12 +195,14 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
         enum ct_kind kinds[2] = {CT_KIND_CLIENT, CT_KIND_SERVER};
         int k;
 
-        for (k = 0; k < 2; k++) {
-            X509_CRL *crl = ct_crl_build(&pki, &empty, kinds[k], 1, CT_CRL_DAYS, 0, err, errlen);
+        for (k = 0; k < 3; k++) {
+            X509_CRL *crl = k < 2 ? ct_crl_build(&pki, &empty, kinds[k], 1, CT_CRL_DAYS, 0, err, errlen)
+                                  : ct_root_crl_build(&pki, 1, CT_CRL_DAYS, 0, err, errlen);
             char *pem = NULL;
             size_t len = 0;
             int ok = crl != NULL && ct_pem_crl(crl, &pem, &len, err, errlen) == 0 &&
-                     ct_path(path, o.dir, ct_crl_file(kinds[k]), err, errlen) == 0 &&
+                     ct_path(path, o.dir, k < 2 ? ct_crl_file(kinds[k]) : CT_ROOT_CRL_FILE, err,
+                             errlen) == 0 &&
                      ct_txn_put(t, path, pem, len, 0644, err, errlen) == 0;
 
             X509_CRL_free(crl);
@@ -250,7 +220,8 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
     printf("  %s/root.crt  %s/client-ca.crt  %s/server-ca.crt\n", o.dir, o.dir, o.dir);
     printf("  %s/client-chain.crt  (trust this for client certificates)\n", o.dir);
     printf("  %s/server-chain.crt  (server intermediate + root)\n", o.dir);
-    printf("  %s/client-ca.crl  %s/server-ca.crl  %s/index.tsv\n", o.dir, o.dir, o.dir);
+    printf("  %s/client-ca.crl  %s/server-ca.crl  %s/root.crl  %s/index.tsv  %s/cas.tsv\n", o.dir,
+           o.dir, o.dir, o.dir, o.dir);
     printf("  %s/private/{root,client-ca,server-ca}.key  (0600)\n", o.dir);
     rc = 0;
 out:

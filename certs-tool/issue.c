@@ -209,6 +209,7 @@ int ct_issue_stage(struct ct_txn *t, const struct ct_pki *pki, struct ct_index *
     e.kind = leaf->kind;
     e.status = CT_STATUS_VALID;
     e.reason = -1;
+    e.ca_gen = ct_pki_current_gen(pki, leaf->kind); /* its CRL is that generation's */
     if (tls_x509_not_after(leaf->cert, &e.not_after) != 0) {
         snprintf(err, errlen, "%s: unreadable notAfter", leaf->name);
         goto out;

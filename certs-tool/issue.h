@@ -38,9 +38,11 @@ int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind
  *    intermediate) and, with a key, NAME.key (0600);
  *  - without a key, the removal of a previous NAME's key files, which would
  *    no longer match the certificate;
- *  - index.tsv with the new entry; earlier valid entries of NAME (a --force
- *    re-issue) become revoked with reason superseded, and then the CRL of
- *    that kind is staged too (so pki needs that intermediate's key).
+ *  - index.tsv with the new entry (issued by the current generation of the
+ *    intermediate, which signs leaf->cert); earlier valid entries of NAME (a
+ *    --force re-issue) become revoked with reason superseded, and then the
+ *    CRLs of that kind are staged too (so pki needs the keys of every
+ *    trusted generation of that intermediate).
  * *superseded (may be NULL) counts the entries revoked that way.
  */
 int ct_issue_stage(struct ct_txn *t, const struct ct_pki *pki, struct ct_index *idx,

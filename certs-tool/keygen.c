@@ -41,6 +41,48 @@ int ct_key_type_parse(const char *name, enum ct_key_type *out, char *err, size_t
     return -1;
 }
 
+const char *ct_key_type_name(enum ct_key_type t)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(key_types) / sizeof(key_types[0]); i++)
+        if (key_types[i].type == t)
+            return key_types[i].name;
+    return "?";
+}
+
+int ct_key_type_of(EVP_PKEY *key, enum ct_key_type *out, char *err, size_t errlen)
+{
+    char group[64];
+    size_t glen = 0;
+    int bits = EVP_PKEY_get_bits(key);
+
+    if (EVP_PKEY_is_a(key, "RSA")) {
+        if (bits == 2048 || bits == 3072 || bits == 4096) {
+            *out = bits == 2048 ? CT_KEY_RSA_2048 : bits == 3072 ? CT_KEY_RSA_3072 : CT_KEY_RSA_4096;
+            return 0;
+        }
+    } else if (EVP_PKEY_is_a(key, "ED25519")) {
+        *out = CT_KEY_ED25519;
+        return 0;
+    } else if (EVP_PKEY_is_a(key, "EC") &&
+               EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                              sizeof(group), &glen)) {
+        if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0) {
+            *out = CT_KEY_EC_P256;
+            return 0;
+        }
+        if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0) {
+            *out = CT_KEY_EC_P384;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "%s key of %d bits is not a type certs-tool makes; pass --key-type (%s)",
+             EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "unknown", bits,
+             ct_key_type_list());
+    return -1;
+}
+
 EVP_PKEY *ct_keygen(enum ct_key_type t, char *err, size_t errlen)
 {
     EVP_PKEY *key = NULL;

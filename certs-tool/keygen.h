@@ -32,6 +32,16 @@ int ct_key_type_parse(const char *name, enum ct_key_type *out, char *err, size_t
 /* The accepted names, comma-separated (for help texts). */
 const char *ct_key_type_list(void);
 
+/* The name of key type t ("ec-p256", ...). */
+const char *ct_key_type_name(enum ct_key_type t);
+
+/*
+ * The key type of an existing key (e.g. the current intermediate's, which a
+ * rollover keeps by default). Returns 0, or -1 with err when the key is not
+ * one of the types certs-tool generates.
+ */
+int ct_key_type_of(EVP_PKEY *key, enum ct_key_type *out, char *err, size_t errlen) CT_MUSTCHECK;
+
 /* Generates a new key of type t; NULL with err set on failure. Caller frees. */
 EVP_PKEY *ct_keygen(enum ct_key_type t, char *err, size_t errlen) CT_MUSTCHECK;
 

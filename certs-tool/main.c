@@ -12,8 +12,8 @@
 #include "store.h"
 
 static const struct ct_command *const commands[] = {
-    &ct_cmd_init, &ct_cmd_issue, &ct_cmd_sign_csr, &ct_cmd_revoke,
-    &ct_cmd_crl,  &ct_cmd_list,  &ct_cmd_verify,
+    &ct_cmd_init, &ct_cmd_issue,  &ct_cmd_sign_csr, &ct_cmd_revoke, &ct_cmd_crl,
+    &ct_cmd_list, &ct_cmd_verify, &ct_cmd_rollover, &ct_cmd_retire,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -24,7 +24,8 @@ static void usage(FILE *f)
 
     fprintf(f, "usage: certs-tool COMMAND [OPTIONS] [ARGS]\n\n"
                "Makes and keeps the mTLS chain: a root, a client intermediate (what servers\n"
-               "trust for client certificates), a server intermediate, and the leaves.\n\n"
+               "trust for client certificates), a server intermediate, and the leaves;\n"
+               "rolls the intermediates over without downtime (rollover, then retire).\n\n"
                "Commands:\n");
     for (i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-10s %s\n", commands[i]->spec->name, commands[i]->spec->summary);
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
     }
     if (i >= argc) {
         fprintf(stderr, "certs-tool: missing command (init, issue, sign-csr, revoke, crl, list, "
-                        "verify; see certs-tool --help)\n");
+                        "verify, rollover, retire; see certs-tool --help)\n");
         return 1;
     }
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||

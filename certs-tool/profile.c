@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls_errors.h"
+#include "tls_x509.h"
 
 /* ---- subjectAltName ------------------------------------------------------ */
 
@@ -412,4 +413,42 @@ out:
         x = NULL;
     }
     return x;
+}
+
+/* ---- CA certificates ---------------------------------------------------------- */
+
+void ct_ca_cn(char *out, size_t len, const char *org, const char *suffix)
+{
+    size_t slen = strlen(suffix), room = slen < TLS_CN_MAX ? TLS_CN_MAX - slen : 0;
+    size_t n = strlen(org);
+
+    if (n > room) {
+        n = room;
+        while (n > 0 && ((unsigned char)org[n] & 0xc0) == 0x80)
+            n--;
+    }
+    snprintf(out, len, "%.*s%s", (int)n, org, suffix);
+}
+
+int ct_ca_make(struct ct_ca *ca, enum ct_key_type kt, enum ct_profile profile, enum ct_kind kind,
+               const char *org, const char *suffix, const struct ct_ca *issuer, int days,
+               int *clamped, char *err, size_t errlen)
+{
+    struct ct_cert_spec spec;
+    char cn[TLS_CN_MAX + 1];
+
+    if ((ca->key = ct_keygen(kt, err, errlen)) == NULL)
+        return -1;
+    ct_ca_cn(cn, sizeof(cn), org, suffix);
+    memset(&spec, 0, sizeof(spec));
+    spec.profile = profile;
+    spec.kind = kind;
+    spec.org = org;
+    spec.cn = cn;
+    spec.subject_key = ca->key;
+    spec.issuer = issuer ? issuer->cert : NULL;
+    spec.issuer_key = issuer ? issuer->key : ca->key;
+    spec.days = days;
+    ca->cert = ct_profile_make(&spec, clamped, err, errlen);
+    return ca->cert != NULL ? 0 : -1;
 }

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <openssl/types.h>
 
+#include "keygen.h"
 #include "store.h"
 
 #define CT_DAYS_ROOT 3650
@@ -109,5 +110,22 @@ const EVP_MD *ct_sign_md(EVP_PKEY *key);
  * give leaves the organisation of the CA that issues them.
  */
 const char *ct_cert_org(X509 *x, char *buf, size_t len);
+
+/*
+ * A CA's CN: "<org><suffix>" (suffix like " Client CA" or " Client CA 2"),
+ * with org cut at a UTF-8 boundary so that the CN fits in 64 bytes.
+ */
+void ct_ca_cn(char *out, size_t len, const char *org, const char *suffix);
+
+/*
+ * Generates a key of type kt into ca->key and certifies it into ca->cert
+ * with profile (root or intermediate), subject O=org, CN=ct_ca_cn(org,
+ * suffix), signed by issuer (NULL: self-signed). *clamped as for
+ * ct_profile_make (may be NULL). On failure ca may hold a key (the caller
+ * frees ca either way).
+ */
+int ct_ca_make(struct ct_ca *ca, enum ct_key_type kt, enum ct_profile profile, enum ct_kind kind,
+               const char *org, const char *suffix, const struct ct_ca *issuer, int days,
+               int *clamped, char *err, size_t errlen) CT_MUSTCHECK;
 
 #endif

@@ -31,33 +31,41 @@ int ct_crl_read_number(const char *path, long *out, char *err, size_t errlen)
 {
     STACK_OF(X509_CRL) *crls = NULL;
     ASN1_INTEGER *num = NULL;
-    int crit = 0, rc = -1;
+    int crit, i, rc = -1;
+    long v;
 
     *out = 0;
     if (!ct_exists(path))
         return 0;
     if (tls_pem_load_crls(path, &crls, err, errlen) != 0)
         return -1;
-    num = X509_CRL_get_ext_d2i(sk_X509_CRL_value(crls, 0), NID_crl_number, &crit, NULL);
-    if (num == NULL && crit != -1) {
-        tls_err_set(err, errlen, "%s: unreadable CRL number", path);
-        goto out;
-    }
-    *out = num ? ASN1_INTEGER_get(num) : 0;
-    if (*out < 0) {
-        snprintf(err, errlen, "%s: CRL number out of range", path);
-        goto out;
+    /* One CRL per trusted intermediate: the next number is above all of them. */
+    for (i = 0; i < sk_X509_CRL_num(crls); i++) {
+        crit = 0;
+        num = X509_CRL_get_ext_d2i(sk_X509_CRL_value(crls, i), NID_crl_number, &crit, NULL);
+        if (num == NULL && crit != -1) {
+            tls_err_set(err, errlen, "%s: unreadable CRL number", path);
+            goto out;
+        }
+        v = num ? ASN1_INTEGER_get(num) : 0;
+        ASN1_INTEGER_free(num);
+        num = NULL;
+        if (v < 0) {
+            snprintf(err, errlen, "%s: CRL number out of range", path);
+            goto out;
+        }
+        if (v > *out)
+            *out = v;
     }
     rc = 0;
 out:
-    ASN1_INTEGER_free(num);
     sk_X509_CRL_pop_free(crls, X509_CRL_free);
     ERR_clear_error();
     return rc;
 }
 
-/* One revoked entry: serial (from index hex), date, and reason unless unspecified. */
-static int add_revoked(X509_CRL *crl, const struct ct_index_entry *e)
+/* One revoked entry: serial (hex), date, and reason unless unspecified. */
+static int add_revoked(X509_CRL *crl, const char *serial_hex, time_t revoked_at, int reason_code)
 {
     X509_REVOKED *rev = X509_REVOKED_new();
     BIGNUM *bn = NULL;
@@ -66,15 +74,15 @@ static int add_revoked(X509_CRL *crl, const struct ct_index_entry *e)
     ASN1_ENUMERATED *reason = NULL;
     int rc = -1;
 
-    if (rev == NULL || !BN_hex2bn(&bn, e->serial) ||
+    if (rev == NULL || !BN_hex2bn(&bn, serial_hex) ||
         (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
         !X509_REVOKED_set_serialNumber(rev, serial) ||
-        (when = ASN1_TIME_set(NULL, e->revoked_at)) == NULL ||
+        (when = ASN1_TIME_set(NULL, revoked_at)) == NULL ||
         !X509_REVOKED_set_revocationDate(rev, when))
         goto out;
     /* RFC 5280 5.3.1: leave the reasonCode out rather than say "unspecified". */
-    if (e->reason > CRL_REASON_UNSPECIFIED) {
-        if ((reason = ASN1_ENUMERATED_new()) == NULL || !ASN1_ENUMERATED_set(reason, e->reason) ||
+    if (reason_code > CRL_REASON_UNSPECIFIED) {
+        if ((reason = ASN1_ENUMERATED_new()) == NULL || !ASN1_ENUMERATED_set(reason, reason_code) ||
             !X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, reason, 0, 0))
             goto out;
     }
@@ -91,40 +99,47 @@ out:
     return rc;
 }
 
-X509_CRL *ct_crl_build(const struct ct_pki *pki, const struct ct_index *idx, enum ct_kind kind,
-                       long number, int days, time_t now, char *err, size_t errlen)
+/* A v2 CRL of ca, without entries yet: issuer, lastUpdate, nextUpdate. */
+static X509_CRL *crl_start(const struct ct_ca *ca, int days, time_t now)
 {
-    const struct ct_ca *ca = kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
     X509_CRL *crl = X509_CRL_new();
     ASN1_TIME *last = NULL, *next = NULL;
-    ASN1_INTEGER *num = NULL;
-    AUTHORITY_KEYID *akid = NULL;
-    const ASN1_OCTET_STRING *ski;
-    size_t i;
     int ok = 0;
 
-    if (now == 0)
-        now = time(NULL);
-    if (crl == NULL || ca->key == NULL)
-        goto fail;
-    if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+    if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
         !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
         (last = X509_time_adj_ex(NULL, 0, -CT_BACKDATE_SECONDS, &now)) == NULL ||
         (next = X509_time_adj_ex(NULL, days, 0, &now)) == NULL ||
         !X509_CRL_set1_lastUpdate(crl, last) || !X509_CRL_set1_nextUpdate(crl, next))
-        goto fail;
-    for (i = 0; i < idx->n; i++) {
-        const struct ct_index_entry *e = &idx->v[i];
-
-        if (e->kind == kind && e->status == CT_STATUS_REVOKED && add_revoked(crl, e) != 0)
-            goto fail;
+        goto out;
+    ok = 1;
+out:
+    ASN1_TIME_free(last);
+    ASN1_TIME_free(next);
+    if (!ok) {
+        X509_CRL_free(crl);
+        crl = NULL;
     }
+    return crl;
+}
+
+/*
+ * Sorts the entries, adds the authority key identifier (= ca's subject key
+ * identifier) and the CRL number, and signs with ca's key. what names the
+ * CA in messages ("client intermediate generation 2", "root").
+ */
+static int crl_finish(X509_CRL *crl, const struct ct_ca *ca, const char *what, long number,
+                      char *err, size_t errlen)
+{
+    AUTHORITY_KEYID *akid = NULL;
+    ASN1_INTEGER *num = NULL;
+    const ASN1_OCTET_STRING *ski;
+    int rc = -1;
+
     if (!X509_CRL_sort(crl))
         goto fail;
-    /* Authority key identifier = the intermediate's subject key identifier. */
     if ((ski = X509_get0_subject_key_id(ca->cert)) == NULL) {
-        snprintf(err, errlen, "the %s intermediate has no subject key identifier",
-                 ct_kind_name(kind));
+        snprintf(err, errlen, "the %s has no subject key identifier", what);
         goto out;
     }
     if ((akid = AUTHORITY_KEYID_new()) == NULL || (akid->keyid = ASN1_OCTET_STRING_dup(ski)) == NULL ||
@@ -135,15 +150,50 @@ X509_CRL *ct_crl_build(const struct ct_pki *pki, const struct ct_index *idx, enu
         goto fail;
     if (X509_CRL_sign(crl, ca->key, ct_sign_md(ca->key)) <= 0)
         goto fail;
-    ok = 1;
+    rc = 0;
     goto out;
 fail:
-    tls_err_set(err, errlen, "cannot build the %s CRL", ct_kind_name(kind));
+    tls_err_set(err, errlen, "cannot build the CRL of the %s", what);
 out:
-    ASN1_TIME_free(last);
-    ASN1_TIME_free(next);
-    ASN1_INTEGER_free(num);
     AUTHORITY_KEYID_free(akid);
+    ASN1_INTEGER_free(num);
+    return rc;
+}
+
+X509_CRL *ct_crl_build_gen(const struct ct_ca *ca, int gen, const struct ct_index *idx,
+                           enum ct_kind kind, long number, int days, time_t now, char *err,
+                           size_t errlen)
+{
+    X509_CRL *crl = NULL;
+    char what[64];
+    size_t i;
+    int ok = 0;
+
+    snprintf(what, sizeof(what), "%s intermediate (generation %d)", ct_kind_name(kind), gen);
+    if (now == 0)
+        now = time(NULL);
+    if (ca->key == NULL) {
+        snprintf(err, errlen, "cannot sign the CRL of the %s: its key is not loaded", what);
+        return NULL;
+    }
+    if ((crl = crl_start(ca, days, now)) == NULL) {
+        tls_err_set(err, errlen, "cannot build the CRL of the %s", what);
+        return NULL;
+    }
+    for (i = 0; i < idx->n; i++) {
+        const struct ct_index_entry *e = &idx->v[i];
+
+        if (e->kind != kind || e->status != CT_STATUS_REVOKED || (e->ca_gen ? e->ca_gen : 1) != gen)
+            continue;
+        if (add_revoked(crl, e->serial, e->revoked_at, e->reason) != 0) {
+            tls_err_set(err, errlen, "cannot build the CRL of the %s", what);
+            goto out;
+        }
+    }
+    if (crl_finish(crl, ca, what, number, err, errlen) != 0)
+        goto out;
+    ok = 1;
+out:
     if (!ok) {
         X509_CRL_free(crl);
         crl = NULL;
@@ -151,8 +201,117 @@ out:
     return crl;
 }
 
+X509_CRL *ct_crl_build(const struct ct_pki *pki, const struct ct_index *idx, enum ct_kind kind,
+                       long number, int days, time_t now, char *err, size_t errlen)
+{
+    const struct ct_ca *ca = kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
+
+    return ct_crl_build_gen(ca, ct_pki_current_gen(pki, kind), idx, kind, number, days, now, err,
+                            errlen);
+}
+
+/* The number of revoked entries of crl (its stack is NULL when empty). */
+static int crl_entries(X509_CRL *crl)
+{
+    int n = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
+
+    return n > 0 ? n : 0;
+}
+
+/* Appends the PEM of crl to *buf (growing it); 0 / -1. */
+static int append_crl_pem(X509_CRL *crl, char **buf, size_t *len, char *err, size_t errlen)
+{
+    char *pem = NULL, *nb;
+    size_t plen = 0;
+
+    if (ct_pem_crl(crl, &pem, &plen, err, errlen) != 0)
+        return -1;
+    if ((nb = realloc(*buf, *len + plen + 1)) == NULL) {
+        free(pem);
+        snprintf(err, errlen, "CRL PEM: out of memory");
+        return -1;
+    }
+    memcpy(nb + *len, pem, plen);
+    *len += plen;
+    nb[*len] = '\0';
+    *buf = nb;
+    free(pem);
+    return 0;
+}
+
 int ct_crl_stage(struct ct_txn *t, const struct ct_pki *pki, const struct ct_index *idx,
                  enum ct_kind kind, int days, int *revoked, char *err, size_t errlen)
+{
+    struct ct_live_ca live[CT_LIVE_MAX];
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0, n, i;
+    long number = 0;
+    time_t now = time(NULL);
+    X509_CRL *crl = NULL;
+    int total = 0, rc = -1;
+
+    if (ct_path(path, pki->dir, ct_crl_file(kind), err, errlen) != 0 ||
+        ct_crl_read_number(path, &number, err, errlen) != 0)
+        goto out;
+    n = ct_pki_live(pki, kind, live, CT_LIVE_MAX);
+    for (i = 0; i < n; i++) {
+        if ((crl = ct_crl_build_gen(live[i].ca, live[i].gen, idx, kind, number + 1, days, now, err,
+                                    errlen)) == NULL ||
+            append_crl_pem(crl, &pem, &len, err, errlen) != 0)
+            goto out;
+        total += crl_entries(crl);
+        X509_CRL_free(crl);
+        crl = NULL;
+    }
+    if (ct_txn_put(t, path, pem, len, 0644, err, errlen) != 0)
+        goto out;
+    if (revoked != NULL)
+        *revoked = total;
+    rc = 0;
+out:
+    X509_CRL_free(crl);
+    free(pem);
+    return rc;
+}
+
+X509_CRL *ct_root_crl_build(const struct ct_pki *pki, long number, int days, time_t now,
+                            char *err, size_t errlen)
+{
+    X509_CRL *crl = NULL;
+    size_t i;
+    int ok = 0;
+
+    if (now == 0)
+        now = time(NULL);
+    if (pki->root.key == NULL) {
+        snprintf(err, errlen, "cannot sign root.crl: the root key is not loaded");
+        return NULL;
+    }
+    if ((crl = crl_start(&pki->root, days, now)) == NULL) {
+        tls_err_set(err, errlen, "cannot build the CRL of the root");
+        return NULL;
+    }
+    for (i = 0; i < pki->gens.n; i++) {
+        const struct ct_gen *g = &pki->gens.v[i];
+
+        if (g->revoked_at != 0 && add_revoked(crl, g->serial, g->revoked_at, g->reason) != 0) {
+            tls_err_set(err, errlen, "cannot build the CRL of the root");
+            goto out;
+        }
+    }
+    if (crl_finish(crl, &pki->root, "root", number, err, errlen) != 0)
+        goto out;
+    ok = 1;
+out:
+    if (!ok) {
+        X509_CRL_free(crl);
+        crl = NULL;
+    }
+    return crl;
+}
+
+int ct_root_crl_stage(struct ct_txn *t, const struct ct_pki *pki, int days, int *revoked,
+                      char *err, size_t errlen)
 {
     char path[CT_PATH_MAX], *pem = NULL;
     size_t len = 0;
@@ -160,15 +319,15 @@ int ct_crl_stage(struct ct_txn *t, const struct ct_pki *pki, const struct ct_ind
     X509_CRL *crl = NULL;
     int rc = -1;
 
-    if (ct_path(path, pki->dir, ct_crl_file(kind), err, errlen) != 0 ||
+    if (ct_path(path, pki->dir, CT_ROOT_CRL_FILE, err, errlen) != 0 ||
         ct_crl_read_number(path, &number, err, errlen) != 0)
         goto out;
-    if ((crl = ct_crl_build(pki, idx, kind, number + 1, days, 0, err, errlen)) == NULL ||
+    if ((crl = ct_root_crl_build(pki, number + 1, days, 0, err, errlen)) == NULL ||
         ct_pem_crl(crl, &pem, &len, err, errlen) != 0 ||
         ct_txn_put(t, path, pem, len, 0644, err, errlen) != 0)
         goto out;
     if (revoked != NULL)
-        *revoked = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
+        *revoked = crl_entries(crl);
     rc = 0;
 out:
     X509_CRL_free(crl);
@@ -237,7 +396,7 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
     const char *args[1];
     char q[96], serials[256], ts[64];
     size_t i, used = 0;
-    int nargs, help, reason, n = 0, total = 0, rc = -1;
+    int nargs, help, reason, n = 0, total = 0, retired_gen = 0, rc = -1;
     time_t now = time(NULL);
 
     memset(&pki, 0, sizeof(pki));
@@ -268,6 +427,12 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
         e->status = CT_STATUS_REVOKED;
         e->revoked_at = now;
         e->reason = reason;
+        {
+            const struct ct_gen *g = ct_gens_find(&pki.gens, kind, e->ca_gen ? e->ca_gen : 1);
+
+            if (g != NULL && g->status == CT_GEN_RETIRED)
+                retired_gen = g->gen;
+        }
         if (used < sizeof(serials)) {
             int w = snprintf(serials + used, sizeof(serials) - used, "%s%s", n ? ", " : "",
                              e->serial);
@@ -294,6 +459,9 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
            args[0], serials, tls_time_str(now, ts, sizeof(ts)), ct_reason_name(reason));
     printf("  %s/%s updated: %d revoked certificate%s\n", o.dir, ct_crl_file(kind), total,
            total == 1 ? "" : "s");
+    if (retired_gen != 0)
+        printf("note: it was issued by %s intermediate generation %d, which is retired (no longer "
+               "trusted, its CRL no longer published)\n", ct_kind_name(kind), retired_gen);
     rc = 0;
 out:
     ct_txn_free(t);
@@ -321,9 +489,12 @@ static const struct ct_opt crl_table[] = {
 static const struct ct_cmd_spec crl_spec = {
     "crl",
     "[OPTIONS]",
-    "Rewrite client-ca.crl and server-ca.crl from the index.",
-    "Run it before nextUpdate passes (e.g. from cron): servers reject every client\n"
-    "certificate once the CRL they check against has expired.",
+    "Rewrite client-ca.crl, server-ca.crl and root.crl from the index.",
+    "client-ca.crl (server-ca.crl) holds one CRL per trusted client (server)\n"
+    "intermediate, each signed by it; root.crl, signed by the root, lists revoked\n"
+    "intermediates. Run it before nextUpdate passes (e.g. from cron): nginx and\n"
+    "PostgreSQL reject every client certificate once a CRL they check has expired\n"
+    "(mtlsgate keeps enforcing a stale CRL and exports its nextUpdate in /metrics).",
     crl_table,
     0,
     0,
@@ -338,7 +509,7 @@ static int crl_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_txn *t = NULL;
     const char *args[1];
     char ts[64];
-    int nargs, help, nclient = 0, nserver = 0, rc = -1;
+    int nargs, help, nclient = 0, nserver = 0, nroot = 0, rc = -1;
 
     memset(&pki, 0, sizeof(pki));
     if (ct_opts_parse(&crl_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
@@ -347,7 +518,8 @@ static int crl_run(int argc, char **argv, char *err, size_t errlen)
         ct_opts_help(&crl_spec, stdout);
         return 0;
     }
-    if (ct_pki_open(&pki, o.dir, CT_PKI_KEY_CLIENT | CT_PKI_KEY_SERVER, err, errlen) != 0)
+    if (ct_pki_open(&pki, o.dir, CT_PKI_KEY_ROOT | CT_PKI_KEY_CLIENT | CT_PKI_KEY_SERVER, err,
+                    errlen) != 0)
         goto out;
     if (ct_index_load(o.dir, &idx, err, errlen) != 0)
         goto out;
@@ -357,10 +529,12 @@ static int crl_run(int argc, char **argv, char *err, size_t errlen)
     }
     if (ct_crl_stage(t, &pki, &idx, CT_KIND_CLIENT, o.days, &nclient, err, errlen) != 0 ||
         ct_crl_stage(t, &pki, &idx, CT_KIND_SERVER, o.days, &nserver, err, errlen) != 0 ||
+        ct_root_crl_stage(t, &pki, o.days, &nroot, err, errlen) != 0 ||
         ct_txn_commit(t, err, errlen) != 0)
         goto out;
-    printf("wrote %s/client-ca.crl (%d revoked) and %s/server-ca.crl (%d revoked), "
-           "next update %s\n", o.dir, nclient, o.dir, nserver,
+    printf("wrote %s/client-ca.crl (%d revoked), %s/server-ca.crl (%d revoked) and "
+           "%s/root.crl (%d revoked intermediates), next update %s\n", o.dir, nclient, o.dir,
+           nserver, o.dir, nroot,
            tls_time_str(time(NULL) + (time_t)o.days * 86400, ts, sizeof(ts)));
     rc = 0;
 out:

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -617,6 +618,35 @@ out:
     return rc;
 }
 
+int ct_stage_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *const *certs,
+                   size_t n, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_path(path, dir, rel, err, errlen) == 0 &&
+        ct_pem_certs(certs, n, &pem, &len, err, errlen) == 0)
+        rc = ct_txn_put(t, path, pem, len, 0644, err, errlen);
+    free(pem);
+    return rc;
+}
+
+int ct_stage_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *key, char *err,
+                 size_t errlen)
+{
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_path(path, dir, rel, err, errlen) == 0 && ct_pem_key(key, &pem, &len, err, errlen) == 0)
+        rc = ct_txn_put(t, path, pem, len, 0600, err, errlen);
+    if (pem != NULL)
+        OPENSSL_cleanse(pem, len);
+    free(pem);
+    return rc;
+}
+
 /* ---- the PKI directory --------------------------------------------------- */
 
 int ct_dir_lock(const char *dir, int create, int *created, char *err, size_t errlen)
@@ -684,6 +714,8 @@ static int load_ca(struct ct_ca *ca, const char *dir, const char *rel, const cha
     return 0;
 }
 
+static int load_generations(struct ct_pki *pki, unsigned keys, char *err, size_t errlen);
+
 int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys, char *err, size_t errlen)
 {
     char path[CT_PATH_MAX];
@@ -718,6 +750,8 @@ int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys, char *err, s
         snprintf(err, errlen, "%s/server-ca.crt: not issued by %s/root.crt", dir, dir);
         goto fail;
     }
+    if (load_generations(pki, keys, err, errlen) != 0)
+        goto fail;
     return 0;
 fail:
     ct_pki_close(pki);
@@ -740,6 +774,7 @@ void ct_pki_close(struct ct_pki *pki)
         cas[i]->cert = NULL;
         cas[i]->key = NULL;
     }
+    ct_gens_free(&pki->gens);
     if (pki->locked)
         close(pki->lock_fd); /* drops the flock */
     pki->locked = 0;
@@ -789,7 +824,7 @@ const char *ct_reason_list(void)
 
 /* ---- the index --------------------------------------------------------------- */
 
-#define INDEX_HEADER "# serial\tname\tkind\tnot-after\tstatus\trevoked-at\treason\n"
+#define INDEX_HEADER "# serial\tname\tkind\tnot-after\tstatus\trevoked-at\treason\tca-gen\n"
 #define INDEX_MAX (64u * 1024 * 1024)
 
 /* "YYYY-MM-DDTHH:MM:SSZ" */
@@ -832,28 +867,53 @@ static int serial_ok(const char *s)
     return 1;
 }
 
+/* A generation number: 1..CT_GEN_MAX in plain decimal (no sign, no leading zero). */
+static int parse_gen(const char *s, int *out)
+{
+    long v = 0;
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 6 || s[0] == '0')
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > CT_GEN_MAX)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 /* Parses one data line (already NUL-terminated, no newline) into e. */
 static int parse_line(char *line, const char *path, int lineno, struct ct_index_entry *e,
                       char *err, size_t errlen)
 {
-    char *f[8], *p = line, *tab;
+    char *f[9], *p = line, *tab;
     char why[CT_ERR_MAX], q[96];
     int nf = 0;
 
-    while (nf < 8) {
+    while (nf < 9) {
         f[nf++] = p;
         if ((tab = strchr(p, '\t')) == NULL)
             break;
         *tab = '\0';
         p = tab + 1;
     }
-    if (nf != 7) {
-        snprintf(err, errlen, "%s:%d: expected 7 tab-separated fields, found %s", path, lineno,
-                 nf > 7 ? "more" : (nf == 1 ? "1" : "fewer"));
+    /* 7 fields: a line written before generations existed (generation 1). */
+    if (nf != 7 && nf != 8) {
+        snprintf(err, errlen, "%s:%d: expected 8 tab-separated fields, found %s", path, lineno,
+                 nf > 8 ? "more" : (nf == 1 ? "1" : "fewer"));
         return -1;
     }
     memset(e, 0, sizeof(*e));
     e->reason = -1;
+    e->ca_gen = 1;
+    if (nf == 8 && parse_gen(f[7], &e->ca_gen) != 0) {
+        snprintf(err, errlen, "%s:%d: bad ca-gen '%s'", path, lineno, ct_quote(f[7], q, sizeof(q)));
+        return -1;
+    }
     if (!serial_ok(f[0])) {
         snprintf(err, errlen, "%s:%d: bad serial '%s'", path, lineno, ct_quote(f[0], q, sizeof(q)));
         return -1;
@@ -999,9 +1059,10 @@ int ct_index_format(const struct ct_index *idx, char **out, size_t *len, char *e
         } else {
             snprintf(ra, sizeof(ra), "-");
         }
-        n = snprintf(buf + used, cap - used, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e->serial, e->name,
-                     ct_kind_name(e->kind), na,
-                     e->status == CT_STATUS_REVOKED ? "revoked" : "valid", ra, reason);
+        n = snprintf(buf + used, cap - used, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e->serial,
+                     e->name, ct_kind_name(e->kind), na,
+                     e->status == CT_STATUS_REVOKED ? "revoked" : "valid", ra, reason,
+                     e->ca_gen > 0 ? e->ca_gen : 1);
         if (n < 0 || (size_t)n >= cap - used) {
             free(buf);
             snprintf(err, errlen, "index: entry %s does not fit", e->serial);
@@ -1045,4 +1106,452 @@ void ct_index_free(struct ct_index *idx)
     free(idx->v);
     idx->v = NULL;
     idx->n = idx->cap = 0;
+}
+
+/* ---- generations of the intermediates (cas.tsv) ------------------------------ */
+
+#define GENS_HEADER "# kind\tgeneration\tserial\tnot-after\tstatus\tretired-at\trevoked-at\treason\n"
+#define GENS_MAX (1024u * 1024)
+
+static const char *const gen_status_names[] = {"current", "previous", "retired"};
+
+const char *ct_gen_status_name(enum ct_gen_status st)
+{
+    return (unsigned)st < 3 ? gen_status_names[st] : "?";
+}
+
+const char *ct_gen_cert_rel(char buf[CT_REL_MAX], enum ct_kind kind, int gen)
+{
+    snprintf(buf, CT_REL_MAX, "cas/%s-ca.%d.crt", ct_kind_name(kind), gen);
+    return buf;
+}
+
+const char *ct_gen_key_rel(char buf[CT_REL_MAX], enum ct_kind kind, int gen)
+{
+    snprintf(buf, CT_REL_MAX, "private/%s-ca.%d.key", ct_kind_name(kind), gen);
+    return buf;
+}
+
+const char *ct_chain_file(enum ct_kind kind)
+{
+    return kind == CT_KIND_SERVER ? "server-chain.crt" : "client-chain.crt";
+}
+
+/* "-" or a time in fmt_time's format; 0 / -1. */
+static int parse_opt_time(const char *s, time_t *out)
+{
+    *out = 0;
+    if (strcmp(s, "-") == 0)
+        return 0;
+    return parse_time(s, out);
+}
+
+/* Parses one cas.tsv data line into g (whose ca is left empty). */
+static int parse_gen_line(char *line, const char *path, int lineno, struct ct_gen *g, char *err,
+                          size_t errlen)
+{
+    char *f[9], *p = line, *tab, q[96];
+    int nf = 0, st;
+
+    while (nf < 9) {
+        f[nf++] = p;
+        if ((tab = strchr(p, '\t')) == NULL)
+            break;
+        *tab = '\0';
+        p = tab + 1;
+    }
+    if (nf != 8) {
+        snprintf(err, errlen, "%s:%d: expected 8 tab-separated fields, found %s", path, lineno,
+                 nf > 8 ? "more" : "fewer");
+        return -1;
+    }
+    memset(g, 0, sizeof(*g));
+    g->reason = -1;
+    if (strcmp(f[0], "client") == 0)
+        g->kind = CT_KIND_CLIENT;
+    else if (strcmp(f[0], "server") == 0)
+        g->kind = CT_KIND_SERVER;
+    else {
+        snprintf(err, errlen, "%s:%d: bad kind '%s' (client or server)", path, lineno,
+                 ct_quote(f[0], q, sizeof(q)));
+        return -1;
+    }
+    if (parse_gen(f[1], &g->gen) != 0) {
+        snprintf(err, errlen, "%s:%d: bad generation '%s'", path, lineno,
+                 ct_quote(f[1], q, sizeof(q)));
+        return -1;
+    }
+    if (!serial_ok(f[2])) {
+        snprintf(err, errlen, "%s:%d: bad serial '%s'", path, lineno, ct_quote(f[2], q, sizeof(q)));
+        return -1;
+    }
+    memcpy(g->serial, f[2], strlen(f[2]) + 1);
+    if (parse_time(f[3], &g->not_after) != 0) {
+        snprintf(err, errlen, "%s:%d: bad not-after '%s'", path, lineno,
+                 ct_quote(f[3], q, sizeof(q)));
+        return -1;
+    }
+    for (st = 0; st < 3 && strcmp(f[4], gen_status_names[st]) != 0; st++)
+        ;
+    if (st == 3) {
+        snprintf(err, errlen, "%s:%d: bad status '%s' (current, previous or retired)", path,
+                 lineno, ct_quote(f[4], q, sizeof(q)));
+        return -1;
+    }
+    g->status = (enum ct_gen_status)st;
+    if (parse_opt_time(f[5], &g->retired_at) != 0 || parse_opt_time(f[6], &g->revoked_at) != 0) {
+        snprintf(err, errlen, "%s:%d: bad retired-at or revoked-at", path, lineno);
+        return -1;
+    }
+    if (strcmp(f[7], "-") != 0 && (g->reason = ct_reason_code(f[7])) < 0) {
+        snprintf(err, errlen, "%s:%d: bad reason '%s'", path, lineno, ct_quote(f[7], q, sizeof(q)));
+        return -1;
+    }
+    if ((g->status == CT_GEN_RETIRED) != (g->retired_at != 0) ||
+        (g->revoked_at != 0) != (g->reason >= 0)) {
+        snprintf(err, errlen, "%s:%d: status, retired-at, revoked-at and reason disagree", path,
+                 lineno);
+        return -1;
+    }
+    if (g->revoked_at != 0 && g->status != CT_GEN_RETIRED) {
+        snprintf(err, errlen, "%s:%d: a revoked generation must be retired", path, lineno);
+        return -1;
+    }
+    return 0;
+}
+
+int ct_gens_parse(const char *text, size_t len, const char *path, struct ct_gens *gens,
+                  char *err, size_t errlen)
+{
+    char *copy = NULL, *line, *next;
+    struct ct_gen g;
+    int lineno = 0, k, rc = -1;
+
+    memset(gens, 0, sizeof(*gens));
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(err, errlen, "%s: contains a NUL byte", path);
+        return -1;
+    }
+    if ((copy = strndup(text, len)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    for (line = copy; line != NULL && *line != '\0'; line = next) {
+        lineno++;
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        else {
+            snprintf(err, errlen, "%s:%d: last line has no newline (truncated write?)", path,
+                     lineno);
+            goto out;
+        }
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        if (parse_gen_line(line, path, lineno, &g, err, errlen) != 0)
+            goto out;
+        if (ct_gens_find(gens, g.kind, g.gen) != NULL) {
+            snprintf(err, errlen, "%s:%d: %s generation %d listed twice", path, lineno,
+                     ct_kind_name(g.kind), g.gen);
+            goto out;
+        }
+        if (g.status == CT_GEN_CURRENT && ct_gens_current(gens, g.kind) != NULL) {
+            snprintf(err, errlen, "%s:%d: a second current %s generation", path, lineno,
+                     ct_kind_name(g.kind));
+            goto out;
+        }
+        if (ct_gens_add(gens, &g, err, errlen) != 0)
+            goto out;
+    }
+    for (k = 0; k < 2; k++) {
+        if (ct_gens_current(gens, (enum ct_kind)k) == NULL) {
+            snprintf(err, errlen, "%s: no current %s generation", path,
+                     ct_kind_name((enum ct_kind)k));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        ct_gens_free(gens);
+    free(copy);
+    return rc;
+}
+
+int ct_gens_format(const struct ct_gens *gens, char **out, size_t *len, char *err, size_t errlen)
+{
+    size_t cap = sizeof(GENS_HEADER) + gens->n * 192, used, i;
+    char *buf = malloc(cap);
+
+    *out = NULL;
+    if (buf == NULL) {
+        snprintf(err, errlen, "cas.tsv: out of memory");
+        return -1;
+    }
+    used = (size_t)snprintf(buf, cap, "%s", GENS_HEADER);
+    for (i = 0; i < gens->n; i++) {
+        const struct ct_gen *g = &gens->v[i];
+        char na[32], ra[32], va[32];
+        const char *reason = "-";
+        int n;
+
+        fmt_time(g->not_after, na);
+        if (g->retired_at != 0)
+            fmt_time(g->retired_at, ra);
+        else
+            snprintf(ra, sizeof(ra), "-");
+        if (g->revoked_at != 0) {
+            fmt_time(g->revoked_at, va);
+            if ((reason = ct_reason_name(g->reason)) == NULL) {
+                free(buf);
+                snprintf(err, errlen, "cas.tsv: %s generation %d: unknown reason code %d",
+                         ct_kind_name(g->kind), g->gen, g->reason);
+                return -1;
+            }
+        } else {
+            snprintf(va, sizeof(va), "-");
+        }
+        n = snprintf(buf + used, cap - used, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+                     ct_kind_name(g->kind), g->gen, g->serial, na, ct_gen_status_name(g->status),
+                     ra, va, reason);
+        if (n < 0 || (size_t)n >= cap - used) {
+            free(buf);
+            snprintf(err, errlen, "cas.tsv: entry %s does not fit", g->serial);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    *out = buf;
+    *len = used;
+    return 0;
+}
+
+int ct_gens_add(struct ct_gens *gens, const struct ct_gen *g, char *err, size_t errlen)
+{
+    if (grow((void **)&gens->v, gens->n, &gens->cap, sizeof(*gens->v)) != 0) {
+        snprintf(err, errlen, "cas.tsv: out of memory");
+        return -1;
+    }
+    gens->v[gens->n++] = *g;
+    return 0;
+}
+
+struct ct_gen *ct_gens_current(struct ct_gens *gens, enum ct_kind kind)
+{
+    size_t i;
+
+    for (i = 0; i < gens->n; i++)
+        if (gens->v[i].kind == kind && gens->v[i].status == CT_GEN_CURRENT)
+            return &gens->v[i];
+    return NULL;
+}
+
+struct ct_gen *ct_gens_find(struct ct_gens *gens, enum ct_kind kind, int gen)
+{
+    size_t i;
+
+    for (i = 0; i < gens->n; i++)
+        if (gens->v[i].kind == kind && gens->v[i].gen == gen)
+            return &gens->v[i];
+    return NULL;
+}
+
+void ct_gens_free(struct ct_gens *gens)
+{
+    size_t i;
+
+    if (gens == NULL)
+        return;
+    for (i = 0; i < gens->n; i++) {
+        X509_free(gens->v[i].ca.cert);
+        EVP_PKEY_free(gens->v[i].ca.key);
+    }
+    free(gens->v);
+    gens->v = NULL;
+    gens->n = gens->cap = 0;
+}
+
+int ct_gens_add_current(struct ct_gens *gens, enum ct_kind kind, int gen, X509 *cert, char *err,
+                        size_t errlen)
+{
+    struct ct_gen g;
+
+    memset(&g, 0, sizeof(g));
+    g.kind = kind;
+    g.gen = gen;
+    g.status = CT_GEN_CURRENT;
+    g.reason = -1;
+    tls_x509_serial_hex(cert, g.serial, sizeof(g.serial));
+    if (tls_x509_not_after(cert, &g.not_after) != 0) {
+        snprintf(err, errlen, "%s intermediate: unreadable notAfter", ct_kind_name(kind));
+        return -1;
+    }
+    return ct_gens_add(gens, &g, err, errlen);
+}
+
+int ct_gens_stage(struct ct_txn *t, const char *dir, const struct ct_gens *gens, char *err,
+                  size_t errlen)
+{
+    char path[CT_PATH_MAX], *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_gens_format(gens, &text, &len, err, errlen) == 0 &&
+        ct_path(path, dir, "cas.tsv", err, errlen) == 0)
+        rc = ct_txn_put(t, path, text, len, 0644, err, errlen);
+    free(text);
+    return rc;
+}
+
+int ct_gen_file_name(const char *name, const char *ext, int *kind, int *gen)
+{
+    char num[16];
+    size_t n, e = strlen(ext);
+    const char *p;
+
+    if (strncmp(name, "client-ca.", 10) == 0)
+        *kind = CT_KIND_CLIENT;
+    else if (strncmp(name, "server-ca.", 10) == 0)
+        *kind = CT_KIND_SERVER;
+    else
+        return 0;
+    p = name + 10;
+    n = strlen(p);
+    if (n <= e || strcmp(p + n - e, ext) != 0 || n - e >= sizeof(num))
+        return 0;
+    memcpy(num, p, n - e);
+    num[n - e] = '\0';
+    return parse_gen(num, gen) == 0;
+}
+
+/* Loads the certificate (and, when asked, key) of one non-current generation. */
+static int load_gen_files(struct ct_pki *pki, struct ct_gen *g, int want_key, char *err,
+                          size_t errlen)
+{
+    char rel[CT_REL_MAX], krel[CT_REL_MAX], path[CT_PATH_MAX], serial[CT_SERIAL_HEX_MAX + 1];
+
+    ct_gen_cert_rel(rel, g->kind, g->gen);
+    ct_gen_key_rel(krel, g->kind, g->gen);
+    if (ct_path(path, pki->dir, rel, err, errlen) != 0)
+        return -1;
+    /* A retired generation's files may have been archived elsewhere. */
+    if (g->status == CT_GEN_RETIRED && !ct_exists(path))
+        return 0;
+    if (load_ca(&g->ca, pki->dir, rel, krel, want_key && g->status == CT_GEN_PREVIOUS, err,
+                errlen) != 0)
+        return -1;
+    if (strcmp(tls_x509_serial_hex(g->ca.cert, serial, sizeof(serial)), g->serial) != 0) {
+        snprintf(err, errlen, "%s: serial %s, but %s/cas.tsv says %s generation %d is %s", path,
+                 serial, pki->dir, ct_kind_name(g->kind), g->gen, g->serial);
+        return -1;
+    }
+    if (X509_check_issued(pki->root.cert, g->ca.cert) != X509_V_OK) {
+        snprintf(err, errlen, "%s: not issued by %s/root.crt", path, pki->dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads cas.tsv (or synthesizes generation 1 of each) and loads the other generations. */
+static int load_generations(struct ct_pki *pki, unsigned keys, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX], *text = NULL, serial[CT_SERIAL_HEX_MAX + 1];
+    size_t len = 0, i;
+    int k, rc = -1;
+
+    if (ct_path(path, pki->dir, "cas.tsv", err, errlen) != 0)
+        return -1;
+    if (!ct_exists(path)) {
+        /* A PKI from before generations: each intermediate is generation 1. */
+        if (ct_gens_add_current(&pki->gens, CT_KIND_CLIENT, 1, pki->client_ca.cert, err, errlen) != 0 ||
+            ct_gens_add_current(&pki->gens, CT_KIND_SERVER, 1, pki->server_ca.cert, err, errlen) != 0)
+            return -1;
+        return 0;
+    }
+    if (ct_read_file(path, GENS_MAX, &text, &len, err, errlen) != 0 ||
+        ct_gens_parse(text, len, path, &pki->gens, err, errlen) != 0)
+        goto out;
+    for (k = 0; k < 2; k++) {
+        enum ct_kind kind = (enum ct_kind)k;
+        X509 *cur = kind == CT_KIND_SERVER ? pki->server_ca.cert : pki->client_ca.cert;
+        const struct ct_gen *g = ct_gens_current(&pki->gens, kind);
+
+        if (strcmp(tls_x509_serial_hex(cur, serial, sizeof(serial)), g->serial) != 0) {
+            snprintf(err, errlen, "%s: current %s generation %d has serial %s, but %s/%s-ca.crt "
+                     "has %s", path, ct_kind_name(kind), g->gen, g->serial, pki->dir,
+                     ct_kind_name(kind), serial);
+            goto out;
+        }
+    }
+    for (i = 0; i < pki->gens.n; i++) {
+        struct ct_gen *g = &pki->gens.v[i];
+        unsigned flag = g->kind == CT_KIND_SERVER ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT;
+
+        if (g->status != CT_GEN_CURRENT &&
+            load_gen_files(pki, g, (keys & flag) != 0, err, errlen) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
+int ct_pki_current_gen(const struct ct_pki *pki, enum ct_kind kind)
+{
+    size_t i;
+
+    for (i = 0; i < pki->gens.n; i++)
+        if (pki->gens.v[i].kind == kind && pki->gens.v[i].status == CT_GEN_CURRENT)
+            return pki->gens.v[i].gen;
+    return 1;
+}
+
+size_t ct_pki_live(const struct ct_pki *pki, enum ct_kind kind, struct ct_live_ca *out, size_t max)
+{
+    size_t n = 0, i, j;
+
+    if (max == 0)
+        return 0;
+    out[n].ca = kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
+    out[n].gen = ct_pki_current_gen(pki, kind);
+    out[n].current = 1;
+    n++;
+    for (i = 0; i < pki->gens.n; i++) {
+        const struct ct_gen *g = &pki->gens.v[i];
+
+        if (g->kind != kind || g->status != CT_GEN_PREVIOUS || g->ca.cert == NULL)
+            continue;
+        /* Insertion, newest first after the current one; when full, the oldest drops out. */
+        for (j = n; j > 1 && out[j - 1].gen < g->gen; j--)
+            if (j < max)
+                out[j] = out[j - 1];
+        if (j >= max)
+            continue;
+        out[j].ca = &g->ca;
+        out[j].gen = g->gen;
+        out[j].current = 0;
+        if (n < max)
+            n++;
+    }
+    return n;
+}
+
+int ct_chain_stage(struct ct_txn *t, const struct ct_pki *pki, enum ct_kind kind, char *err,
+                   size_t errlen)
+{
+    struct ct_live_ca live[CT_LIVE_MAX];
+    X509 *certs[CT_LIVE_MAX + 1];
+    char path[CT_PATH_MAX], *pem = NULL;
+    size_t len = 0, n, i;
+    int rc = -1;
+
+    n = ct_pki_live(pki, kind, live, CT_LIVE_MAX);
+    for (i = 0; i < n; i++)
+        certs[i] = live[i].ca->cert;
+    certs[n] = pki->root.cert;
+    if (ct_path(path, pki->dir, ct_chain_file(kind), err, errlen) == 0 &&
+        ct_pem_certs(certs, n + 1, &pem, &len, err, errlen) == 0)
+        rc = ct_txn_put(t, path, pem, len, 0644, err, errlen);
+    free(pem);
+    return rc;
 }

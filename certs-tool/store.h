@@ -3,9 +3,20 @@
  *
  * Layout under the PKI directory (default ./pki):
  *   root.crt client-ca.crt server-ca.crt client-chain.crt server-chain.crt
- *   client-ca.crl server-ca.crl index.tsv
+ *   client-ca.crl server-ca.crl root.crl index.tsv cas.tsv
  *   private/ (0700): root.key client-ca.key server-ca.key (0600)
  *   clients/NAME.{crt,key,pem,pk8,p12}   servers/NAME.{crt,key,bundle.crt}
+ *   cas/KIND-ca.N.crt, private/KIND-ca.N.key: earlier generations of an
+ *   intermediate (see "generations" below)
+ *
+ * Generations: each intermediate (client, server) has a generation number,
+ * 1 from init. `rollover` makes generation N+1 and moves generation N's
+ * certificate to cas/KIND-ca.N.crt and its key to private/KIND-ca.N.key;
+ * KIND-ca.crt and private/KIND-ca.key are always the current generation
+ * (what `issue` signs with). A previous generation stays trusted (in
+ * KIND-chain.crt, with its own CRL in KIND-ca.crl) until `retire` marks it
+ * retired; its files are kept. cas.tsv records every generation; a PKI
+ * without cas.tsv (made before generations existed) is generation 1 of both.
  *
  * Every write goes through a transaction (struct ct_txn): each output is first
  * written in full to a temporary file in its target directory and fsync'ed;
@@ -30,6 +41,7 @@
 #define CT_SERIAL_HEX_MAX 40 /* 20-byte serials at most (RFC 5280) */
 #define CT_PATH_MAX 4096
 #define CT_ERR_MAX 512       /* size of the err buffers used across certs-tool */
+#define CT_GEN_MAX 999999    /* highest generation number of an intermediate */
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -135,6 +147,14 @@ int ct_pem_key(EVP_PKEY *key, char **out, size_t *len, char *err, size_t errlen)
 /* The PEM of a CRL into a new buffer. */
 int ct_pem_crl(X509_CRL *crl, char **out, size_t *len, char *err, size_t errlen) CT_MUSTCHECK;
 
+/* Stages DIR/rel as the PEM of certs (mode 0644). */
+int ct_stage_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *const *certs,
+                   size_t n, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Stages DIR/rel as the PEM PKCS#8 of key, mode 0600; the buffer is wiped. */
+int ct_stage_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *key,
+                 char *err, size_t errlen) CT_MUSTCHECK;
+
 /* ---- the PKI directory --------------------------------------------------- */
 
 /* One certificate authority of the PKI: its certificate and (maybe) its key. */
@@ -143,14 +163,100 @@ struct ct_ca {
     EVP_PKEY *key; /* NULL unless asked for */
 };
 
+enum ct_gen_status {
+    CT_GEN_CURRENT = 0,  /* KIND-ca.crt: issues new certificates */
+    CT_GEN_PREVIOUS = 1, /* still trusted: in KIND-chain.crt and KIND-ca.crl */
+    CT_GEN_RETIRED = 2,  /* no longer trusted; files kept for audit */
+};
+
+/* "current", "previous", "retired" */
+const char *ct_gen_status_name(enum ct_gen_status s);
+
+/* One generation of an intermediate, as recorded in cas.tsv. */
+struct ct_gen {
+    enum ct_kind kind;
+    int gen;                            /* 1, 2, ... (unique per kind) */
+    char serial[CT_SERIAL_HEX_MAX + 1];
+    time_t not_after;
+    enum ct_gen_status status;
+    time_t retired_at;                  /* 0 unless retired */
+    time_t revoked_at;                  /* 0 unless revoked (listed in root.crl) */
+    int reason;                         /* CRL_REASON_* when revoked, else -1 */
+    /*
+     * Loaded by ct_pki_open for every generation but the current one (whose
+     * certificate and key are struct ct_pki's client_ca / server_ca):
+     * the certificate (NULL for a retired generation whose file is gone)
+     * and, for a previous generation when its kind's key was asked for,
+     * the key.
+     */
+    struct ct_ca ca;
+};
+
+/* The generation registry (cas.tsv). */
+struct ct_gens {
+    struct ct_gen *v;
+    size_t n, cap;
+};
+
+/*
+ * Parses cas.tsv text: a '#' header, then one tab-separated line per
+ * generation: kind, generation, serial, not-after, status, retired-at,
+ * revoked-at, reason ("-" when empty). Checks that each kind has exactly
+ * one current generation, unique generation numbers, that a revoked
+ * generation is retired and a current one is neither. path is for messages.
+ */
+int ct_gens_parse(const char *text, size_t len, const char *path, struct ct_gens *gens,
+                  char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Formats gens as cas.tsv text into a new buffer (*out, free()). */
+int ct_gens_format(const struct ct_gens *gens, char **out, size_t *len,
+                   char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Appends a copy of g (its ca is moved: the caller's copy must not be freed). */
+int ct_gens_add(struct ct_gens *gens, const struct ct_gen *g, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* The entry of kind with status CT_GEN_CURRENT, or NULL. */
+struct ct_gen *ct_gens_current(struct ct_gens *gens, enum ct_kind kind);
+
+/* The entry of kind and generation number gen, or NULL. */
+struct ct_gen *ct_gens_find(struct ct_gens *gens, enum ct_kind kind, int gen);
+
+/* Frees the entries and the certificates and keys they hold. Accepts NULL. */
+void ct_gens_free(struct ct_gens *gens);
+
+/*
+ * Appends generation gen of kind as the current one, described by cert
+ * (serial, notAfter; the entry does not take cert). The caller makes sure
+ * no other entry of kind is current.
+ */
+int ct_gens_add_current(struct ct_gens *gens, enum ct_kind kind, int gen, X509 *cert,
+                        char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Stages DIR/cas.tsv from gens. */
+int ct_gens_stage(struct ct_txn *t, const char *dir, const struct ct_gens *gens,
+                  char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * 1 when name is an earlier generation's file name, "client-ca.N" or
+ * "server-ca.N" followed by ext (".crt", ".key"), with *kind and *gen set;
+ * else 0.
+ */
+int ct_gen_file_name(const char *name, const char *ext, int *kind, int *gen);
+
 /* What ct_pki_open loaded; free with ct_pki_close. */
 struct ct_pki {
     char dir[CT_PATH_MAX];
     int lock_fd;           /* the directory, flock'ed (exclusive) while open */
     int locked;            /* lock_fd is open */
     struct ct_ca root;
-    struct ct_ca client_ca;
-    struct ct_ca server_ca;
+    struct ct_ca client_ca; /* the current client generation */
+    struct ct_ca server_ca; /* the current server generation */
+    /*
+     * Every generation of both intermediates (cas.tsv, or generation 1 of
+     * each when there is none). Empty in a struct built by hand (tests):
+     * then client_ca and server_ca are generation 1 and the only ones.
+     */
+    struct ct_gens gens;
 };
 
 /* Which private keys ct_pki_open loads besides the certificates. */
@@ -162,7 +268,12 @@ struct ct_pki {
  * Opens an existing PKI directory: takes an exclusive lock on it (so two
  * certs-tool runs never interleave), loads root.crt, client-ca.crt,
  * server-ca.crt and the private keys in keys, and checks each key matches
- * its certificate. A missing directory is "DIR: no PKI directory (run
+ * its certificate. Then loads cas.tsv (when present) and the certificate of
+ * every other generation from cas/ (each must be issued by the root and
+ * carry the serial cas.tsv gives it; the current entry's serial must be
+ * that of KIND-ca.crt), and with CT_PKI_KEY_CLIENT / CT_PKI_KEY_SERVER also
+ * the key of every previous (still trusted) generation of that kind, which
+ * signs its CRL. A missing directory is "DIR: no PKI directory (run
  * certs-tool init, or pass --dir)". On failure *pki is left closed.
  */
 int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys,
@@ -170,6 +281,45 @@ int ct_pki_open(struct ct_pki *pki, const char *dir, unsigned keys,
 
 /* Frees what ct_pki_open loaded and drops the lock. Accepts a zeroed pki. */
 void ct_pki_close(struct ct_pki *pki);
+
+/* The current generation number of kind's intermediate (1 without a registry). */
+int ct_pki_current_gen(const struct ct_pki *pki, enum ct_kind kind);
+
+/* One trusted (current or previous) intermediate. */
+struct ct_live_ca {
+    const struct ct_ca *ca; /* pki's current one, or a previous generation's */
+    int gen;
+    int current;            /* 1 for the current generation */
+};
+
+#define CT_LIVE_MAX 16 /* trusted generations of one kind at most (rollover refuses more) */
+
+/*
+ * Fills out (room for max) with the trusted intermediates of kind: the
+ * current generation first, then the previous ones, newest first. Returns
+ * how many (at least 1). Previous generations whose certificate was not
+ * loaded cannot occur (ct_pki_open fails then).
+ */
+size_t ct_pki_live(const struct ct_pki *pki, enum ct_kind kind, struct ct_live_ca *out, size_t max);
+
+#define CT_REL_MAX 64
+
+/*
+ * Where an earlier generation's files live, relative to the PKI directory:
+ * "cas/client-ca.2.crt" and "private/client-ca.2.key". Returns buf.
+ */
+const char *ct_gen_cert_rel(char buf[CT_REL_MAX], enum ct_kind kind, int gen);
+const char *ct_gen_key_rel(char buf[CT_REL_MAX], enum ct_kind kind, int gen);
+
+/* "client-chain.crt" / "server-chain.crt" */
+const char *ct_chain_file(enum ct_kind kind);
+
+/*
+ * Stages KIND-chain.crt: every trusted intermediate of kind (as
+ * ct_pki_live orders them) followed by the root.
+ */
+int ct_chain_stage(struct ct_txn *t, const struct ct_pki *pki, enum ct_kind kind,
+                   char *err, size_t errlen) CT_MUSTCHECK;
 
 /*
  * Opens (creating it with mode 0755 when missing) and locks a directory for
@@ -191,6 +341,7 @@ struct ct_index_entry {
     enum ct_status status;
     time_t revoked_at;  /* 0 while valid */
     int reason;         /* CRL reason code (CRL_REASON_*); -1 while valid */
+    int ca_gen;         /* generation of the intermediate that issued it (0 = 1) */
 };
 
 struct ct_index {
@@ -211,8 +362,10 @@ int ct_index_load(const char *dir, struct ct_index *idx, char *err, size_t errle
 
 /*
  * Formats idx as text: a '#' header line, then one tab-separated line per
- * entry: serial, name, kind, not-after, status, revoked-at, reason, with
- * times as "YYYY-MM-DDTHH:MM:SSZ" and "-" for an empty field.
+ * entry: serial, name, kind, not-after, status, revoked-at, reason, ca-gen
+ * (the issuing intermediate's generation), with times as
+ * "YYYY-MM-DDTHH:MM:SSZ" and "-" for an empty field. The parser also takes
+ * lines without ca-gen (index files from before generations): generation 1.
  * *out is a new buffer (free()).
  */
 int ct_index_format(const struct ct_index *idx, char **out, size_t *len,

@@ -22,10 +22,14 @@
 #include "tls_pem.h"
 #include "tls_x509.h"
 
-/* "the client intermediate", "the root" or the subject of x. */
+/*
+ * "the client intermediate" (the current generation), "the client
+ * intermediate generation N" (another one), "the root", or the subject of x.
+ */
 static const char *who(const struct ct_pki *pki, X509 *x, char *buf, size_t len)
 {
     char subj[256];
+    size_t i;
 
     if (X509_cmp(x, pki->root.cert) == 0)
         return "the root";
@@ -33,8 +37,49 @@ static const char *who(const struct ct_pki *pki, X509 *x, char *buf, size_t len)
         return "the client intermediate";
     if (X509_cmp(x, pki->server_ca.cert) == 0)
         return "the server intermediate";
+    for (i = 0; i < pki->gens.n; i++) {
+        const struct ct_gen *g = &pki->gens.v[i];
+
+        if (g->ca.cert != NULL && X509_cmp(x, g->ca.cert) == 0) {
+            snprintf(buf, len, "the %s intermediate generation %d", ct_kind_name(g->kind), g->gen);
+            return buf;
+        }
+    }
     snprintf(buf, len, "'%s'", tls_x509_subject(x, subj, sizeof(subj)));
     return buf;
+}
+
+/* The trusted generation of kind that issued cert (0 when none did). */
+static int issuing_gen(const struct ct_pki *pki, X509 *cert, enum ct_kind kind)
+{
+    struct ct_live_ca live[CT_LIVE_MAX];
+    size_t n = ct_pki_live(pki, kind, live, CT_LIVE_MAX), i;
+
+    for (i = 0; i < n; i++)
+        if (X509_check_issued(live[i].ca->cert, cert) == X509_V_OK)
+            return live[i].gen;
+    return 0;
+}
+
+/* The retired generation (of either kind) that issued cert, or NULL. */
+static const struct ct_gen *retired_issuer(const struct ct_pki *pki, X509 *cert)
+{
+    size_t i;
+
+    for (i = 0; i < pki->gens.n; i++) {
+        const struct ct_gen *g = &pki->gens.v[i];
+
+        if (g->status == CT_GEN_RETIRED && g->ca.cert != NULL &&
+            X509_check_issued(g->ca.cert, cert) == X509_V_OK)
+            return g;
+    }
+    return NULL;
+}
+
+/* 1 when a trusted generation of kind issued cert. */
+static int issued_by_kind(const struct ct_pki *pki, X509 *cert, enum ct_kind kind)
+{
+    return issuing_gen(pki, cert, kind) != 0;
 }
 
 /* The revocation date and reason of x in crls, into why. */
@@ -125,11 +170,12 @@ static void explain(const struct ct_pki *pki, X509_STORE_CTX *ctx, STACK_OF(X509
 static int precheck(const struct ct_pki *pki, X509 *cert, enum ct_kind kind, char *why, size_t len)
 {
     X509 *want = kind == CT_KIND_SERVER ? pki->server_ca.cert : pki->client_ca.cert;
-    X509 *other = kind == CT_KIND_SERVER ? pki->client_ca.cert : pki->server_ca.cert;
+    enum ct_kind other_kind = kind == CT_KIND_SERVER ? CT_KIND_CLIENT : CT_KIND_SERVER;
     const char *kn = ct_kind_name(kind);
-    const char *other_kn = ct_kind_name(kind == CT_KIND_SERVER ? CT_KIND_CLIENT : CT_KIND_SERVER);
+    const char *other_kn = ct_kind_name(other_kind);
     const char *usage = kind == CT_KIND_SERVER ? "serverAuth" : "clientAuth";
-    char wbuf[300], issuer[256];
+    const struct ct_gen *retired;
+    char wbuf[300], issuer[256], ts[64];
     int r;
 
     if (tls_x509_is_ca(cert)) {
@@ -137,8 +183,16 @@ static int precheck(const struct ct_pki *pki, X509 *cert, enum ct_kind kind, cha
                  who(pki, cert, wbuf, sizeof(wbuf)), kn);
         return -1;
     }
-    if ((r = X509_check_issued(want, cert)) != X509_V_OK) {
-        if (X509_check_issued(other, cert) == X509_V_OK)
+    if (!issued_by_kind(pki, cert, kind)) {
+        r = X509_check_issued(want, cert);
+        if ((retired = retired_issuer(pki, cert)) != NULL && retired->kind == kind)
+            snprintf(why, len, "issued by the %s intermediate generation %d, which was %s on %s "
+                     "(no longer trusted)", kn, retired->gen,
+                     retired->revoked_at ? "revoked" : "retired",
+                     tls_time_str(retired->revoked_at ? retired->revoked_at : retired->retired_at,
+                                  ts, sizeof(ts)));
+        else if (issued_by_kind(pki, cert, other_kind) ||
+                 (retired != NULL && retired->kind == other_kind))
             snprintf(why, len, "issued by the %s intermediate, not the %s intermediate", other_kn,
                      kn);
         else if (X509_check_issued(pki->root.cert, cert) == X509_V_OK)
@@ -171,7 +225,9 @@ int ct_verify_cert(const struct ct_pki *pki, X509 *cert, enum ct_kind kind,
     X509_STORE *store = NULL;
     X509_STORE_CTX *ctx = NULL;
     STACK_OF(X509) *untrusted = NULL;
+    struct ct_live_ca live[CT_LIVE_MAX];
     unsigned long flags = X509_V_FLAG_X509_STRICT;
+    size_t n, i;
     int rc = -1;
 
     ERR_clear_error();
@@ -179,9 +235,19 @@ int ct_verify_cert(const struct ct_pki *pki, X509 *cert, enum ct_kind kind,
         goto out;
     /* Only the root is a trust anchor; the intermediate must chain to it. */
     if ((store = X509_STORE_new()) == NULL || !X509_STORE_add_cert(store, pki->root.cert) ||
-        (untrusted = sk_X509_new_null()) == NULL ||
-        !sk_X509_push(untrusted, kind == CT_KIND_SERVER ? pki->server_ca.cert : pki->client_ca.cert) ||
-        (ctx = X509_STORE_CTX_new()) == NULL || !X509_STORE_CTX_init(ctx, store, cert, untrusted)) {
+        (untrusted = sk_X509_new_null()) == NULL) {
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    /* Every trusted generation of the intermediate, none of the retired ones. */
+    n = ct_pki_live(pki, kind, live, CT_LIVE_MAX);
+    for (i = 0; i < n; i++) {
+        if (!sk_X509_push(untrusted, live[i].ca->cert)) {
+            snprintf(why, whylen, "out of memory");
+            goto out;
+        }
+    }
+    if ((ctx = X509_STORE_CTX_new()) == NULL || !X509_STORE_CTX_init(ctx, store, cert, untrusted)) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -228,9 +294,10 @@ static const struct ct_cmd_spec verify_spec = {
     "verify",
     "[OPTIONS] FILE",
     "Check a certificate against this PKI and explain why it is not valid.",
-    "FILE is PEM; its first certificate is checked. Trusts only root.crt, requires the\n"
-    "client intermediate (server intermediate with --server), clientAuth (serverAuth)\n"
-    "usage, validity now, and checks client-ca.crl (server-ca.crl) when it exists.\n"
+    "FILE is PEM; its first certificate is checked. Trusts only root.crt, requires a\n"
+    "trusted generation of the client intermediate (server intermediate with --server:\n"
+    "the current one or a previous one not yet retired), clientAuth (serverAuth) usage,\n"
+    "validity now, and checks client-ca.crl (server-ca.crl) when it exists.\n"
     "Exit 0 and \"OK: ...\" when valid.",
     verify_table,
     1,
@@ -248,7 +315,7 @@ static int verify_run(int argc, char **argv, char *err, size_t errlen)
     enum ct_kind kind;
     const char *args[1];
     char why[CT_ERR_MAX], path[CT_PATH_MAX], subj[256], serial[CT_SERIAL_HEX_MAX + 8], ts[64];
-    int nargs, help, rc = -1;
+    int nargs, help, gen, rc = -1;
     time_t na = 0;
 
     memset(&pki, 0, sizeof(pki));
@@ -272,9 +339,12 @@ static int verify_run(int argc, char **argv, char *err, size_t errlen)
         goto out;
     }
     (void)tls_x509_not_after(cert, &na);
-    printf("OK: %s is a valid %s certificate (issued by the %s intermediate, serial %s, "
-           "valid until %s%s)\n", tls_x509_subject(cert, subj, sizeof(subj)), ct_kind_name(kind),
-           ct_kind_name(kind), tls_x509_serial_hex(cert, serial, sizeof(serial)),
+    gen = issuing_gen(&pki, cert, kind);
+    printf("OK: %s is a valid %s certificate (issued by the %s intermediate generation %d%s, "
+           "serial %s, valid until %s%s)\n", tls_x509_subject(cert, subj, sizeof(subj)),
+           ct_kind_name(kind), ct_kind_name(kind), gen,
+           gen == ct_pki_current_gen(&pki, kind) ? ", current" : ", still trusted",
+           tls_x509_serial_hex(cert, serial, sizeof(serial)),
            tls_time_str(na, ts, sizeof(ts)), crls ? ", not revoked" : ", no CRL checked");
     rc = 0;
 out:

@@ -14,7 +14,15 @@
 #  - bad input (no PKI directory, corrupt PEM, names with '/', '..' or a
 #    newline, an existing name, an unknown key type, a CSR whose signature
 #    does not verify, ...) exits non-zero with exactly one line on stderr
-#    and leaves every file of the PKI byte-identical.
+#    and leaves every file of the PKI byte-identical;
+#  - rotation: `rollover client|server` makes generation 2 current and keeps
+#    generation 1 trusted (chain = both + root, one CRL per intermediate,
+#    each signed by its own intermediate and listing what it issued, checked
+#    with openssl verify -crl_check); `retire` drops it from the chain and
+#    the CRL file (files kept), refuses the current one, and with --revoke
+#    lists it in root.crl (openssl verify -crl_check_all); `list` shows the
+#    generations; refusals leave the PKI byte-identical; init --force
+#    removes earlier generations' files.
 source "$SRC_DIR/tests/lib/common.sh"
 
 CT="$BIN_DIR/certs-tool"
@@ -68,7 +76,7 @@ strict_verify() { # PURPOSE INTERMEDIATE CERT
 # ---- before any PKI ------------------------------------------------------------
 ok "certs-tool --help" "$CT" --help
 expect_contains "$OUT" "sign-csr" "top-level help lists the commands"
-for c in init issue sign-csr revoke crl list verify; do
+for c in init issue sign-csr revoke crl list verify rollover retire; do
     ok "$c --help" "$CT" "$c" --help
     expect_contains "$OUT" "usage: certs-tool $c" "$c --help"
     expect_contains "$OUT" "--dir DIR" "$c --help lists --dir"
@@ -88,7 +96,7 @@ bad "no command" "missing command" "$CT"
 # ---- init ------------------------------------------------------------------------------
 ok "init" "$CT" init --org "Example Org"
 for f in root.crt client-ca.crt server-ca.crt client-chain.crt server-chain.crt client-ca.crl \
-         server-ca.crl index.tsv private/root.key private/client-ca.key private/server-ca.key; do
+         server-ca.crl root.crl index.tsv cas.tsv private/root.key private/client-ca.key private/server-ca.key; do
     [ -s "pki/$f" ] || fail "init did not write pki/$f"
 done
 expect_eq "$(mode pki/private)" 700 "private/ mode"
@@ -102,6 +110,11 @@ expect_contains "$(openssl x509 -in pki/root.crt -noout -subject)" "O = Example 
 openssl verify -x509_strict -CAfile pki/root.crt pki/client-ca.crt >/dev/null || fail "client-ca does not verify"
 openssl verify -x509_strict -CAfile pki/root.crt pki/server-ca.crt >/dev/null || fail "server-ca does not verify"
 bad "init over an existing PKI" "already holds a PKI" "$CT" init
+expect_eq "$(openssl crl -in pki/root.crl -noout -issuer)" "$(openssl x509 -in pki/root.crt -noout -subject | sed 's/^subject/issuer/')" "root.crl issuer"
+openssl crl -in pki/root.crl -noout -CAfile pki/root.crt 2>&1 | grep -q "verify OK" || fail "root.crl is not signed by the root"
+expect_eq "$(grep -c . pki/cas.tsv)" 3 "cas.tsv: header + generation 1 of each intermediate"
+grep -Eq "^client	1	$(openssl x509 -in pki/client-ca.crt -noout -serial | cut -d= -f2)	[^	]+	current	-	-	-$" pki/cas.tsv ||
+    fail "cas.tsv does not list client-ca.crt as generation 1, current: $(cat pki/cas.tsv)"
 
 # ---- issue ---------------------------------------------------------------------------------
 ok "issue attestor1" "$CT" issue attestor1
@@ -175,10 +188,12 @@ pass "issued files are what they claim"
 # ---- list and verify -------------------------------------------------------------------------
 ok "list" "$CT" list
 expect_contains "$OUT" "attestor1" "list shows attestor1"
-echo "$OUT" | grep -Eq "^attestor1 +client +$serial +[0-9-]+ [0-9:]+ +36[45] +valid$" ||
+echo "$OUT" | grep -Eq "^attestor1 +client +1 +$serial +[0-9-]+ [0-9:]+ +36[45] +valid$" ||
     fail "list row for attestor1 is wrong: $(echo "$OUT" | grep attestor1)"
-echo "$OUT" | grep -Eq "^localhost +server .* valid$" || fail "list lacks the server"
-echo "$OUT" | grep -Eq "^attestor2 +client .* +(29|30) +valid$" || fail "list: attestor2 days left"
+echo "$OUT" | grep -Eq "^localhost +server +1 .* valid$" || fail "list lacks the server"
+echo "$OUT" | grep -Eq "^attestor2 +client +1 .* +(29|30) +valid$" || fail "list: attestor2 days left"
+echo "$OUT" | grep -Eq "^client-ca +ca +1 +$(serial_of pki/client-ca.crt) .* current$" || fail "list: client-ca generation 1"
+echo "$OUT" | grep -Eq "^root +ca +- +$(serial_of pki/root.crt) .* valid$" || fail "list: root"
 
 ok "verify a client certificate" "$CT" verify pki/clients/attestor1.crt
 bad "verify --dir of a missing directory" "nowhere: no PKI directory" "$CT" verify --dir nowhere pki/clients/attestor1.crt
@@ -383,8 +398,8 @@ bad "verify a revoked certificate" "attestor2.crt: revoked on " "$CT" verify pki
 expect_contains "$ERR" "(keyCompromise)" "verify gives the reason"
 bad "revoke it again" "no valid client certificate named 'attestor2'" "$CT" revoke attestor2
 ok "list after revoke" "$CT" list
-echo "$OUT" | grep -Eq "^attestor2 +client +$serial2 .*revoked .*\(keyCompromise\)$" || fail "list: attestor2 not revoked"
-grep -Eq "^$serial2	attestor2	client	[^	]+	revoked	[^	]+	keyCompromise$" pki/index.tsv || fail "index.tsv entry"
+echo "$OUT" | grep -Eq "^attestor2 +client +1 +$serial2 .*revoked .*\(keyCompromise\)$" || fail "list: attestor2 not revoked"
+grep -Eq "^$serial2	attestor2	client	[^	]+	revoked	[^	]+	keyCompromise	1$" pki/index.tsv || fail "index.tsv entry"
 
 ok "revoke a server certificate" "$CT" revoke --server web.test
 expect_contains "$(openssl crl -in pki/server-ca.crl -noout -text)" "$(serial_of pki/servers/web.test.crt)" "server CRL"
@@ -407,14 +422,198 @@ expect_contains "$crltext" "Serial Number: $old1" "superseded serial in the CRL"
 expect_contains "$crltext" "Superseded" "superseded reason"
 ok "verify the re-issued certificate" "$CT" verify pki/clients/attestor1.crt
 
+# ---- rotation: rollover, two trusted generations, retire ------------------------------------
+# pem_parts FILE: splits a PEM file into $TEST_TMPDIR/parts/1.pem, 2.pem, ... (in order); prints the count.
+pem_parts() {
+    rm -rf "$TEST_TMPDIR/parts" && mkdir "$TEST_TMPDIR/parts"
+    awk -v d="$TEST_TMPDIR/parts" '/-----BEGIN /{n++} n{print > (d "/" n ".pem")} END{print n+0}' "$1"
+}
+# pem_serials FILE: the serial of each certificate in FILE, in order, space separated.
+pem_serials() {
+    local n i out=""
+    n=$(pem_parts "$1")
+    for i in $(seq 1 "$n"); do out="$out$(serial_of "$TEST_TMPDIR/parts/$i.pem") "; done
+    echo "${out% }"
+}
+root_serial=$(serial_of pki/root.crt)
+gen1=$(serial_of pki/client-ca.crt)
+cp pki/client-ca.crt gen1.crt
+bad "rollover of an unknown intermediate" "unknown intermediate 'root' (client or server)" "$CT" rollover root
+bad "rollover without an argument" "missing argument (usage: certs-tool rollover" "$CT" rollover
+bad "rollover with an unknown key type" "unknown key type 'dsa'" "$CT" rollover client --key-type dsa
+bad "retire the current generation" \
+    "generation 1 is the current client intermediate; roll over first (certs-tool rollover client)" \
+    "$CT" retire client --generation 1
+bad "retire with nothing to retire" "no client intermediate to retire (only the current generation 1" \
+    "$CT" retire client --all-but-current
+bad "retire with both selectors" "give exactly one of --generation N and --all-but-current" \
+    "$CT" retire client --generation 1 --all-but-current
+bad "retire without a selector" "give exactly one of" "$CT" retire client
+bad "retire --reason without --revoke" "--reason applies with --revoke" "$CT" retire client --all-but-current --reason superseded
+bad "retire an unknown generation" "there is no client intermediate generation 7 (see certs-tool list)" \
+    "$CT" retire client --generation 7
+mv pki/private/root.key root.key.away
+bad "rollover without the root key" "pki/private/root.key: cannot read" "$CT" rollover client
+mv root.key.away pki/private/root.key
+
+ok "rollover client" "$CT" rollover client
+expect_contains "$OUT" "rolled the client intermediate over: generation 2 is current" "rollover output"
+expect_contains "$OUT" "generation 1 (serial $gen1" "rollover output names the kept generation"
+gen2=$(serial_of pki/client-ca.crt)
+[ "$gen1" != "$gen2" ] || fail "rollover kept the client intermediate"
+cmp -s gen1.crt pki/cas/client-ca.1.crt || fail "generation 1 was not kept as cas/client-ca.1.crt"
+expect_eq "$(mode pki/private/client-ca.1.key)" 600 "kept generation 1 key mode"
+expect_eq "$(mode pki/private)" 700 "private/ mode after rollover"
+expect_eq "$(openssl pkey -in pki/private/client-ca.1.key -pubout)" "$(openssl x509 -in gen1.crt -noout -pubkey)" \
+          "the kept generation 1 key matches its certificate"
+expect_eq "$(openssl pkey -in pki/private/client-ca.key -pubout)" "$(openssl x509 -in pki/client-ca.crt -noout -pubkey)" \
+          "the new private/client-ca.key matches client-ca.crt"
+expect_contains "$(openssl x509 -in pki/client-ca.crt -noout -subject)" "CN = Example Org Client CA 2" "generation 2 subject"
+expect_contains "$(openssl x509 -in pki/client-ca.crt -noout -text)" "CA:TRUE, pathlen:0" "generation 2 is an intermediate"
+expect_contains "$(openssl x509 -in pki/client-ca.crt -noout -text)" "TLS Web Client Authentication" "generation 2 EKU"
+openssl verify -x509_strict -CAfile pki/root.crt pki/client-ca.crt >/dev/null || fail "generation 2 does not verify against the root"
+expect_eq "$(pem_serials pki/client-chain.crt)" "$gen2 $gen1 $root_serial" "client-chain.crt: generation 2, generation 1, root"
+n=$(pem_parts pki/client-ca.crl)
+expect_eq "$n" 2 "client-ca.crl: one CRL per trusted client intermediate"
+issuers=""
+for i in 1 2; do
+    openssl crl -in "parts/$i.pem" -noout -CAfile pki/client-chain.crt 2>&1 | grep -q "verify OK" ||
+        fail "CRL $i of client-ca.crl is not signed by its issuer"
+    issuers="$issuers|$(openssl crl -in "parts/$i.pem" -noout -issuer)"
+done
+expect_eq "$issuers" "|issuer=O = Example Org, CN = Example Org Client CA 2|issuer=O = Example Org, CN = Example Org Client CA" \
+          "client-ca.crl issuers (current first)"
+grep -Eq "^client	1	$gen1	[^	]+	previous	-	-	-$" pki/cas.tsv || fail "cas.tsv: generation 1 not previous: $(cat pki/cas.tsv)"
+grep -Eq "^client	2	$gen2	[^	]+	current	-	-	-$" pki/cas.tsv || fail "cas.tsv: generation 2 not current: $(cat pki/cas.tsv)"
+pass "rollover client: generation 2 current, generation 1 kept and trusted (chain, one CRL each)"
+
+ok "issue attestor9 from generation 2" "$CT" issue attestor9
+expect_eq "$(openssl x509 -in pki/clients/attestor9.crt -noout -issuer)" "issuer=O = Example Org, CN = Example Org Client CA 2" \
+          "attestor9's issuer"
+expect_eq "$(pem_serials pki/clients/attestor9.pem)" "$(serial_of pki/clients/attestor9.crt) $gen2" "attestor9.pem: cert + generation 2"
+serial9=$(serial_of pki/clients/attestor9.crt)
+grep -Eq "^$serial9	attestor9	client	[^	]+	valid	-	-	2$" pki/index.tsv || fail "index.tsv: attestor9 not from generation 2"
+strict_verify sslclient pki/client-chain.crt pki/clients/attestor9.crt >/dev/null || fail "attestor9 fails openssl verify"
+strict_verify sslclient pki/client-chain.crt pki/clients/ed-client.crt >/dev/null || fail "ed-client (generation 1) fails openssl verify"
+ok "verify attestor9" "$CT" verify pki/clients/attestor9.crt
+expect_contains "$OUT" "issued by the client intermediate generation 2, current" "verify attestor9"
+ok "verify a generation 1 certificate" "$CT" verify pki/clients/ed-client.crt
+expect_contains "$OUT" "issued by the client intermediate generation 1, still trusted" "verify ed-client"
+
+# Revocation under rotation: each CRL lists what its own intermediate issued.
+ok "issue temp9 from generation 2" "$CT" issue temp9
+serial_rsa=$(serial_of pki/clients/rsa-client.crt)
+serial_t9=$(serial_of pki/clients/temp9.crt)
+before_num=$(openssl crl -in pki/client-ca.crl -noout -crlnumber)
+ok "revoke rsa-client (generation 1)" "$CT" revoke rsa-client
+ok "revoke temp9 (generation 2)" "$CT" revoke temp9 --reason superseded
+expect_contains "$OUT" "pki/client-ca.crl updated: 4 revoked certificates" "revoke counts the entries of both CRLs (attestor2, attestor1 superseded, rsa-client, temp9)"
+pem_parts pki/client-ca.crl >/dev/null
+t1=$(openssl crl -in parts/1.pem -noout -text)
+t2=$(openssl crl -in parts/2.pem -noout -text)
+expect_contains "$t1" "Serial Number: $serial_t9" "generation 2's CRL lists temp9"
+expect_not_contains "$t1" "$serial_rsa" "generation 2's CRL"
+expect_contains "$t2" "Serial Number: $serial_rsa" "generation 1's CRL lists rsa-client"
+expect_not_contains "$t2" "$serial_t9" "generation 1's CRL"
+expect_eq "$(openssl crl -in parts/1.pem -noout -crlnumber)" "$(openssl crl -in parts/2.pem -noout -crlnumber)" \
+          "both CRLs carry the same number"
+[ "$(openssl crl -in pki/client-ca.crl -noout -crlnumber)" != "$before_num" ] || fail "the CRL number did not move"
+crl_verify() { openssl verify -crl_check -CAfile pki/root.crt -untrusted pki/client-chain.crt -CRLfile pki/client-ca.crl "$1" 2>&1; }
+for c in rsa-client temp9; do
+    if out=$(crl_verify "pki/clients/$c.crt"); then fail "openssl verify -crl_check accepted the revoked $c"; fi
+    expect_contains "$out" "certificate revoked" "openssl verify -crl_check $c"
+done
+for c in attestor9 ed-client; do
+    crl_verify "pki/clients/$c.crt" >/dev/null || fail "openssl verify -crl_check rejects $c: $(crl_verify "pki/clients/$c.crt")"
+done
+bad "verify a revoked generation 1 certificate" "rsa-client.crt: revoked on" "$CT" verify pki/clients/rsa-client.crt
+pass "revocation under rotation: each intermediate's CRL lists its own certificates (openssl verify -crl_check)"
+
+ok "list with two generations" "$CT" list
+echo "$OUT" | grep -Eq "^client-ca +ca +1 +$gen1 .* previous$" || fail "list: generation 1: $OUT"
+echo "$OUT" | grep -Eq "^client-ca +ca +2 +$gen2 .* current$" || fail "list: generation 2: $OUT"
+echo "$OUT" | grep -Eq "^attestor9 +client +2 +$serial9 .* valid$" || fail "list: attestor9: $OUT"
+
+# Server side: rollover, re-issue, the bundle carries the new intermediate.
+sgen1=$(serial_of pki/server-ca.crt)
+ok "rollover server" "$CT" rollover server --days 400
+sgen2=$(serial_of pki/server-ca.crt)
+expect_contains "$(openssl x509 -in pki/server-ca.crt -noout -subject)" "CN = Example Org Server CA 2" "server generation 2"
+expect_eq "$(pem_serials pki/server-chain.crt)" "$sgen2 $sgen1 $root_serial" "server-chain.crt after rollover"
+expect_eq "$(grep -c 'BEGIN X509 CRL' pki/server-ca.crl)" 2 "server-ca.crl after rollover"
+ok "verify --server a generation 1 server certificate" "$CT" verify --server pki/servers/localhost.crt
+ok "re-issue the server certificate" "$CT" issue --server localhost --san IP:127.0.0.1 --force
+expect_eq "$(pem_serials pki/servers/localhost.bundle.crt)" "$(serial_of pki/servers/localhost.crt) $sgen2" \
+          "the new bundle: certificate + server generation 2"
+strict_verify sslserver pki/server-chain.crt pki/servers/localhost.crt >/dev/null || fail "re-issued server certificate fails openssl verify"
+ok "retire server --all-but-current" "$CT" retire server --all-but-current
+expect_eq "$(pem_serials pki/server-chain.crt)" "$sgen2 $root_serial" "server-chain.crt after retire"
+expect_not_contains "$OUT" "will be refused" "retire server (no server certificate left on generation 1)"
+
+# Retire client generation 1: out of the chain and the CRL file, files kept.
+cp pki/client-ca.crl crl-with-gen1.crl
+ok "retire client --all-but-current" "$CT" retire client --all-but-current
+expect_contains "$OUT" "retired client intermediate generation 1: no longer in pki/client-chain.crt or pki/client-ca.crl" "retire output"
+expect_contains "$OUT" "note: 4 valid client certificates issued by it will be refused once servers reload: ed-client, withpass, device7, attestor1" "retire names the certificates it orphans"
+expect_eq "$(pem_serials pki/client-chain.crt)" "$gen2 $root_serial" "client-chain.crt after retire"
+expect_eq "$(pem_parts pki/client-ca.crl)" 1 "client-ca.crl after retire"
+expect_eq "$(openssl crl -in pki/client-ca.crl -noout -issuer)" "issuer=O = Example Org, CN = Example Org Client CA 2" "remaining CRL"
+cmp -s gen1.crt pki/cas/client-ca.1.crt && [ -s pki/private/client-ca.1.key ] || fail "retire removed generation 1's files"
+grep -Eq "^client	1	$gen1	[^	]+	retired	[0-9TZ:-]+	-	-$" pki/cas.tsv || fail "cas.tsv: generation 1 not retired: $(cat pki/cas.tsv)"
+bad "verify a certificate of the retired generation" \
+    "ed-client.crt: issued by the client intermediate generation 1, which was retired on" "$CT" verify pki/clients/ed-client.crt
+ok "verify attestor9 after the retire" "$CT" verify pki/clients/attestor9.crt
+bad "retire it again" "client intermediate generation 1 is already retired" "$CT" retire client --generation 1
+bad "retire the current generation 2" "generation 2 is the current client intermediate" "$CT" retire client --generation 2
+ok "list after retire" "$CT" list
+echo "$OUT" | grep -Eq "^client-ca +ca +1 +$gen1 .* retired [0-9-]+ [0-9:]+ UTC$" || fail "list: retired generation 1: $OUT"
+echo "$OUT" | grep -Eq "^ed-client +client +1 .* valid \(issuer retired\)$" || fail "list: ed-client: $OUT"
+ok "revoke a certificate of the retired generation" "$CT" revoke ed-client
+expect_contains "$OUT" "generation 1, which is retired" "revoke notes the retired issuer"
+
+# Revoke the retired intermediate: root.crl lists it (what nginx's ssl_crl checks with CRL_CHECK_ALL).
+ok "retire --revoke generation 1" "$CT" retire client --generation 1 --revoke --reason caCompromise
+expect_contains "$OUT" "revoked client intermediate generation 1 in pki/root.crl (reason caCompromise)" "retire --revoke output"
+rtext=$(openssl crl -in pki/root.crl -noout -text)
+expect_contains "$rtext" "Serial Number: $gen1" "root.crl lists generation 1"
+expect_contains "$rtext" "CA Compromise" "root.crl reason"
+openssl crl -in pki/root.crl -noout -CAfile pki/root.crt 2>&1 | grep -q "verify OK" || fail "root.crl is not signed by the root"
+cat pki/client-ca.crl pki/root.crl >nginx.crl
+openssl verify -crl_check_all -CAfile pki/root.crt -untrusted pki/client-ca.crt -CRLfile nginx.crl \
+    pki/clients/attestor9.crt >/dev/null 2>&1 || fail "-crl_check_all with client-ca.crl + root.crl rejects attestor9"
+if out=$(openssl verify -crl_check_all -CAfile pki/root.crt -untrusted pki/cas/client-ca.1.crt \
+         -CRLfile crl-with-gen1.crl -CRLfile pki/root.crl pki/clients/attestor1.crt 2>&1); then
+    fail "-crl_check_all accepted a certificate of the revoked intermediate"
+fi
+expect_contains "$out" "certificate revoked" "-crl_check_all on a certificate of the revoked intermediate"
+bad "retire --revoke again" "client intermediate generation 1 is already retired and revoked" \
+    "$CT" retire client --generation 1 --revoke
+ok "crl after rotation" "$CT" crl
+expect_contains "$OUT" "pki/root.crl (1 revoked intermediates)" "crl rewrites root.crl"
+expect_contains "$(openssl crl -in pki/root.crl -noout -text)" "Serial Number: $gen1" "crl keeps the revoked intermediate"
+pass "retire: generation 1 out of chain and CRL file, files kept, refused by verify; --revoke lists it in root.crl"
+
 # init --force replaces the PKI.
 oldroot=$(serial_of pki/root.crt)
 ok "init --force" "$CT" init --force --key-type ec-p384
 [ "$(serial_of pki/root.crt)" != "$oldroot" ] || fail "init --force kept the old root"
 expect_contains "$(openssl x509 -in pki/root.crt -noout -text)" "P-384" "init --key-type ec-p384"
 expect_eq "$(grep -vc '^#' pki/index.tsv)" 0 "init --force starts an empty index"
+[ ! -e pki/cas/client-ca.1.crt ] && [ ! -e pki/private/client-ca.1.key ] && [ ! -e pki/private/server-ca.1.key ] ||
+    fail "init --force left earlier generations' files: $(ls pki/cas pki/private)"
+expect_eq "$(grep -c . pki/cas.tsv)" 3 "init --force: cas.tsv back to generation 1"
+ok "rollover after init --force" "$CT" rollover client
+expect_contains "$OUT" "ec-p384" "rollover keeps the current intermediate's key type"
+expect_contains "$(openssl x509 -in pki/client-ca.crt -noout -text)" "P-384" "rollover key type"
+ok "rollover --key-type ed25519" "$CT" rollover client --key-type ed25519 --days 30
+expect_contains "$(openssl x509 -in pki/client-ca.crt -noout -text)" "ED25519" "rollover --key-type"
+expect_eq "$(grep -c 'BEGIN CERTIFICATE' pki/client-chain.crt)" 4 "three trusted client generations + root"
+ok "retire --all-but-current of two" "$CT" retire client --all-but-current
+expect_contains "$OUT" "retired client intermediate generations 1, 2" "retire two"
+expect_eq "$(grep -c 'BEGIN CERTIFICATE' pki/client-chain.crt)" 2 "one trusted client generation + root"
 
 # No temporary file was ever left behind.
 leftovers=$(find pki other -name '.*.tmp-*')
+ls pki/cas/client-ca.1.crt pki/cas/client-ca.2.crt >/dev/null || fail "retired generations' certificates were not kept"
 [ -z "$leftovers" ] || fail "temporary files left behind: $leftovers"
 pass "all certs-tool CLI checks passed"

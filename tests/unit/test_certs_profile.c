@@ -535,6 +535,147 @@ static void test_crl(void **state)
     free_pki(&pki);
 }
 
+/*
+ * Generations: a second client intermediate (generation 2) beside the
+ * first; each generation's CRL lists only what it issued, is signed by it,
+ * and the multi-CRL file's highest number is what the next one builds on.
+ * root.crl lists revoked intermediates. verify accepts leaves of both
+ * trusted generations and explains a retired one.
+ */
+static void test_generations(void **state)
+{
+    struct ct_pki pki;
+    struct ct_index idx = {NULL, 0, 0};
+    struct ct_gen g;
+    struct ct_ca ca2 = {NULL, NULL};
+    struct ct_live_ca live[CT_LIVE_MAX];
+    X509 *a, *b, *c;
+    X509_CRL *crl1, *crl2, *root_crl;
+    X509_REVOKED *rev = NULL;
+    ASN1_ENUMERATED *reason;
+    STACK_OF(X509_CRL) *crls;
+    char err[CT_ERR_MAX], why[CT_ERR_MAX], cn[TLS_CN_MAX + 1], path[] = "/tmp/test-certs-gen-XXXXXX";
+    enum ct_key_type kt;
+    time_t now = time(NULL);
+    long number = 0;
+    BIO *bio;
+    int fd;
+
+    (void)state;
+    make_pki(&pki, CT_KEY_EC_P256, 0, 100);
+    /* The registry: client generation 1 previous (in pki.gens), generation 2 current (pki.client_ca). */
+    memset(&g, 0, sizeof(g));
+    g.kind = CT_KIND_CLIENT;
+    g.gen = 1;
+    g.status = CT_GEN_PREVIOUS;
+    g.reason = -1;
+    tls_x509_serial_hex(pki.client_ca.cert, g.serial, sizeof(g.serial));
+    g.ca = pki.client_ca;
+    assert_int_equal(ct_ca_make(&ca2, CT_KEY_EC_P384, CT_PROFILE_INTERMEDIATE, CT_KIND_CLIENT,
+                                "Test Org", " Client CA 2", &pki.root, 50, NULL, err, sizeof(err)), 0);
+    pki.client_ca = ca2;
+    assert_int_equal(ct_gens_add(&pki.gens, &g, err, sizeof(err)), 0);
+    assert_int_equal(ct_gens_add_current(&pki.gens, CT_KIND_CLIENT, 2, pki.client_ca.cert, err,
+                                         sizeof(err)), 0);
+    assert_int_equal(ct_gens_add_current(&pki.gens, CT_KIND_SERVER, 1, pki.server_ca.cert, err,
+                                         sizeof(err)), 0);
+    assert_int_equal(ct_pki_current_gen(&pki, CT_KIND_CLIENT), 2);
+    assert_int_equal(ct_pki_live(&pki, CT_KIND_CLIENT, live, CT_LIVE_MAX), 2);
+    assert_int_equal(tls_x509_get_cn(pki.client_ca.cert, cn), 0);
+    assert_string_equal(cn, "Test Org Client CA 2");
+    assert_true(X509_check_issued(pki.root.cert, pki.client_ca.cert) == X509_V_OK);
+    assert_int_equal(ct_key_type_of(pki.client_ca.key, &kt, err, sizeof(err)), 0);
+    assert_int_equal(kt, CT_KEY_EC_P384);
+    assert_int_equal(ct_key_type_of(pki.gens.v[0].ca.key, &kt, err, sizeof(err)), 0);
+    assert_int_equal(kt, CT_KEY_EC_P256);
+
+    /* a from generation 1 (revoked), b and c from generation 2 (c revoked). */
+    a = make_cert(CT_PROFILE_CLIENT, CT_KIND_CLIENT, "a", pki.root.key, &pki.gens.v[0].ca, 30, 0, NULL, NULL);
+    b = make_cert(CT_PROFILE_CLIENT, CT_KIND_CLIENT, "b", pki.root.key, &pki.client_ca, 30, 0, NULL, NULL);
+    c = make_cert(CT_PROFILE_CLIENT, CT_KIND_CLIENT, "c", pki.root.key, &pki.client_ca, 30, 0, NULL, NULL);
+    add_entry(&idx, a, "a", 1, now - 60, CRL_REASON_KEY_COMPROMISE);
+    add_entry(&idx, b, "b", 0, 0, 0);
+    add_entry(&idx, c, "c", 1, now - 30, CRL_REASON_SUPERSEDED);
+    idx.v[0].ca_gen = 1;
+    idx.v[1].ca_gen = 2;
+    idx.v[2].ca_gen = 2;
+    crl1 = ct_crl_build_gen(&pki.gens.v[0].ca, 1, &idx, CT_KIND_CLIENT, 4, 30, now, err, sizeof(err));
+    crl2 = ct_crl_build(&pki, &idx, CT_KIND_CLIENT, 4, 30, now, err, sizeof(err)); /* the current: 2 */
+    assert_non_null(crl1);
+    assert_non_null(crl2);
+    assert_int_equal(X509_CRL_verify(crl1, X509_get0_pubkey(pki.gens.v[0].ca.cert)), 1);
+    assert_int_equal(X509_CRL_verify(crl2, X509_get0_pubkey(pki.client_ca.cert)), 1);
+    assert_int_equal(X509_NAME_cmp(X509_CRL_get_issuer(crl2), X509_get_subject_name(pki.client_ca.cert)), 0);
+    assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl1)), 1);
+    assert_int_equal(X509_CRL_get0_by_cert(crl1, &rev, a), 1);
+    assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl2)), 1);
+    assert_int_equal(X509_CRL_get0_by_cert(crl2, &rev, c), 1);
+    assert_int_equal(X509_CRL_get0_by_cert(crl2, &rev, a), 0);
+    /* Without its key, a generation's CRL cannot be signed. */
+    {
+        struct ct_ca nokey = {pki.gens.v[0].ca.cert, NULL};
+
+        assert_null(ct_crl_build_gen(&nokey, 1, &idx, CT_KIND_CLIENT, 4, 30, now, err, sizeof(err)));
+        assert_non_null(strstr(err, "client intermediate (generation 1)"));
+    }
+
+    /* A file of two CRLs: the next number is above the highest. */
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    X509_CRL_free(crl1);
+    crl1 = ct_crl_build_gen(&pki.gens.v[0].ca, 1, &idx, CT_KIND_CLIENT, 9, 30, now, err, sizeof(err));
+    assert_non_null(crl1);
+    bio = BIO_new_file(path, "w");
+    assert_true(PEM_write_bio_X509_CRL(bio, crl2) && PEM_write_bio_X509_CRL(bio, crl1));
+    BIO_free(bio);
+    assert_int_equal(ct_crl_read_number(path, &number, err, sizeof(err)), 0);
+    assert_int_equal(number, 9);
+
+    /* verify: both trusted generations; with both CRLs, the revoked ones by their own issuer. */
+    assert_int_equal(ct_verify_cert(&pki, b, CT_KIND_CLIENT, NULL, 0, why, sizeof(why)), 0);
+    assert_int_equal(ct_verify_cert(&pki, a, CT_KIND_CLIENT, NULL, 0, why, sizeof(why)), 0);
+    crls = sk_X509_CRL_new_null();
+    assert_non_null(crls);
+    assert_true(sk_X509_CRL_push(crls, crl2) && sk_X509_CRL_push(crls, crl1));
+    assert_int_equal(ct_verify_cert(&pki, b, CT_KIND_CLIENT, crls, 0, why, sizeof(why)), 0);
+    assert_int_equal(ct_verify_cert(&pki, a, CT_KIND_CLIENT, crls, 0, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "revoked on"));
+    assert_int_equal(ct_verify_cert(&pki, c, CT_KIND_CLIENT, crls, 0, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "(superseded)"));
+    sk_X509_CRL_free(crls);
+
+    /* Retired and revoked: verify says so; root.crl lists it, signed by the root. */
+    pki.gens.v[0].status = CT_GEN_RETIRED;
+    pki.gens.v[0].retired_at = now - 10;
+    pki.gens.v[0].revoked_at = now - 5;
+    pki.gens.v[0].reason = CRL_REASON_CA_COMPROMISE;
+    assert_int_equal(ct_pki_live(&pki, CT_KIND_CLIENT, live, CT_LIVE_MAX), 1);
+    assert_int_equal(ct_verify_cert(&pki, a, CT_KIND_CLIENT, NULL, 0, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "issued by the client intermediate generation 1, which was revoked on"));
+    assert_int_equal(ct_verify_cert(&pki, b, CT_KIND_CLIENT, NULL, 0, why, sizeof(why)), 0);
+    root_crl = ct_root_crl_build(&pki, 3, 30, now, err, sizeof(err));
+    assert_non_null(root_crl);
+    assert_int_equal(X509_CRL_verify(root_crl, X509_get0_pubkey(pki.root.cert)), 1);
+    assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(root_crl)), 1);
+    assert_int_equal(X509_CRL_get0_by_cert(root_crl, &rev, pki.gens.v[0].ca.cert), 1);
+    reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+    assert_non_null(reason);
+    assert_int_equal(ASN1_ENUMERATED_get(reason), CRL_REASON_CA_COMPROMISE);
+    ASN1_ENUMERATED_free(reason);
+    assert_int_equal(X509_CRL_get0_by_cert(root_crl, &rev, pki.client_ca.cert), 0);
+
+    unlink(path);
+    X509_CRL_free(root_crl);
+    X509_CRL_free(crl1);
+    X509_CRL_free(crl2);
+    X509_free(a);
+    X509_free(b);
+    X509_free(c);
+    ct_index_free(&idx);
+    free_pki(&pki);
+}
+
 /* ---- writing a leaf --------------------------------------------------------------------- */
 
 static mode_t mode_of(const char *path)
@@ -815,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_san_parse),
         cmocka_unit_test(test_org_and_key_types),
         cmocka_unit_test(test_crl),
+        cmocka_unit_test(test_generations),
         cmocka_unit_test(test_issue_stage_files),
         cmocka_unit_test(test_verify_explains),
         cmocka_unit_test(test_verify_revoked_and_crl),

@@ -2,7 +2,10 @@
  * test_certs_store.c - certs-tool's store (certs-tool/store.h): name
  * validation, all-or-nothing writes (nothing left behind on failure, even
  * a write that fails halfway), directory rollback, the index format
- * (round trip and strict parsing) and the revocation reasons.
+ * (round trip, the issuing generation, index lines from before generations,
+ * strict parsing), the generation registry cas.tsv (round trip, its
+ * consistency rules), the names of earlier generations' files, the order
+ * of the trusted intermediates, and the revocation reasons.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -404,12 +407,19 @@ static void test_index_round_trip(void **state)
     es[2] = entry("4A8259009784F3B58D700F420152EC0F", "attestor2", CT_KIND_CLIENT, 1826000002, 1,
                   1790000000, CRL_REASON_KEY_COMPROMISE);
     es[3] = entry("1", "user@example.com", CT_KIND_CLIENT, 0, 1, 1790000001, CRL_REASON_UNSPECIFIED);
+    es[0].ca_gen = 1;
+    es[1].ca_gen = 1;
+    es[2].ca_gen = 2;
+    es[3].ca_gen = 12;
     for (i = 0; i < 4; i++)
         assert_int_equal(ct_index_add(&idx, &es[i], err, sizeof(err)), 0);
     assert_int_equal(ct_index_format(&idx, &text, &len, err, sizeof(err)), 0);
+    assert_non_null(strstr(text, "# serial\tname\tkind\tnot-after\tstatus\trevoked-at\treason\tca-gen\n"));
     assert_non_null(strstr(text, "4A8259009784F3B58D700F420152EC0F\tattestor2\tclient\t"
-                                 "2027-11-12T06:13:22Z\trevoked\t2026-09-21T14:13:20Z\tkeyCompromise\n"));
-    assert_non_null(strstr(text, "\tlocalhost\tserver\t2027-11-12T06:13:21Z\tvalid\t-\t-\n"));
+                                 "2027-11-12T06:13:22Z\trevoked\t2026-09-21T14:13:20Z\tkeyCompromise\t2\n"));
+    assert_non_null(strstr(text, "\tlocalhost\tserver\t2027-11-12T06:13:21Z\tvalid\t-\t-\t1\n"));
+    assert_non_null(strstr(text, "\tuser@example.com\tclient\t1970-01-01T00:00:00Z\trevoked\t"
+                                 "2026-09-21T14:13:21Z\tunspecified\t12\n"));
     assert_int_equal(ct_index_parse(text, len, "index.tsv", &back, err, sizeof(err)), 0);
     assert_int_equal(back.n, 4);
     for (i = 0; i < 4; i++) {
@@ -420,6 +430,7 @@ static void test_index_round_trip(void **state)
         assert_int_equal(back.v[i].status, es[i].status);
         assert_int_equal(back.v[i].revoked_at, es[i].revoked_at);
         assert_int_equal(back.v[i].reason, es[i].reason);
+        assert_int_equal(back.v[i].ca_gen, es[i].ca_gen);
     }
     assert_int_equal(ct_index_format(&back, &text2, &len2, err, sizeof(err)), 0);
     assert_int_equal(len, len2);
@@ -435,6 +446,29 @@ static void test_index_round_trip(void **state)
     assert_int_equal(ct_index_load(tmpdir, &back, err, sizeof(err)), 0);
     assert_int_equal(back.n, 4);
     unlink(P("index.tsv"));
+
+    /* An index written before generations (7 fields): generation 1, written back with it. */
+    ct_index_free(&back);
+    free(text2);
+    text2 = NULL;
+    {
+        static const char old[] = "# serial\tname\tkind\tnot-after\tstatus\trevoked-at\treason\n"
+                                  "AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\n";
+
+        assert_int_equal(ct_index_parse(old, strlen(old), "index.tsv", &back, err, sizeof(err)), 0);
+        assert_int_equal(back.n, 1);
+        assert_int_equal(back.v[0].ca_gen, 1);
+        assert_int_equal(ct_index_format(&back, &text2, &len2, err, sizeof(err)), 0);
+        assert_non_null(strstr(text2, "AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t1\n"));
+    }
+    /* An entry built without a generation (0) is written as generation 1. */
+    es[0].ca_gen = 0;
+    ct_index_free(&back);
+    assert_int_equal(ct_index_add(&back, &es[0], err, sizeof(err)), 0);
+    free(text2);
+    assert_int_equal(ct_index_format(&back, &text2, &len2, err, sizeof(err)), 0);
+    assert_non_null(strstr(text2, "\tattestor1\tclient\t2027-11-12T06:13:20Z\tvalid\t-\t-\t1\n"));
+    ct_index_free(&back);
 
     /* An empty index is just the header, and parses back empty. */
     ct_index_free(&idx);
@@ -458,8 +492,13 @@ static void test_index_parse_errors(void **state)
         const char *why;
     } bad[] = {
         {"# h\nxyz\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\n", "index.tsv:2: bad serial 'xyz'"},
-        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\n", "index.tsv:1: expected 7"},
-        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t-\n", "expected 7"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\n", "index.tsv:1: expected 8"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t1\t-\n", "expected 8"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t-\n", "bad ca-gen '-'"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t0\n", "bad ca-gen '0'"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t02\n", "bad ca-gen '02'"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t1000000\n", "bad ca-gen"},
+        {"AB\tattestor1\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\t-3\n", "bad ca-gen"},
         {"AB\ta/b\tclient\t2027-01-01T00:00:00Z\tvalid\t-\t-\n", "index.tsv:1: name 'a/b' contains '/'"},
         {"AB\tx\tboth\t2027-01-01T00:00:00Z\tvalid\t-\t-\n", "bad kind 'both'"},
         {"AB\tx\tclient\t2027-13-01T00:00:00Z\tvalid\t-\t-\n", "bad not-after"},
@@ -492,6 +531,190 @@ static void test_index_parse_errors(void **state)
     /* A NUL byte inside is refused too. */
     assert_int_equal(ct_index_parse("A\0B\n", 4, "index.tsv", &idx, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "NUL"));
+}
+
+/* ---- the generation registry (cas.tsv) --------------------------------------------- */
+
+static void test_gens_round_trip(void **state)
+{
+    static const char text[] =
+        "# kind\tgeneration\tserial\tnot-after\tstatus\tretired-at\trevoked-at\treason\n"
+        "client\t1\t66174A6FFF242462D2E04350AECD149F\t2031-11-21T11:00:48Z\tretired\t"
+        "2026-11-22T11:00:51Z\t2026-11-23T00:00:00Z\tcaCompromise\n"
+        "server\t1\t71F6618444F522C61CEC47D527B7E9DA\t2031-11-21T11:00:48Z\tcurrent\t-\t-\t-\n"
+        "client\t2\t64FFC3B372F8118BBF855C617B4E264B\t2031-11-21T11:00:48Z\tprevious\t-\t-\t-\n"
+        "client\t3\t6247EC7E15B62DC8318F1018E437118F\t2031-11-21T11:00:49Z\tcurrent\t-\t-\t-\n";
+    struct ct_gens gens = {NULL, 0, 0};
+    struct ct_gen *g;
+    char err[CT_ERR_MAX], *out = NULL;
+    size_t len = 0;
+
+    (void)state;
+    if (ct_gens_parse(text, strlen(text), "cas.tsv", &gens, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(gens.n, 4);
+    g = ct_gens_current(&gens, CT_KIND_CLIENT);
+    assert_non_null(g);
+    assert_int_equal(g->gen, 3);
+    assert_int_equal(ct_gens_current(&gens, CT_KIND_SERVER)->gen, 1);
+    g = ct_gens_find(&gens, CT_KIND_CLIENT, 1);
+    assert_non_null(g);
+    assert_int_equal(g->status, CT_GEN_RETIRED);
+    assert_int_equal(g->retired_at, 1795345251);
+    assert_int_equal(g->revoked_at, 1795392000);
+    assert_int_equal(g->reason, CRL_REASON_CA_COMPROMISE);
+    assert_string_equal(g->serial, "66174A6FFF242462D2E04350AECD149F");
+    assert_int_equal(ct_gens_find(&gens, CT_KIND_CLIENT, 2)->status, CT_GEN_PREVIOUS);
+    assert_null(ct_gens_find(&gens, CT_KIND_SERVER, 2));
+    assert_int_equal(ct_gens_format(&gens, &out, &len, err, sizeof(err)), 0);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(out, text, len);
+    assert_string_equal(ct_gen_status_name(CT_GEN_PREVIOUS), "previous");
+    free(out);
+    ct_gens_free(&gens);
+    ct_gens_free(NULL);
+}
+
+static void test_gens_parse_errors(void **state)
+{
+#define GL(kind, gen, status, retired, revoked, reason) \
+    kind "\t" gen "\tAB\t2031-01-01T00:00:00Z\t" status "\t" retired "\t" revoked "\t" reason "\n"
+#define SRV GL("server", "1", "current", "-", "-", "-")
+    static const struct {
+        const char *text;
+        const char *why;
+    } bad[] = {
+        {SRV, "cas.tsv: no current client generation"},
+        {GL("client", "1", "current", "-", "-", "-"), "no current server generation"},
+        {SRV GL("client", "1", "current", "-", "-", "-") GL("client", "2", "current", "-", "-", "-"),
+         "cas.tsv:3: a second current client generation"},
+        {SRV GL("client", "1", "current", "-", "-", "-") GL("client", "1", "previous", "-", "-", "-"),
+         "cas.tsv:3: client generation 1 listed twice"},
+        {SRV GL("cli", "1", "current", "-", "-", "-"), "cas.tsv:2: bad kind 'cli'"},
+        {SRV GL("client", "0", "current", "-", "-", "-"), "bad generation '0'"},
+        {SRV GL("client", "x", "current", "-", "-", "-"), "bad generation 'x'"},
+        {SRV GL("client", "1", "active", "-", "-", "-"), "bad status 'active'"},
+        {SRV GL("client", "1", "retired", "-", "-", "-"), "disagree"},
+        {SRV GL("client", "1", "previous", "2026-01-01T00:00:00Z", "-", "-"), "disagree"},
+        {SRV GL("client", "1", "retired", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "-"),
+         "disagree"},
+        {SRV GL("client", "1", "previous", "-", "2026-01-01T00:00:00Z", "superseded"),
+         "a revoked generation must be retired"},
+        {SRV GL("client", "1", "retired", "2026-01-01T00:00:00Z", "-", "bored"), "bad reason 'bored'"},
+        {SRV GL("client", "1", "retired", "yesterday", "-", "-"), "bad retired-at or revoked-at"},
+        {SRV "client\t1\tAB\t2031-01-01T00:00:00Z\tcurrent\t-\t-\n", "cas.tsv:2: expected 8"},
+        {SRV "client\t1\tab\t2031-01-01T00:00:00Z\tcurrent\t-\t-\t-\n", "bad serial 'ab'"},
+        {SRV "client\t1\tAB\t2031-01-01\tcurrent\t-\t-\t-\n", "bad not-after"},
+        {SRV "client\t1\tAB\t2031-01-01T00:00:00Z\tcurrent\t-\t-\t-", "last line has no newline"},
+    };
+#undef SRV
+#undef GL
+    struct ct_gens gens;
+    char err[CT_ERR_MAX];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (ct_gens_parse(bad[i].text, strlen(bad[i].text), "cas.tsv", &gens, err, sizeof(err)) == 0)
+            fail_msg("case %zu parsed", i);
+        assert_null(gens.v);
+        assert_int_equal(gens.n, 0);
+        if (strstr(err, bad[i].why) == NULL)
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].why);
+    }
+}
+
+static void test_gen_file_names(void **state)
+{
+    char buf[CT_REL_MAX];
+    int kind = -1, gen = 0;
+
+    (void)state;
+    assert_string_equal(ct_gen_cert_rel(buf, CT_KIND_CLIENT, 2), "cas/client-ca.2.crt");
+    assert_string_equal(ct_gen_key_rel(buf, CT_KIND_SERVER, 17), "private/server-ca.17.key");
+    assert_string_equal(ct_chain_file(CT_KIND_SERVER), "server-chain.crt");
+    assert_true(ct_gen_file_name("client-ca.2.crt", ".crt", &kind, &gen));
+    assert_int_equal(kind, CT_KIND_CLIENT);
+    assert_int_equal(gen, 2);
+    assert_true(ct_gen_file_name("server-ca.17.key", ".key", &kind, &gen));
+    assert_int_equal(kind, CT_KIND_SERVER);
+    assert_int_equal(gen, 17);
+    /* The current files, other names and malformed numbers are not generation files. */
+    assert_false(ct_gen_file_name("client-ca.key", ".key", &kind, &gen));
+    assert_false(ct_gen_file_name("client-ca.crt", ".crt", &kind, &gen));
+    assert_false(ct_gen_file_name("root.key", ".key", &kind, &gen));
+    assert_false(ct_gen_file_name("client-ca.2.crt", ".key", &kind, &gen));
+    assert_false(ct_gen_file_name("client-ca.02.crt", ".crt", &kind, &gen));
+    assert_false(ct_gen_file_name("client-ca.0.crt", ".crt", &kind, &gen));
+    assert_false(ct_gen_file_name("client-ca..crt", ".crt", &kind, &gen));
+    assert_false(ct_gen_file_name("client-ca.2x.crt", ".crt", &kind, &gen));
+    assert_false(ct_gen_file_name(".client-ca.2.crt.tmp-abc", ".crt", &kind, &gen));
+}
+
+/* A registry entry holding a placeholder certificate (ct_pki_live only needs it non-NULL). */
+static void add_gen(struct ct_pki *pki, enum ct_kind kind, int gen, enum ct_gen_status st)
+{
+    struct ct_gen g;
+    char err[CT_ERR_MAX];
+
+    memset(&g, 0, sizeof(g));
+    g.kind = kind;
+    g.gen = gen;
+    g.status = st;
+    g.reason = -1;
+    snprintf(g.serial, sizeof(g.serial), "%X", gen);
+    if (st != CT_GEN_CURRENT)
+        g.ca.cert = X509_new();
+    assert_int_equal(ct_gens_add(&pki->gens, &g, err, sizeof(err)), 0);
+}
+
+static void test_pki_live_order(void **state)
+{
+    struct ct_pki pki;
+    struct ct_live_ca live[CT_LIVE_MAX];
+    size_t n;
+
+    (void)state;
+    memset(&pki, 0, sizeof(pki));
+    pki.lock_fd = -1;
+    /* A PKI built by hand, without a registry: generation 1 only. */
+    n = ct_pki_live(&pki, CT_KIND_CLIENT, live, CT_LIVE_MAX);
+    assert_int_equal(n, 1);
+    assert_int_equal(live[0].gen, 1);
+    assert_true(live[0].current);
+    assert_ptr_equal(live[0].ca, &pki.client_ca);
+    assert_int_equal(ct_pki_current_gen(&pki, CT_KIND_SERVER), 1);
+
+    add_gen(&pki, CT_KIND_CLIENT, 1, CT_GEN_PREVIOUS);
+    add_gen(&pki, CT_KIND_CLIENT, 2, CT_GEN_RETIRED);
+    add_gen(&pki, CT_KIND_SERVER, 1, CT_GEN_CURRENT);
+    add_gen(&pki, CT_KIND_CLIENT, 3, CT_GEN_PREVIOUS);
+    add_gen(&pki, CT_KIND_CLIENT, 5, CT_GEN_CURRENT);
+    add_gen(&pki, CT_KIND_SERVER, 4, CT_GEN_PREVIOUS);
+    add_gen(&pki, CT_KIND_CLIENT, 4, CT_GEN_PREVIOUS);
+    assert_int_equal(ct_pki_current_gen(&pki, CT_KIND_CLIENT), 5);
+    /* current first, then the previous ones newest first; never the retired one */
+    n = ct_pki_live(&pki, CT_KIND_CLIENT, live, CT_LIVE_MAX);
+    assert_int_equal(n, 4);
+    assert_int_equal(live[0].gen, 5);
+    assert_true(live[0].current);
+    assert_ptr_equal(live[0].ca, &pki.client_ca);
+    assert_int_equal(live[1].gen, 4);
+    assert_int_equal(live[2].gen, 3);
+    assert_int_equal(live[3].gen, 1);
+    assert_false(live[3].current);
+    assert_ptr_equal(live[3].ca, &pki.gens.v[0].ca);
+    /* room for two: the current one and the newest previous */
+    n = ct_pki_live(&pki, CT_KIND_CLIENT, live, 2);
+    assert_int_equal(n, 2);
+    assert_int_equal(live[1].gen, 4);
+    n = ct_pki_live(&pki, CT_KIND_SERVER, live, CT_LIVE_MAX);
+    assert_int_equal(n, 2);
+    assert_ptr_equal(live[0].ca, &pki.server_ca);
+    assert_int_equal(live[1].gen, 4);
+    ct_pki_close(&pki); /* frees the registry and its certificates */
+    assert_null(pki.gens.v);
 }
 
 static void test_reasons(void **state)
@@ -537,6 +760,10 @@ int main(void)
         cmocka_unit_test(test_pki_open_missing),
         cmocka_unit_test(test_index_round_trip),
         cmocka_unit_test(test_index_parse_errors),
+        cmocka_unit_test(test_gens_round_trip),
+        cmocka_unit_test(test_gens_parse_errors),
+        cmocka_unit_test(test_gen_file_names),
+        cmocka_unit_test(test_pki_live_order),
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_paths),
     };
