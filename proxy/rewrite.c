@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 static int name_is(const struct http1_header *h, const char *name)
@@ -21,39 +22,104 @@ int gw_rw_is_own_header(const struct gw_hdr_names *n, const struct http1_header 
            name_is(h, "X-Forwarded-Proto") || name_is(h, "Forwarded");
 }
 
-/* "Name: value\r\n" from a parsed header. */
-static int add_header(struct evbuffer *out, const struct http1_header *h)
+/*
+ * Heads are assembled in a stack buffer by memcpy and appended to the
+ * evbuffer in one piece (a second one only for heads above HB_CAP): no
+ * printf and one evbuffer call per head on the request path. A failed
+ * append is remembered and reported by hb_done().
+ */
+#define HB_CAP 4096
+
+struct hb {
+    struct evbuffer *out;
+    size_t len;
+    int err;
+    char buf[HB_CAP];
+};
+
+static void hb_flush(struct hb *b)
 {
-    return evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
-                               (int)h->value_len, h->value) < 0 ? -1 : 0;
+    if (b->len > 0 && !b->err && evbuffer_add(b->out, b->buf, b->len) < 0)
+        b->err = 1;
+    b->len = 0;
 }
 
-static int add_named(struct evbuffer *out, const char *name, const char *value)
+static void hb_put(struct hb *b, const char *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (b->len + n > sizeof(b->buf)) {
+        hb_flush(b);
+        if (n > sizeof(b->buf)) {
+            if (!b->err && evbuffer_add(b->out, p, n) < 0)
+                b->err = 1;
+            return;
+        }
+    }
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+}
+
+static void hb_str(struct hb *b, const char *s)
+{
+    hb_put(b, s, strlen(s));
+}
+
+static void hb_u64(struct hb *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    hb_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* 0, or -1 when an append failed. */
+static int hb_done(struct hb *b)
+{
+    hb_flush(b);
+    return b->err ? -1 : 0;
+}
+
+/* "Name: value\r\n" from a parsed header. */
+static void add_header(struct hb *b, const struct http1_header *h)
+{
+    hb_put(b, h->name, h->name_len);
+    hb_put(b, ": ", 2);
+    hb_put(b, h->value, h->value_len);
+    hb_put(b, "\r\n", 2);
+}
+
+static void add_named(struct hb *b, const char *name, const char *value)
 {
     if (!name || !value)
-        return 0;
-    return evbuffer_add_printf(out, "%s: %s\r\n", name, value) < 0 ? -1 : 0;
+        return;
+    hb_str(b, name);
+    hb_put(b, ": ", 2);
+    hb_str(b, value);
+    hb_put(b, "\r\n", 2);
 }
 
 int gw_rw_request(const struct http1_head *h, const struct gw_fwd_info *fi,
                   struct evbuffer *out)
 {
-    const char *path = h->path;
-    size_t path_len = h->path_len, i;
-    int had_cl = 0, rc = -1;
+    struct hb b = {.out = out};
+    size_t i;
+    int had_cl = 0;
 
-    if (path_len == 0) {          /* absolute-form "http://host" means "/" */
-        path = "/";
-        path_len = 1;
-    } else if (path[0] == '?') {  /* "http://host?q" means "/?q" */
-        if (evbuffer_add_printf(out, "%.*s /%.*s HTTP/1.1\r\n", (int)h->method_len,
-                                h->method, (int)path_len, path) < 0)
-            goto out;
-        path = NULL;
+    hb_put(&b, h->method, h->method_len);
+    hb_put(&b, " ", 1);
+    if (h->path_len == 0) {               /* absolute-form "http://host" means "/" */
+        hb_put(&b, "/", 1);
+    } else {
+        if (h->path[0] == '?')            /* "http://host?q" means "/?q" */
+            hb_put(&b, "/", 1);
+        hb_put(&b, h->path, h->path_len);
     }
-    if (path && evbuffer_add_printf(out, "%.*s %.*s HTTP/1.1\r\n", (int)h->method_len,
-                                    h->method, (int)path_len, path) < 0)
-        goto out;
+    hb_put(&b, " HTTP/1.1\r\n", 11);
     for (i = 0; i < h->n_headers; i++) {
         const struct http1_header *hd = &h->headers[i];
 
@@ -64,46 +130,42 @@ int gw_rw_request(const struct http1_head *h, const struct gw_fwd_info *fi,
         if (http1_is_hop_by_hop(h, hd) || gw_rw_is_own_header(fi->names, hd) ||
             http1_name_eq(hd, "Expect"))
             continue;
-        if (add_header(out, hd) < 0)
-            goto out;
+        add_header(&b, hd);
     }
-    if (!h->host && add_named(out, "Host", fi->default_host) < 0)
-        goto out;
-    if (add_named(out, fi->names->identity, fi->identity) < 0 ||
-        add_named(out, fi->names->cn, fi->cn) < 0 ||
-        add_named(out, fi->names->cert_sha256, fi->cert_sha256) < 0 ||
-        add_named(out, "X-Forwarded-For", fi->client_ip) < 0 ||
-        add_named(out, "X-Forwarded-Proto", "https") < 0 ||
-        add_named(out, fi->names->request_id, fi->request_id) < 0 ||
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24) < 0)
-        goto out;
+    if (!h->host)
+        add_named(&b, "Host", fi->default_host);
+    add_named(&b, fi->names->identity, fi->identity);
+    add_named(&b, fi->names->cn, fi->cn);
+    add_named(&b, fi->names->cert_sha256, fi->cert_sha256);
+    add_named(&b, "X-Forwarded-For", fi->client_ip);
+    add_named(&b, "X-Forwarded-Proto", "https");
+    add_named(&b, fi->names->request_id, fi->request_id);
+    hb_put(&b, "Connection: keep-alive\r\n", 24);
     if (h->body == HTTP1_BODY_LENGTH) {
-        if (evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-                                (unsigned long long)h->content_length) < 0)
-            goto out;
+        hb_put(&b, "Content-Length: ", 16);
+        hb_u64(&b, (unsigned long long)h->content_length);
+        hb_put(&b, "\r\n", 2);
     } else if (h->body == HTTP1_BODY_CHUNKED) {
-        if (evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
-            goto out;
+        hb_put(&b, "Transfer-Encoding: chunked\r\n", 28);
     } else if (had_cl) {
-        if (evbuffer_add(out, "Content-Length: 0\r\n", 19) < 0)
-            goto out;
+        hb_put(&b, "Content-Length: 0\r\n", 19);
     }
-    if (evbuffer_add(out, "\r\n", 2) < 0)
-        goto out;
-    rc = 0;
-out:
-    return rc;
+    hb_put(&b, "\r\n", 2);
+    return hb_done(&b);
 }
 
 int gw_rw_response(const struct http1_head *h, enum gw_resp_framing framing, int close,
                    int keep_alive_10, struct evbuffer *out)
 {
+    struct hb b = {.out = out};
     size_t i;
     int keep_cl = framing == GW_RESP_LENGTH || framing == GW_RESP_NONE;
 
-    if (evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason_len,
-                            h->reason) < 0)
-        return -1;
+    hb_put(&b, "HTTP/1.1 ", 9);
+    hb_u64(&b, (unsigned long long)(h->status < 0 ? 0 : h->status));
+    hb_put(&b, " ", 1);
+    hb_put(&b, h->reason, h->reason_len);
+    hb_put(&b, "\r\n", 2);
     for (i = 0; i < h->n_headers; i++) {
         const struct http1_header *hd = &h->headers[i];
 
@@ -111,19 +173,16 @@ int gw_rw_response(const struct http1_head *h, enum gw_resp_framing framing, int
             continue;
         if (!keep_cl && http1_name_eq(hd, "Content-Length"))
             continue;
-        if (add_header(out, hd) < 0)
-            return -1;
+        add_header(&b, hd);
     }
-    if (framing == GW_RESP_CHUNKED && evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
-        return -1;
-    if (close) {
-        if (evbuffer_add(out, "Connection: close\r\n", 19) < 0)
-            return -1;
-    } else if (keep_alive_10) {
-        if (evbuffer_add(out, "Connection: keep-alive\r\n", 24) < 0)
-            return -1;
-    }
-    return evbuffer_add(out, "\r\n", 2) < 0 ? -1 : 0;
+    if (framing == GW_RESP_CHUNKED)
+        hb_put(&b, "Transfer-Encoding: chunked\r\n", 28);
+    if (close)
+        hb_put(&b, "Connection: close\r\n", 19);
+    else if (keep_alive_10)
+        hb_put(&b, "Connection: keep-alive\r\n", 24);
+    hb_put(&b, "\r\n", 2);
+    return hb_done(&b);
 }
 
 const char *gw_rw_reason(int status)
@@ -169,15 +228,31 @@ int gw_rw_chunk_header(struct evbuffer *out, size_t n)
     return evbuffer_add_printf(out, "%zx\r\n", n) < 0 ? -1 : 0;
 }
 
+/* Random bytes for request ids, drawn from OpenSSL in batches: one DRBG
+ * call (and its fork check) per 64 ids instead of one per request. Per
+ * thread, so no lock; cleansed as they are handed out. */
+#define RID_POOL 1024
+static _Thread_local unsigned char rid_pool[RID_POOL];
+static _Thread_local size_t rid_left;
+
 void gw_rw_request_id(char out[33])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char rnd[16];
     size_t i;
 
-    /* OpenSSL 3's DRBG is per thread: no lock on the request path. If it
-     * ever fails the id is still unique enough for logs (address + time). */
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+    if (rid_left < sizeof(rnd)) {
+        /* OpenSSL 3's DRBG is per thread: no lock on the request path. */
+        if (RAND_bytes(rid_pool, sizeof(rid_pool)) == 1)
+            rid_left = sizeof(rid_pool);
+    }
+    if (rid_left >= sizeof(rnd)) {
+        rid_left -= sizeof(rnd);
+        memcpy(rnd, rid_pool + rid_left, sizeof(rnd));
+        OPENSSL_cleanse(rid_pool + rid_left, sizeof(rnd));
+    } else {
+        /* The DRBG failed: the id is still unique enough for logs
+         * (address + time). */
         uintptr_t a = (uintptr_t)out;
 
         memset(rnd, 0, sizeof(rnd));
