@@ -9,7 +9,15 @@
 #  - curl presenting a *server* certificate (with its intermediate) as a
 #    client certificate gets 400: the chain reaches the root, but neither
 #    the leaf nor the server intermediate allow clientAuth;
-#  - a certificate from another certs-tool PKI gets 400.
+#  - a certificate from another certs-tool PKI gets 400;
+#  - during a rotation (`certs-tool rollover client`, two trusted client
+#    intermediates in client-chain.crt) with ssl_crl = client-ca.crl +
+#    root.crl (nginx checks a CRL for every CA of the chain): attestor1
+#    (generation 1) and attestor9 (generation 2) get 200, a revoked
+#    certificate of either generation gets 400;
+#  - after `retire --all-but-current --revoke`, an nginx still trusting the
+#    old chain refuses attestor1 with the new root.crl (and admitted it with
+#    the one from before).
 source "$SRC_DIR/tests/lib/common.sh"
 
 CT="$BIN_DIR/certs-tool"
@@ -98,6 +106,57 @@ if curl -sS --max-time 10 -o /dev/null --resolve "wrong.test:$port:127.0.0.1" --
 fi
 
 stop_bg nginx || true
+
+# ---- rotation with CRLs: ssl_crl needs a CRL for every CA of the chain -------------------------
+# nginx_run NAME CA-FILE CRL-FILE: (re)starts nginx with these files as it would be configured.
+nginx_run() {
+    sed -i -e "s|ssl_client_certificate .*;|ssl_client_certificate $2;|" \
+        -e "/ssl_crl /d" -e "s|ssl_verify_depth 2;|ssl_verify_depth 2;\n        ssl_crl $3;|" nginx.conf
+    "$NGINX" -t -p "$TEST_TMPDIR" -c "$TEST_TMPDIR/nginx.conf" >nginx-t.log 2>&1 ||
+        fail "nginx -t rejects the configuration ($1): $(cat nginx-t.log)"
+    start_bg "$1" "$NGINX" -p "$TEST_TMPDIR" -c "$TEST_TMPDIR/nginx.conf" -g 'daemon off;'
+    wait_port "$port" 10 || fail "nginx ($1) did not listen on $port: $(tail -20 nginx-error.log)"
+}
+expect_code() { # NAME WANT DESC
+    local code
+    code=$(fetch "$1" --cert "pki/clients/$1.pem" --key "pki/clients/$1.key")
+    expect_eq "$code" "$2" "$3"
+}
+"$CT" issue old2 >>ct.log 2>&1 || fail "issue old2: $(tail -3 ct.log)"
+"$CT" rollover client >>ct.log 2>&1 || fail "rollover client: $(tail -3 ct.log)"
+for n in attestor9 new9; do
+    "$CT" issue "$n" >>ct.log 2>&1 || fail "issue $n: $(tail -3 ct.log)"
+done
+"$CT" revoke old2 >>ct.log 2>&1 && "$CT" revoke new9 >>ct.log 2>&1 || fail "revoke: $(tail -3 ct.log)"
+cat pki/client-ca.crl pki/root.crl >nginx-crl.pem
+nginx_run nginx-rot "$TEST_TMPDIR/pki/client-chain.crt" "$TEST_TMPDIR/nginx-crl.pem"
+expect_code attestor1 200 "nginx + ssl_crl during the rotation: attestor1 (generation 1)"
+expect_code attestor9 200 "nginx + ssl_crl during the rotation: attestor9 (generation 2)"
+expect_code old2 400 "nginx + ssl_crl: revoked old2 (generation 1)"
+expect_code new9 400 "nginx + ssl_crl: revoked new9 (generation 2)"
+stop_bg nginx-rot || true
+[ "$(grep -c 'client SSL certificate verify error: (23:certificate revoked)' nginx-error.log)" -ge 2 ] ||
+    fail "nginx did not refuse the revoked certificates as revoked: $(grep 'verify error' nginx-error.log | tail -3)"
+pass "nginx ssl_crl = client-ca.crl + root.crl: both generations admitted, the revoked one of each refused"
+
+# A server never updated (still trusting both intermediates) but fed the fresh root.crl:
+# once generation 1 is retired and revoked, root.crl alone refuses attestor1.
+cp pki/client-chain.crt old-chain.crt
+cp pki/client-ca.crl crl-both-generations.pem
+cp pki/root.crl root-before.crl
+"$CT" retire client --all-but-current --revoke --reason caCompromise >>ct.log 2>&1 ||
+    fail "retire --revoke: $(tail -3 ct.log)"
+cat crl-both-generations.pem root-before.crl >nginx-crl.pem
+nginx_run nginx-before "$TEST_TMPDIR/old-chain.crt" "$TEST_TMPDIR/nginx-crl.pem"
+expect_code attestor1 200 "old chain + the root.crl from before the revocation: attestor1"
+stop_bg nginx-before || true
+cat crl-both-generations.pem pki/root.crl >nginx-crl.pem
+nginx_run nginx-after "$TEST_TMPDIR/old-chain.crt" "$TEST_TMPDIR/nginx-crl.pem"
+expect_code attestor1 400 "old chain + the new root.crl: attestor1 (its intermediate revoked)"
+expect_code attestor9 200 "old chain + the new root.crl: attestor9"
+stop_bg nginx-after || true
+pass "root.crl revokes the retired intermediate for nginx's CRL_CHECK_ALL"
+
 # The refusals were for the expected reasons, in nginx's own words.
 grep -q "client SSL certificate verify error: (26:unsuitable certificate purpose)" nginx-error.log ||
     fail "nginx did not refuse the server certificate for its purpose: $(grep 'verify error' nginx-error.log)"
