@@ -23,7 +23,7 @@ B=127.0.0.1:$DB2_PORT
 gw_start_db_named dba "$DB_PORT" "$LOG_A"
 gw_start_db_named dbb "$DB2_PORT" "$LOG_B"
 count() { wc -l <"$1" | tr -d ' '; }
-FAIL_S=3
+FAIL_S=5
 gw_write_config "$GW_CONF" workers=1 servers="[\"$A\", \"$B\"]" \
     upstream_extra="  keepalive: 0
   fail_timeout: ${FAIL_S}s"
