@@ -340,6 +340,83 @@ static int verify_cb(int ok, X509_STORE_CTX *xctx)
     return 0;
 }
 
+/* Security bits that OpenSSL's auth level demands at each security level. */
+static int level_bits(int level)
+{
+    static const int bits[] = {0, 80, 112, 128, 192, 256};
+
+    if (level < 0)
+        level = 0;
+    return bits[level > 5 ? 5 : level];
+}
+
+/* 1 when the leaf's key and signature and every pinned intermediate's key
+ * are plainly strong enough for the SSL's security level, the checks that
+ * X509_verify_cert() adds for a handshake (auth level); 0 when in doubt. */
+static int strong_enough(SSL *ssl, X509 *leaf, const struct tls_trust *t)
+{
+    const STACK_OF(X509) *inters = tls_trust_get0_intermediates(t);
+    int need = level_bits(SSL_get_security_level(ssl)), secbits = 0, i;
+    EVP_PKEY *pk = X509_get0_pubkey(leaf);
+
+    if (pk == NULL || EVP_PKEY_get_security_bits(pk) < need)
+        return 0;
+    if (!X509_get_signature_info(leaf, NULL, NULL, &secbits, NULL) || secbits < need)
+        return 0;
+    for (i = 0; i < sk_X509_num(inters); i++) {
+        pk = X509_get0_pubkey(sk_X509_value(inters, i));
+        if (pk == NULL || EVP_PKEY_get_security_bits(pk) < need)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * The whole certificate check of a handshake (SSL_CTX_set_cert_verify_
+ * callback): tls_trust_check() first, which answers from the trust set's
+ * verdict cache for a certificate that passed before (no chain building, no
+ * signature check) and otherwise runs the same chain and leaf rules as
+ * OpenSSL with verify_cb would. Admitted, with keys and signature plainly
+ * strong enough for the security level (the auth level checks that only a
+ * handshake's verification adds): done; admitted otherwise: OpenSSL's own
+ * X509_verify_cert() decides. Refused: goes through OpenSSL's own
+ * X509_verify_cert() with verify_cb, which records the reason and leaves the
+ * X509_V_ERR_* that picks the alert, exactly as without this callback.
+ * Should the two ever disagree, the refusal stands.
+ */
+static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tls_peer *peer = ssl != NULL ? SSL_get_ex_data(ssl, ssl_peer_idx) : NULL;
+    struct tls_trust *t = ssl != NULL ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_trust_idx)
+                                      : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(xctx);
+    char detail[sizeof(peer->detail)];
+    int ok;
+
+    (void)arg;
+    if (t != NULL && leaf != NULL &&
+        tls_trust_check(t, leaf, X509_STORE_CTX_get0_untrusted(xctx), time(NULL), detail,
+                        sizeof(detail)) == TLS_OK) {
+        if (strong_enough(ssl, leaf, t)) {
+            ERR_clear_error();
+            return 1;
+        }
+        ERR_clear_error();
+        ok = X509_verify_cert(xctx); /* OpenSSL decides on key and digest strength */
+        return ok < 0 ? 0 : ok;
+    }
+    ERR_clear_error();
+    ok = X509_verify_cert(xctx);
+    if (ok == 1) {
+        X509_STORE_CTX_set_error(xctx, X509_V_ERR_APPLICATION_VERIFICATION);
+        peer_refuse(peer, TLS_REFUSE_UNTRUSTED_ISSUER,
+                    t != NULL ? detail : "no trust set on this context");
+        return 0;
+    }
+    return ok < 0 ? 0 : ok;
+}
+
 /*
  * Ticket decryption (SSL_CTX_set_session_ticket_cb): a session resumes only
  * if its client certificate still passes this context's trust set now.
@@ -473,6 +550,7 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts, char *err, size_
         }
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+    SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
     /* leaf -> intermediate (an anchor); longer chains are never needed. */
     SSL_CTX_set_verify_depth(ctx, 2);
 
@@ -545,7 +623,8 @@ int tls_server_peer_finish(SSL *ssl, struct tls_peer *peer)
         peer_refuse(peer, TLS_REFUSE_NO_CERTIFICATE, "client sent no certificate");
         return -1;
     }
-    tls_x509_subject(cert, peer->subject, sizeof(peer->subject));
+    if (peer->subject[0] == '\0') /* verify_cb may have written it already */
+        tls_x509_subject(cert, peer->subject, sizeof(peer->subject));
     if (tls_x509_sha256_hex(cert, peer->sha256) != 0)
         peer->sha256[0] = '\0';
     if (peer->resumed && !peer->rechecked) {

@@ -18,15 +18,35 @@
 #include "tls_trust.h"
 #include "tls_errors.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+
+/*
+ * Verdict cache: certificates that passed tls_trust_check() against this
+ * set, by SHA-256 of their DER, with the time window in which every
+ * certificate of their verified chain is valid. Everything else a verdict
+ * depends on (anchors, CRLs, the leaf rules) is fixed for the life of the
+ * set: a reload builds a new set with an empty cache. A hit inside the
+ * window skips chain building and the signature check (a resumed session,
+ * or the same client's next full handshake); outside it, or on a miss, the
+ * full check runs. Direct-mapped, bounded, shared by the workers (mutex).
+ */
+#define VC_SLOTS 256
+
+struct vc_entry {
+    unsigned char fp[32];
+    time_t not_before, not_after;   /* intersection over the chain */
+    int used;
+};
 
 struct tls_trust {
     atomic_int refs;
@@ -36,6 +56,10 @@ struct tls_trust {
     STACK_OF(X509) *intermediates;  /* the pinned issuers */
     STACK_OF(X509_CRL) *crls;       /* NULL when none loaded */
     int *crl_issuer;                /* per CRL: index in intermediates */
+    EVP_MD *sha256;                 /* fetched once, for the cache keys */
+    int vc_ok;                      /* vc_lock initialised */
+    pthread_mutex_t vc_lock;
+    struct vc_entry vc[VC_SLOTS];
 };
 
 static const char *const refusal_names[] = {
@@ -114,6 +138,9 @@ void tls_trust_unref(struct tls_trust *t)
     sk_X509_pop_free(t->intermediates, X509_free);
     sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
     free(t->crl_issuer);
+    EVP_MD_free(t->sha256);
+    if (t->vc_ok)
+        pthread_mutex_destroy(&t->vc_lock);
     free(t);
 }
 
@@ -258,6 +285,14 @@ struct tls_trust *tls_trust_load(const struct tls_trust_opts *opts, char *err, s
     }
     atomic_init(&t->refs, 1);
     t->require_eku = opts->require_eku;
+    if (pthread_mutex_init(&t->vc_lock, NULL) != 0) {
+        snprintf(err, errlen, "%s: cannot create a lock", path);
+        goto out;
+    }
+    t->vc_ok = 1;
+    /* Without SHA-256 the cache stays off; verification is unaffected. */
+    t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ERR_clear_error();
     if (tls_pem_load_certs(path, &all, err, errlen) != 0)
         goto out;
     t->roots = sk_X509_new_null();
@@ -502,12 +537,76 @@ enum tls_refusal tls_trust_check_store_ctx(const struct tls_trust *t, X509_STORE
     return r;
 }
 
+/* The cache key of x into fp; 0, or -1 when the cache is off. */
+static int vc_key(const struct tls_trust *t, X509 *x, unsigned char fp[32])
+{
+    unsigned int len = 0;
+
+    if (t->sha256 == NULL || !t->vc_ok || X509_digest(x, t->sha256, fp, &len) != 1 ||
+        len != 32) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+static size_t vc_slot(const unsigned char fp[32])
+{
+    return ((size_t)fp[0] | (size_t)fp[1] << 8) % VC_SLOTS;
+}
+
+/* 1 when fp passed this set before and now is inside its window. */
+static int vc_hit(struct tls_trust *t, const unsigned char fp[32], time_t now)
+{
+    const struct vc_entry *e = &t->vc[vc_slot(fp)];
+    int hit;
+
+    pthread_mutex_lock(&t->vc_lock);
+    hit = e->used && memcmp(e->fp, fp, 32) == 0 && now >= e->not_before && now <= e->not_after;
+    pthread_mutex_unlock(&t->vc_lock);
+    return hit;
+}
+
+/* Remembers that fp passed with the verified chain (its validity window). */
+static void vc_put(struct tls_trust *t, const unsigned char fp[32], STACK_OF(X509) *chain)
+{
+    time_t nb = 0, na = 0, tt;
+    struct vc_entry *e;
+    int i;
+
+    for (i = 0; i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+
+        if (tls_x509_not_before(x, &tt) != 0)
+            return;
+        if (i == 0 || tt > nb)
+            nb = tt;
+        if (tls_x509_not_after(x, &tt) != 0)
+            return;
+        if (i == 0 || tt < na)
+            na = tt;
+    }
+    if (sk_X509_num(chain) == 0)
+        return;
+    e = &t->vc[vc_slot(fp)];
+    pthread_mutex_lock(&t->vc_lock);
+    memcpy(e->fp, fp, 32);
+    e->not_before = nb;
+    e->not_after = na;
+    e->used = 1;
+    pthread_mutex_unlock(&t->vc_lock);
+}
+
 enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf, STACK_OF(X509) *untrusted,
                                  time_t now, char *detail, size_t detaillen)
 {
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    /* The cache is internal state, not part of the set's value. */
+    struct tls_trust *mt = (struct tls_trust *)t;
+    X509_STORE_CTX *ctx = NULL;
     STACK_OF(X509) *chain;
     enum tls_refusal r = TLS_REFUSE_UNTRUSTED_ISSUER;
+    unsigned char fp[32];
+    int cacheable;
 
     if (detaillen > 0)
         detail[0] = '\0';
@@ -516,6 +615,12 @@ enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf, STACK_OF
         r = TLS_REFUSE_NO_CERTIFICATE;
         goto out;
     }
+    cacheable = vc_key(t, leaf, fp) == 0;
+    if (cacheable && vc_hit(mt, fp, now)) {
+        r = TLS_OK;
+        goto out;
+    }
+    ctx = X509_STORE_CTX_new();
     if (ctx == NULL || !X509_STORE_CTX_init(ctx, t->store, leaf, untrusted) ||
         !X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT)) {
         snprintf(detail, detaillen, "cannot set up verification: out of memory");
@@ -534,6 +639,8 @@ enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf, STACK_OF
     chain = X509_STORE_CTX_get0_chain(ctx);
     r = leaf_rules(t, leaf, sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL,
                    detail, detaillen);
+    if (r == TLS_OK && cacheable)
+        vc_put(mt, fp, chain);
 out:
     ERR_clear_error();
     X509_STORE_CTX_free(ctx);
