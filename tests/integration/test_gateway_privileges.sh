@@ -37,7 +37,7 @@ done
 # A privileged port that nothing listens on (loopback only).
 PRIV_PORT=""
 for p in $(shuf -i 600-999 -n 40); do
-    ss -ltnH "sport = :$p" 2>/dev/null | grep -q . && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
     PRIV_PORT=$p
     break
 done
