@@ -4,6 +4,9 @@
 #    a TLS 1.3 and a TLS 1.2 session from instance A resumes on instance B
 #    (s_client -sess_out / -sess_in: "Reused") and is served; an instance
 #    with another key file does not resume it ("New");
+#  - rotation: a new key put first in the shared file and SIGHUP: sessions
+#    under both keys resume; the old key removed and SIGHUP: its sessions
+#    get a full handshake;
 #  - a ticket key file with mode 0644, or of the wrong length, is refused at
 #    start with a line naming it (and by -t);
 #  - tls.key with mode 0644 or 0640 (and upstream.tls.key 0644): mtlsgate
@@ -67,6 +70,44 @@ for ver in -tls1_3 -tls1_2; do
     grep -q 'HTTP/1.1 200' <<<"$out" || fail "$ver: full handshake on C not served"
     pass "TLS $v: A's session resumes on B (shared key file) and is served; C (other keys) does a full handshake"
 done
+
+# --- rotation: a new key in front, SIGHUP to both --------------------------------------------
+# hup_both: SIGHUP to A and B, waits for each one's reload line.
+hup_both() {
+    local g n
+    for g in gwa gwb; do
+        n=$(grep -c 'reload (SIGHUP).*in service' "$TEST_TMPDIR/$g.log")
+        kill -HUP "$(bg_pid "$g")"
+        for i in $(seq 1 100); do
+            [ "$(grep -c 'reload (SIGHUP).*in service' "$TEST_TMPDIR/$g.log")" -gt "$n" ] && break
+            sleep 0.05
+        done
+        [ "$(grep -c 'reload (SIGHUP).*in service' "$TEST_TMPDIR/$g.log")" -gt "$n" ] ||
+            fail "$g: no reload after SIGHUP: $(tail -2 "$TEST_TMPDIR/$g.log")"
+    done
+}
+old_sess=$TEST_TMPDIR/sess1.3.pem
+head -c 80 /dev/urandom >"$TEST_TMPDIR/newkey"
+cat "$TEST_TMPDIR/newkey" "$K1" >"$K1.new"
+chmod 600 "$K1.new"
+mv "$K1.new" "$K1"
+hup_both
+out=$(sc "$PORT_B" -tls1_3 -sess_in "$old_sess")
+case "$(session_line "$out")" in Reused*) ;; *) fail "rotation: a session under the old key (now second) did not resume on B: $(session_line "$out")" ;; esac
+out=$(sc "$PORT_A" -tls1_3 -sess_out "$TEST_TMPDIR/sess-new.pem")
+[ -s "$TEST_TMPDIR/sess-new.pem" ] || fail "rotation: no session from A under the new key"
+out=$(sc "$PORT_B" -tls1_3 -sess_in "$TEST_TMPDIR/sess-new.pem")
+case "$(session_line "$out")" in Reused*) ;; *) fail "rotation: a session under the new key did not resume on B: $(session_line "$out")" ;; esac
+cp "$TEST_TMPDIR/newkey" "$K1.new"
+chmod 600 "$K1.new"
+mv "$K1.new" "$K1"
+hup_both
+out=$(sc "$PORT_B" -tls1_3 -sess_in "$old_sess")
+case "$(session_line "$out")" in New*) ;; *) fail "rotation: a session under the retired key still resumes on B: $(session_line "$out")" ;; esac
+grep -q 'HTTP/1.1 200' <<<"$out" || fail "rotation: full handshake after the old key was retired not served"
+out=$(sc "$PORT_B" -tls1_3 -sess_in "$TEST_TMPDIR/sess-new.pem")
+case "$(session_line "$out")" in Reused*) ;; *) fail "rotation: a session under the current key stopped resuming: $(session_line "$out")" ;; esac
+pass "ticket key rotation (new key first, SIGHUP; then old key removed, SIGHUP): old sessions resume until the old key is gone"
 stop_bg gwb || fail "mtlsgate B did not exit 0"
 stop_bg gwc || fail "mtlsgate C did not exit 0"
 
