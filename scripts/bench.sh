@@ -569,7 +569,7 @@ one_load() {
 # idle_mem: scenario 5 on a freshly started server (warmed with a few
 # requests): RSS with IDLE_CONNS held minus RSS before, per connection.
 idle_mem() {
-    local r0 r1 i up lgpid line v
+    local r0 r1 i up lgpid line v out err
     lg "$LG_CPU" --mode keepalive --conns 2 --requests 200 --duration 10 >/dev/null ||
         echo "bench: $CUR_TAG idle warm-up failed" >&2
     sleep 0.5
@@ -578,15 +578,21 @@ idle_mem() {
     local args=(--host 127.0.0.1 --port "$FRONT_PORT" --cert "$PKI/client.pem"
                 --key "$PKI/client.key" --mode idle
                 --conns "$IDLE_CONNS" --concurrency 64 --duration 600 --hold 900)
+    # Fresh files made before the start: the wait below must never see an
+    # earlier run's "all N connections up".
+    out=$RUN_DIR/idle-$CUR_PASS-$CUR_ROUND-$CUR_FE.out
+    err=$RUN_DIR/idle-$CUR_PASS-$CUR_ROUND-$CUR_FE.err
+    : >"$out"
+    : >"$err"
     if [ "$LG_CPU" = - ]; then
-        "$LOADGEN" "${args[@]}" >"$RUN_DIR/idle.out" 2>"$RUN_DIR/idle.err" &
+        "$LOADGEN" "${args[@]}" >>"$out" 2>>"$err" &
     else
-        taskset -c "$LG_CPU" "$LOADGEN" "${args[@]}" >"$RUN_DIR/idle.out" 2>"$RUN_DIR/idle.err" &
+        taskset -c "$LG_CPU" "$LOADGEN" "${args[@]}" >>"$out" 2>>"$err" &
     fi
     lgpid=$!
     up=0
     for i in $(seq 1 6000); do
-        if grep -q 'connections up' "$RUN_DIR/idle.err"; then up=1; break; fi
+        if grep -q "all $IDLE_CONNS connections up" "$err"; then up=1; break; fi
         kill -0 "$lgpid" 2>/dev/null || break
         sleep 0.1
     done
@@ -596,8 +602,12 @@ idle_mem() {
     fi
     kill -USR1 "$lgpid" 2>/dev/null
     wait "$lgpid" 2>/dev/null
-    cat "$RUN_DIR/idle.err" "$RUN_DIR/idle.out" >>"$RUN_DIR/loadgen.log"
-    line=$(cat "$RUN_DIR/idle.out")
+    cat "$err" "$out" >>"$RUN_DIR/loadgen.log"
+    line=$(cat "$out")
+    rm -f "$err" "$out"
+    if [ $up = 1 ] && [ "$(field "$line" up)" != "$IDLE_CONNS" ]; then
+        up=0                                # some were dropped while held
+    fi
     if [ $up != 1 ]; then
         echo "bench: $CUR_TAG idle: the connections did not all come up: $line" >&2
         rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" idle errors 1
