@@ -42,40 +42,12 @@
 #include "tls_server.h"
 #include "tls_trust.h"
 #include "tls_x509.h"
-
-static char pki[64];
-
-static const char *P(const char *name)
-{
-    static char buf[4][256];
-    static int i;
-
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", pki, name);
-    return buf[i];
-}
+#include "unit_pki.h"
 
 static int pki_setup(void **state)
 {
-    const char *src = getenv("SRC_DIR");
-    char cmd[512];
-
     (void)state;
-    snprintf(pki, sizeof(pki), "/tmp/test-proxy-metrics-XXXXXX");
-    if (mkdtemp(pki) == NULL)
-        return -1;
-    snprintf(cmd, sizeof(cmd), "bash '%s/tests/lib/make-test-certs.sh' '%s'", src ? src : ".",
-             pki);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int pki_teardown(void **state)
-{
-    char cmd[128];
-
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
-    return system(cmd) == 0 ? 0 : -1;
+    return unit_pki_make("test-proxy-metrics");
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -935,5 +907,5 @@ int main(void)
         cmocka_unit_test(test_admin),
     };
 
-    return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
+    return cmocka_run_group_tests(tests, pki_setup, unit_pki_teardown);
 }

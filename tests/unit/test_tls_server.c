@@ -27,41 +27,18 @@
 #include "tls_client.h"
 #include "tls_server.h"
 #include "tls_trust.h"
+#include "unit_pki.h"
 
-static char pki[64];
-
-/* pki/name into a per-thread rotating buffer (four live at a time). */
-static const char *P(const char *name)
-{
-    static _Thread_local char buf[4][256];
-    static _Thread_local int i;
-
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", pki, name);
-    return buf[i];
-}
-
+/* The test PKI, plus only-ca2.crt: the second client CA and the root. */
 static int pki_setup(void **state)
 {
-    const char *src = getenv("SRC_DIR");
     char cmd[512];
 
     (void)state;
-    snprintf(pki, sizeof(pki), "/tmp/test-tls-server-XXXXXX");
-    if (mkdtemp(pki) == NULL)
+    if (unit_pki_make("test-tls-server") != 0)
         return -1;
-    snprintf(cmd, sizeof(cmd), "bash '%s/tests/lib/make-test-certs.sh' '%s' && "
-             "cat '%s/client-ca2.crt' '%s/root.crt' > '%s/only-ca2.crt'",
-             src ? src : ".", pki, pki, pki, pki);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int pki_teardown(void **state)
-{
-    char cmd[128];
-
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
+    snprintf(cmd, sizeof(cmd), "cat '%s/client-ca2.crt' '%s/root.crt' > '%s/only-ca2.crt'", pki,
+             pki, pki);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -156,6 +133,41 @@ static int step(SSL *ssl, unsigned long *err)
     return -1;
 }
 
+/* A client SSL of cctx and a server SSL of sctx, connected by an in-memory BIO pair. */
+static void ssl_pair(SSL_CTX *cctx, SSL_CTX *sctx, SSL **c, SSL **s)
+{
+    BIO *cb = NULL, *sb = NULL;
+
+    *c = SSL_new(cctx);
+    *s = SSL_new(sctx);
+    assert_non_null(*c);
+    assert_non_null(*s);
+    assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+    SSL_set_bio(*c, cb, cb);
+    SSL_set_bio(*s, sb, sb);
+    SSL_set_connect_state(*c);
+    SSL_set_accept_state(*s);
+}
+
+/*
+ * Steps both sides' handshakes (at most 50 rounds) until neither wants more
+ * I/O; *cst and *sst as step() returns them, *serr (may be NULL) the
+ * server's first error.
+ */
+static void handshake_both(SSL *c, SSL *s, int *cst, int *sst, unsigned long *serr)
+{
+    int i;
+
+    *cst = 0;
+    *sst = 0;
+    for (i = 0; i < 50 && (*cst == 0 || *sst == 0); i++) {
+        if (*cst == 0)
+            *cst = step(c, NULL);
+        if (*sst == 0)
+            *sst = step(s, serr);
+    }
+}
+
 /*
  * A fresh copy of a session (through its DER encoding): an OpenSSL client
  * uses a TLS 1.3 session once and then marks it not resumable, but these
@@ -184,21 +196,14 @@ static SSL_SESSION *session_copy(SSL_SESSION *s)
  */
 static void handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *resume, struct hs *h)
 {
-    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *cb = NULL, *sb = NULL;
+    SSL *c, *s;
     unsigned long serr = 0;
-    int cst = 0, sst = 0, i, n;
+    int cst, sst, i, n;
     char buf[16];
 
     memset(h, 0, sizeof(*h));
     h->alert = -1;
-    assert_non_null(c);
-    assert_non_null(s);
-    assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
-    SSL_set_bio(c, cb, cb);
-    SSL_set_bio(s, sb, sb);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
+    ssl_pair(cctx, sctx, &c, &s);
     SSL_set_app_data(c, h);
     SSL_set_info_callback(c, client_info_cb);
     if (resume != NULL) {
@@ -208,12 +213,7 @@ static void handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *resume, struct 
         SSL_SESSION_free(copy);
     }
     assert_int_equal(tls_server_attach_peer(s, &h->peer), 0);
-    for (i = 0; i < 50 && (cst == 0 || sst == 0); i++) {
-        if (cst == 0)
-            cst = step(c, NULL);
-        if (sst == 0)
-            sst = step(s, &serr);
-    }
+    handshake_both(c, s, &cst, &sst, &serr);
     if (sst == 1)
         h->server_ok = tls_server_peer_finish(s, &h->peer) == 0;
     else
@@ -717,26 +717,14 @@ static void test_threads(void **state)
  * (SAN DNS:localhost, IP:127.0.0.1) and requires a client certificate. */
 static int upstream_handshake(SSL_CTX *cctx, SSL_CTX *sctx, const char *name)
 {
-    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *cb = NULL, *sb = NULL;
+    SSL *c, *s;
     struct tls_peer peer;
-    int cst = 0, sst = 0, i, ok;
+    int cst, sst, ok;
 
-    assert_non_null(c);
-    assert_non_null(s);
-    assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
-    SSL_set_bio(c, cb, cb);
-    SSL_set_bio(s, sb, sb);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
+    ssl_pair(cctx, sctx, &c, &s);
     assert_int_equal(tls_server_attach_peer(s, &peer), 0);
     assert_int_equal(tls_client_prepare(c, name), 0);
-    for (i = 0; i < 50 && (cst == 0 || sst == 0); i++) {
-        if (cst == 0)
-            cst = step(c, NULL);
-        if (sst == 0)
-            sst = step(s, NULL);
-    }
+    handshake_both(c, s, &cst, &sst, NULL);
     ok = cst == 1 && sst == 1 && SSL_get_verify_result(c) == X509_V_OK;
     ERR_clear_error();
     SSL_free(c);
@@ -807,5 +795,5 @@ int main(void)
         cmocka_unit_test(test_upstream_client),
     };
 
-    return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
+    return cmocka_run_group_tests(tests, pki_setup, unit_pki_teardown);
 }

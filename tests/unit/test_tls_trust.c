@@ -20,41 +20,12 @@
 
 #include "tls_pem.h"
 #include "tls_trust.h"
-
-static char pki[64];
-
-/* pki/name into a per-thread rotating buffer (four live at a time). */
-static const char *P(const char *name)
-{
-    static _Thread_local char buf[4][256];
-    static _Thread_local int i;
-
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", pki, name);
-    return buf[i];
-}
+#include "unit_pki.h"
 
 static int pki_setup(void **state)
 {
-    const char *src = getenv("SRC_DIR");
-    char cmd[512];
-
     (void)state;
-    snprintf(pki, sizeof(pki), "/tmp/test-tls-trust-XXXXXX");
-    if (mkdtemp(pki) == NULL)
-        return -1;
-    snprintf(cmd, sizeof(cmd), "bash '%s/tests/lib/make-test-certs.sh' '%s'",
-             src ? src : ".", pki);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int pki_teardown(void **state)
-{
-    char cmd[128];
-
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
-    return system(cmd) == 0 ? 0 : -1;
+    return unit_pki_make("test-tls-trust");
 }
 
 static struct tls_trust *load(const char *ca, const char *crl, int require_eku, char *err,
@@ -382,5 +353,5 @@ int main(void)
         cmocka_unit_test(test_threads),
     };
 
-    return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
+    return cmocka_run_group_tests(tests, pki_setup, unit_pki_teardown);
 }
