@@ -10,22 +10,12 @@
 #  - no client certificate, and a certificate of another PKI, are refused.
 # As root, the server runs as the postgres system user (setpriv).
 source "$SRC_DIR/tests/lib/common.sh"
+source "$SRC_DIR/tests/lib/pg_common.sh"
 
 CT="$BIN_DIR/certs-tool"
 [ -x "$CT" ] || fail "$CT is not built"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -n "$PGBIN" ] && [ -x "$PGBIN/postgres" ] && [ -x "$PGBIN/initdb" ] ||
-    skip "PostgreSQL server binaries are missing (apt-get install postgresql)"
-command -v psql >/dev/null || skip "psql is missing (apt-get install postgresql-client)"
+pg_require
 cd "$TEST_TMPDIR" || fail "cannot cd to $TEST_TMPDIR"
-
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then
-    id postgres >/dev/null 2>&1 || skip "running as root and there is no postgres user to run the server as"
-    command -v setpriv >/dev/null || skip "setpriv is missing (util-linux)"
-    as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
-    chmod 711 "$TEST_TMPDIR" # let the postgres user reach its directory below
-fi
 
 "$CT" init --org "pg test" >ct.log 2>&1 || fail "certs-tool init: $(cat ct.log)"
 "$CT" issue --server localhost --san IP:127.0.0.1 >>ct.log 2>&1 || fail "issue --server: $(cat ct.log)"
@@ -34,38 +24,7 @@ fi
 "$CT" --dir other init >>ct.log 2>&1 && "$CT" --dir other issue attestor1 >>ct.log 2>&1 ||
     fail "second PKI: $(cat ct.log)"
 
-# The server's copies of its files: PostgreSQL wants its key 0600 and owned
-# by the user it runs as.
-pg=$TEST_TMPDIR/pg
-mkdir -p "$pg/ssl" "$pg/sock"
-cp pki/servers/localhost.bundle.crt pki/servers/localhost.key pki/client-chain.crt "$pg/ssl/"
-chmod 600 "$pg/ssl/localhost.key"
-[ ${#as_pg[@]} -eq 0 ] || chown -R postgres:postgres "$pg"
-chmod 700 "$pg"
-
-"${as_pg[@]}" "$PGBIN/initdb" -D "$pg/data" -U postgres --auth-local=trust --auth-host=reject \
-    --no-instructions >initdb.log 2>&1 || fail "initdb failed: $(tail -20 initdb.log)"
-cat >"$pg/data/pg_hba.conf" <<'EOF'
-# setup over the unix socket; every TCP client needs a certificate whose CN is its role
-local   all all                 trust
-hostssl all all 127.0.0.1/32    cert
-EOF
-[ ${#as_pg[@]} -eq 0 ] || chown postgres:postgres "$pg/data/pg_hba.conf"
-
-port=$(free_ports 1 | tr -d ' ')
-[ -n "$port" ] || fail "no free port"
-start_bg postgres "${as_pg[@]}" "$PGBIN/postgres" -D "$pg/data" \
-    -c listen_addresses=127.0.0.1 -c port="$port" -c unix_socket_directories="$pg/sock" \
-    -c ssl=on -c ssl_cert_file="$pg/ssl/localhost.bundle.crt" -c ssl_key_file="$pg/ssl/localhost.key" \
-    -c ssl_ca_file="$pg/ssl/client-chain.crt" -c logging_collector=off -c log_connections=on
-wait_port "$port" 30 || fail "postgres did not listen on $port: $(tail -20 postgres.log)"
-for i in $(seq 1 50); do
-    psql -h "$pg/sock" -p "$port" -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && break
-    sleep 0.2
-done
-psql -h "$pg/sock" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
-    -c 'create role attestor1 login' -c 'create role intruder login' >psql-setup.log 2>&1 ||
-    fail "creating roles failed: $(cat psql-setup.log)"
+pg_start "attestor1 intruder" -c log_connections=on
 
 # conninfo HOST CERT KEY [ROOT [USER]] : a verify-full connection string (default user attestor1)
 conninfo() {
