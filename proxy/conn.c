@@ -6,6 +6,7 @@
 #include "conn_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -61,6 +62,9 @@ void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms)
     evtimer_add(c->up_timer, &tv);
 }
 
+#define HDRS_AT (offsetof(struct gw_req, head) + offsetof(struct http1_head, headers))
+#define HDRS_END (HDRS_AT + sizeof(((struct http1_head *)0)->headers))
+
 /* Request objects come from a small per-worker cache. */
 static struct gw_req *req_get(struct gw_conn *c)
 {
@@ -81,8 +85,11 @@ static struct gw_req *req_get(struct gw_conn *c)
             return NULL;
         }
     }
+    /* Everything to zero except the head's header array (3 KiB, filled
+     * by the parser up to n_headers; n_headers itself is zeroed). */
     keep = r->up_head;
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, HDRS_AT);
+    memset((char *)r + HDRS_END, 0, sizeof(*r) - HDRS_END);
     r->up_head = keep;
     evbuffer_drain(keep, evbuffer_get_length(keep));
     r->rt = w->rt;
