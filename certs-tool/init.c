@@ -126,8 +126,7 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_txn *t = NULL;
     enum ct_key_type kt;
     const char *args[1];
-    char path[CT_PATH_MAX], *index = NULL, ts[64];
-    size_t ilen = 0;
+    char path[CT_PATH_MAX], ts[64];
     int nargs, help, created = 0, lock = -1, rc = -1;
     time_t na;
 
@@ -187,9 +186,7 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
         ct_chain_stage(t, &pki, CT_KIND_SERVER, err, errlen) != 0)
         goto out;
     /* New CA keys: their CRLs start at number 1, even on --force. */
-    if (ct_index_format(&empty, &index, &ilen, err, errlen) != 0 ||
-        ct_path(path, o.dir, "index.tsv", err, errlen) != 0 ||
-        ct_txn_put(t, path, index, ilen, 0644, err, errlen) != 0)
+    if (ct_index_stage(t, o.dir, &empty, err, errlen) != 0)
         goto out;
     {
         enum ct_kind kinds[2] = {CT_KIND_CLIENT, CT_KIND_SERVER};
@@ -226,7 +223,6 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
     rc = 0;
 out:
     ct_txn_free(t);
-    free(index);
     ct_pki_close(&pki);
     if (lock >= 0)
         close(lock);

@@ -51,19 +51,6 @@ int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind
     return 0;
 }
 
-/* Copies a memory BIO into a new malloc'ed buffer. */
-static int bio_copy(BIO *bio, char **out, size_t *len)
-{
-    char *data;
-    long n = BIO_get_mem_data(bio, &data);
-
-    if (n < 0 || (*out = malloc((size_t)n + 1)) == NULL)
-        return -1;
-    memcpy(*out, data, (size_t)n);
-    *len = (size_t)n;
-    return 0;
-}
-
 /* DER PKCS#8 PrivateKeyInfo, unencrypted: what the PostgreSQL JDBC driver reads. */
 static int der_pkcs8(EVP_PKEY *key, char **out, size_t *len, char *err, size_t errlen)
 {
@@ -72,7 +59,7 @@ static int der_pkcs8(EVP_PKEY *key, char **out, size_t *len, char *err, size_t e
 
     *out = NULL;
     if (bio == NULL || !i2d_PKCS8PrivateKeyInfo_bio(bio, key) ||
-        bio_copy(bio, out, len) != 0)
+        ct_bio_take(bio, out, len, "DER PKCS#8", err, errlen) != 0)
         tls_err_set(err, errlen, "cannot encode the key as DER PKCS#8");
     else
         rc = 0;
@@ -103,7 +90,7 @@ static int make_p12(const char *pass, const char *name, EVP_PKEY *key, X509 *cer
         !PKCS12_set_mac(p12, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha256()))
         goto fail;
     if ((bio = BIO_new(BIO_s_mem())) == NULL || !i2d_PKCS12_bio(bio, p12) ||
-        bio_copy(bio, out, len) != 0)
+        ct_bio_take(bio, out, len, "PKCS#12", err, errlen) != 0)
         goto fail;
     rc = 0;
     goto out;
@@ -195,7 +182,7 @@ int ct_issue_stage(struct ct_txn *t, const struct ct_pki *pki, struct ct_index *
     const struct ct_ca *ca = leaf->kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
     struct ct_index_entry e;
     X509 *chain[2];
-    char *buf = NULL, path[CT_PATH_MAX];
+    char *buf = NULL;
     size_t len = 0;
     int n, rc = -1;
 
@@ -238,9 +225,7 @@ int ct_issue_stage(struct ct_txn *t, const struct ct_pki *pki, struct ct_index *
              remove_leaf_file(t, pki->dir, leaf, "p12", err, errlen) != 0))
             goto out;
     }
-    if (ct_index_format(idx, &buf, &len, err, errlen) != 0 ||
-        ct_path(path, pki->dir, "index.tsv", err, errlen) != 0 ||
-        ct_txn_put(t, path, buf, len, 0644, err, errlen) != 0)
+    if (ct_index_stage(t, pki->dir, idx, err, errlen) != 0)
         goto out;
     if (n > 0 && ct_crl_stage(t, pki, idx, leaf->kind, CT_CRL_DAYS, NULL, err, errlen) != 0)
         goto out;

@@ -335,21 +335,6 @@ out:
     return rc;
 }
 
-/* Stages index.tsv from idx. */
-static int stage_index(struct ct_txn *t, const char *dir, const struct ct_index *idx, char *err,
-                       size_t errlen)
-{
-    char path[CT_PATH_MAX], *text = NULL;
-    size_t len = 0;
-    int rc = -1;
-
-    if (ct_index_format(idx, &text, &len, err, errlen) == 0 &&
-        ct_path(path, dir, "index.tsv", err, errlen) == 0)
-        rc = ct_txn_put(t, path, text, len, 0644, err, errlen);
-    free(text);
-    return rc;
-}
-
 /* ---- revoke --------------------------------------------------------------- */
 
 struct revoke_opts {
@@ -451,7 +436,7 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (stage_index(t, o.dir, &idx, err, errlen) != 0 ||
+    if (ct_index_stage(t, o.dir, &idx, err, errlen) != 0 ||
         ct_crl_stage(t, &pki, &idx, kind, o.days, &total, err, errlen) != 0 ||
         ct_txn_commit(t, err, errlen) != 0)
         goto out;

@@ -29,11 +29,7 @@ static int parse_kind(const char *s, enum ct_kind *kind, char *err, size_t errle
 {
     char q[96];
 
-    if (strcmp(s, "client") == 0)
-        *kind = CT_KIND_CLIENT;
-    else if (strcmp(s, "server") == 0)
-        *kind = CT_KIND_SERVER;
-    else {
+    if (ct_kind_parse(s, kind) != 0) {
         snprintf(err, errlen, "unknown intermediate '%s' (client or server)",
                  ct_quote(s, q, sizeof(q)));
         return -1;

@@ -131,6 +131,17 @@ const char *ct_kind_name(enum ct_kind kind)
     return kind == CT_KIND_SERVER ? "server" : "client";
 }
 
+int ct_kind_parse(const char *s, enum ct_kind *kind)
+{
+    if (strcmp(s, "client") == 0)
+        *kind = CT_KIND_CLIENT;
+    else if (strcmp(s, "server") == 0)
+        *kind = CT_KIND_SERVER;
+    else
+        return -1;
+    return 0;
+}
+
 int ct_path(char out[CT_PATH_MAX], const char *dir, const char *rel, char *err, size_t errlen)
 {
     int n = snprintf(out, CT_PATH_MAX, "%s/%s", dir, rel);
@@ -547,8 +558,7 @@ out:
 
 /* ---- serialisation helpers ---------------------------------------------- */
 
-/* Copies a memory BIO's contents into a new malloc'ed, NUL-terminated buffer. */
-static int bio_take(BIO *bio, char **out, size_t *len, const char *what, char *err, size_t errlen)
+int ct_bio_take(BIO *bio, char **out, size_t *len, const char *what, char *err, size_t errlen)
 {
     char *data;
     long n = BIO_get_mem_data(bio, &data);
@@ -580,7 +590,7 @@ int ct_pem_certs(X509 *const *certs, size_t n, char **out, size_t *len, char *er
             goto out;
         }
     }
-    rc = bio_take(bio, out, len, "certificate PEM", err, errlen);
+    rc = ct_bio_take(bio, out, len, "certificate PEM", err, errlen);
 out:
     BIO_free(bio);
     return rc;
@@ -596,7 +606,7 @@ int ct_pem_key(EVP_PKEY *key, char **out, size_t *len, char *err, size_t errlen)
         tls_err_set(err, errlen, "cannot encode private key as PEM");
         goto out;
     }
-    rc = bio_take(bio, out, len, "private key PEM", err, errlen);
+    rc = ct_bio_take(bio, out, len, "private key PEM", err, errlen);
 out:
     BIO_free(bio);
     return rc;
@@ -612,22 +622,32 @@ int ct_pem_crl(X509_CRL *crl, char **out, size_t *len, char *err, size_t errlen)
         tls_err_set(err, errlen, "cannot encode CRL as PEM");
         goto out;
     }
-    rc = bio_take(bio, out, len, "CRL PEM", err, errlen);
+    rc = ct_bio_take(bio, out, len, "CRL PEM", err, errlen);
 out:
     BIO_free(bio);
     return rc;
 }
 
+/* Stages DIR/rel with data (what every ct_*_stage ends with). */
+static int stage_rel(struct ct_txn *t, const char *dir, const char *rel, const char *data,
+                     size_t len, mode_t mode, char *err, size_t errlen)
+{
+    char path[CT_PATH_MAX];
+
+    if (ct_path(path, dir, rel, err, errlen) != 0)
+        return -1;
+    return ct_txn_put(t, path, data, len, mode, err, errlen);
+}
+
 int ct_stage_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *const *certs,
                    size_t n, char *err, size_t errlen)
 {
-    char path[CT_PATH_MAX], *pem = NULL;
+    char *pem = NULL;
     size_t len = 0;
     int rc = -1;
 
-    if (ct_path(path, dir, rel, err, errlen) == 0 &&
-        ct_pem_certs(certs, n, &pem, &len, err, errlen) == 0)
-        rc = ct_txn_put(t, path, pem, len, 0644, err, errlen);
+    if (ct_pem_certs(certs, n, &pem, &len, err, errlen) == 0)
+        rc = stage_rel(t, dir, rel, pem, len, 0644, err, errlen);
     free(pem);
     return rc;
 }
@@ -635,12 +655,12 @@ int ct_stage_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *con
 int ct_stage_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *key, char *err,
                  size_t errlen)
 {
-    char path[CT_PATH_MAX], *pem = NULL;
+    char *pem = NULL;
     size_t len = 0;
     int rc = -1;
 
-    if (ct_path(path, dir, rel, err, errlen) == 0 && ct_pem_key(key, &pem, &len, err, errlen) == 0)
-        rc = ct_txn_put(t, path, pem, len, 0600, err, errlen);
+    if (ct_pem_key(key, &pem, &len, err, errlen) == 0)
+        rc = stage_rel(t, dir, rel, pem, len, 0600, err, errlen);
     if (pem != NULL)
         OPENSSL_cleanse(pem, len);
     free(pem);
@@ -886,21 +906,76 @@ static int parse_gen(const char *s, int *out)
     return 0;
 }
 
-/* Parses one data line (already NUL-terminated, no newline) into e. */
-static int parse_line(char *line, const char *path, int lineno, struct ct_index_entry *e,
-                      char *err, size_t errlen)
+/*
+ * Cuts line at its tabs into f (room for max): returns the number of
+ * fields, max meaning "max or more" (the last one then keeps the rest).
+ */
+static int split_tabs(char *line, char **f, int max)
 {
-    char *f[9], *p = line, *tab;
-    char why[CT_ERR_MAX], q[96];
+    char *p = line, *tab;
     int nf = 0;
 
-    while (nf < 9) {
+    while (nf < max) {
         f[nf++] = p;
         if ((tab = strchr(p, '\t')) == NULL)
             break;
         *tab = '\0';
         p = tab + 1;
     }
+    return nf;
+}
+
+/*
+ * Runs one() on each data line of a table file's text (index.tsv, cas.tsv):
+ * NUL-terminated, without its newline, with its 1-based number; comment
+ * ('#') and empty lines are skipped. A NUL byte or a last line without a
+ * newline is an error naming path; so is the first line one() refuses (it
+ * sets err).
+ */
+static int each_line(const char *text, size_t len, const char *path,
+                     int (*one)(char *line, const char *path, int lineno, void *arg, char *err,
+                                size_t errlen),
+                     void *arg, char *err, size_t errlen)
+{
+    char *copy, *line, *next;
+    int lineno = 0, rc = -1;
+
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(err, errlen, "%s: contains a NUL byte", path);
+        return -1;
+    }
+    if ((copy = strndup(text, len)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    for (line = copy; line != NULL && *line != '\0'; line = next) {
+        lineno++;
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        else {
+            snprintf(err, errlen, "%s:%d: last line has no newline (truncated write?)", path,
+                     lineno);
+            goto out;
+        }
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        if (one(line, path, lineno, arg, err, errlen) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+/* Parses one data line (already NUL-terminated, no newline) into e. */
+static int parse_line(char *line, const char *path, int lineno, struct ct_index_entry *e,
+                      char *err, size_t errlen)
+{
+    char *f[9];
+    char why[CT_ERR_MAX], q[96];
+    int nf = split_tabs(line, f, 9);
+
     /* 7 fields: a line written before generations existed (generation 1). */
     if (nf != 7 && nf != 8) {
         snprintf(err, errlen, "%s:%d: expected 8 tab-separated fields, found %s", path, lineno,
@@ -924,11 +999,7 @@ static int parse_line(char *line, const char *path, int lineno, struct ct_index_
         return -1;
     }
     memcpy(e->name, f[1], strlen(f[1]) + 1);
-    if (strcmp(f[2], "client") == 0)
-        e->kind = CT_KIND_CLIENT;
-    else if (strcmp(f[2], "server") == 0)
-        e->kind = CT_KIND_SERVER;
-    else {
+    if (ct_kind_parse(f[2], &e->kind) != 0) {
         snprintf(err, errlen, "%s:%d: bad kind '%s' (client or server)", path, lineno,
                  ct_quote(f[2], q, sizeof(q)));
         return -1;
@@ -965,51 +1036,34 @@ static int parse_line(char *line, const char *path, int lineno, struct ct_index_
     return 0;
 }
 
+/* each_line's step for index.tsv: one entry, appended to the index arg. */
+static int index_line(char *line, const char *path, int lineno, void *arg, char *err,
+                      size_t errlen)
+{
+    struct ct_index *idx = arg;
+    struct ct_index_entry e;
+    size_t i;
+
+    if (parse_line(line, path, lineno, &e, err, errlen) != 0)
+        return -1;
+    for (i = 0; i < idx->n; i++) {
+        if (strcmp(idx->v[i].serial, e.serial) == 0) {
+            snprintf(err, errlen, "%s:%d: serial %s listed twice", path, lineno, e.serial);
+            return -1;
+        }
+    }
+    return ct_index_add(idx, &e, err, errlen);
+}
+
 int ct_index_parse(const char *text, size_t len, const char *path, struct ct_index *idx,
                    char *err, size_t errlen)
 {
-    char *copy = NULL, *line, *next;
-    struct ct_index_entry e;
-    int lineno = 0, rc = -1;
-    size_t i;
-
     memset(idx, 0, sizeof(*idx));
-    if (memchr(text, '\0', len) != NULL) {
-        snprintf(err, errlen, "%s: contains a NUL byte", path);
-        return -1;
-    }
-    if ((copy = strndup(text, len)) == NULL) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    for (line = copy; line != NULL && *line != '\0'; line = next) {
-        lineno++;
-        if ((next = strchr(line, '\n')) != NULL)
-            *next++ = '\0';
-        else {
-            snprintf(err, errlen, "%s:%d: last line has no newline (truncated write?)", path,
-                     lineno);
-            goto out;
-        }
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        if (parse_line(line, path, lineno, &e, err, errlen) != 0)
-            goto out;
-        for (i = 0; i < idx->n; i++) {
-            if (strcmp(idx->v[i].serial, e.serial) == 0) {
-                snprintf(err, errlen, "%s:%d: serial %s listed twice", path, lineno, e.serial);
-                goto out;
-            }
-        }
-        if (ct_index_add(idx, &e, err, errlen) != 0)
-            goto out;
-    }
-    rc = 0;
-out:
-    if (rc != 0)
+    if (each_line(text, len, path, index_line, idx, err, errlen) != 0) {
         ct_index_free(idx);
-    free(copy);
-    return rc;
+        return -1;
+    }
+    return 0;
 }
 
 int ct_index_load(const char *dir, struct ct_index *idx, char *err, size_t errlen)
@@ -1073,6 +1127,19 @@ int ct_index_format(const struct ct_index *idx, char **out, size_t *len, char *e
     *out = buf;
     *len = used;
     return 0;
+}
+
+int ct_index_stage(struct ct_txn *t, const char *dir, const struct ct_index *idx, char *err,
+                   size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (ct_index_format(idx, &text, &len, err, errlen) == 0)
+        rc = stage_rel(t, dir, "index.tsv", text, len, 0644, err, errlen);
+    free(text);
+    return rc;
 }
 
 int ct_index_add(struct ct_index *idx, const struct ct_index_entry *e, char *err, size_t errlen)
@@ -1150,16 +1217,9 @@ static int parse_opt_time(const char *s, time_t *out)
 static int parse_gen_line(char *line, const char *path, int lineno, struct ct_gen *g, char *err,
                           size_t errlen)
 {
-    char *f[9], *p = line, *tab, q[96];
-    int nf = 0, st;
+    char *f[9], q[96];
+    int nf = split_tabs(line, f, 9), st;
 
-    while (nf < 9) {
-        f[nf++] = p;
-        if ((tab = strchr(p, '\t')) == NULL)
-            break;
-        *tab = '\0';
-        p = tab + 1;
-    }
     if (nf != 8) {
         snprintf(err, errlen, "%s:%d: expected 8 tab-separated fields, found %s", path, lineno,
                  nf > 8 ? "more" : "fewer");
@@ -1167,11 +1227,7 @@ static int parse_gen_line(char *line, const char *path, int lineno, struct ct_ge
     }
     memset(g, 0, sizeof(*g));
     g->reason = -1;
-    if (strcmp(f[0], "client") == 0)
-        g->kind = CT_KIND_CLIENT;
-    else if (strcmp(f[0], "server") == 0)
-        g->kind = CT_KIND_SERVER;
-    else {
+    if (ct_kind_parse(f[0], &g->kind) != 0) {
         snprintf(err, errlen, "%s:%d: bad kind '%s' (client or server)", path, lineno,
                  ct_quote(f[0], q, sizeof(q)));
         return -1;
@@ -1220,48 +1276,36 @@ static int parse_gen_line(char *line, const char *path, int lineno, struct ct_ge
     return 0;
 }
 
+/* each_line's step for cas.tsv: one generation, appended to the registry arg. */
+static int gens_line(char *line, const char *path, int lineno, void *arg, char *err,
+                     size_t errlen)
+{
+    struct ct_gens *gens = arg;
+    struct ct_gen g;
+
+    if (parse_gen_line(line, path, lineno, &g, err, errlen) != 0)
+        return -1;
+    if (ct_gens_find(gens, g.kind, g.gen) != NULL) {
+        snprintf(err, errlen, "%s:%d: %s generation %d listed twice", path, lineno,
+                 ct_kind_name(g.kind), g.gen);
+        return -1;
+    }
+    if (g.status == CT_GEN_CURRENT && ct_gens_current(gens, g.kind) != NULL) {
+        snprintf(err, errlen, "%s:%d: a second current %s generation", path, lineno,
+                 ct_kind_name(g.kind));
+        return -1;
+    }
+    return ct_gens_add(gens, &g, err, errlen);
+}
+
 int ct_gens_parse(const char *text, size_t len, const char *path, struct ct_gens *gens,
                   char *err, size_t errlen)
 {
-    char *copy = NULL, *line, *next;
-    struct ct_gen g;
-    int lineno = 0, k, rc = -1;
+    int k, rc = -1;
 
     memset(gens, 0, sizeof(*gens));
-    if (memchr(text, '\0', len) != NULL) {
-        snprintf(err, errlen, "%s: contains a NUL byte", path);
-        return -1;
-    }
-    if ((copy = strndup(text, len)) == NULL) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    for (line = copy; line != NULL && *line != '\0'; line = next) {
-        lineno++;
-        if ((next = strchr(line, '\n')) != NULL)
-            *next++ = '\0';
-        else {
-            snprintf(err, errlen, "%s:%d: last line has no newline (truncated write?)", path,
-                     lineno);
-            goto out;
-        }
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        if (parse_gen_line(line, path, lineno, &g, err, errlen) != 0)
-            goto out;
-        if (ct_gens_find(gens, g.kind, g.gen) != NULL) {
-            snprintf(err, errlen, "%s:%d: %s generation %d listed twice", path, lineno,
-                     ct_kind_name(g.kind), g.gen);
-            goto out;
-        }
-        if (g.status == CT_GEN_CURRENT && ct_gens_current(gens, g.kind) != NULL) {
-            snprintf(err, errlen, "%s:%d: a second current %s generation", path, lineno,
-                     ct_kind_name(g.kind));
-            goto out;
-        }
-        if (ct_gens_add(gens, &g, err, errlen) != 0)
-            goto out;
-    }
+    if (each_line(text, len, path, gens_line, gens, err, errlen) != 0)
+        goto out;
     for (k = 0; k < 2; k++) {
         if (ct_gens_current(gens, (enum ct_kind)k) == NULL) {
             snprintf(err, errlen, "%s: no current %s generation", path,
@@ -1273,7 +1317,6 @@ int ct_gens_parse(const char *text, size_t len, const char *path, struct ct_gens
 out:
     if (rc != 0)
         ct_gens_free(gens);
-    free(copy);
     return rc;
 }
 
@@ -1391,13 +1434,12 @@ int ct_gens_add_current(struct ct_gens *gens, enum ct_kind kind, int gen, X509 *
 int ct_gens_stage(struct ct_txn *t, const char *dir, const struct ct_gens *gens, char *err,
                   size_t errlen)
 {
-    char path[CT_PATH_MAX], *text = NULL;
+    char *text = NULL;
     size_t len = 0;
     int rc = -1;
 
-    if (ct_gens_format(gens, &text, &len, err, errlen) == 0 &&
-        ct_path(path, dir, "cas.tsv", err, errlen) == 0)
-        rc = ct_txn_put(t, path, text, len, 0644, err, errlen);
+    if (ct_gens_format(gens, &text, &len, err, errlen) == 0)
+        rc = stage_rel(t, dir, "cas.tsv", text, len, 0644, err, errlen);
     free(text);
     return rc;
 }
@@ -1541,17 +1583,11 @@ int ct_chain_stage(struct ct_txn *t, const struct ct_pki *pki, enum ct_kind kind
 {
     struct ct_live_ca live[CT_LIVE_MAX];
     X509 *certs[CT_LIVE_MAX + 1];
-    char path[CT_PATH_MAX], *pem = NULL;
-    size_t len = 0, n, i;
-    int rc = -1;
+    size_t n, i;
 
     n = ct_pki_live(pki, kind, live, CT_LIVE_MAX);
     for (i = 0; i < n; i++)
         certs[i] = live[i].ca->cert;
     certs[n] = pki->root.cert;
-    if (ct_path(path, pki->dir, ct_chain_file(kind), err, errlen) == 0 &&
-        ct_pem_certs(certs, n + 1, &pem, &len, err, errlen) == 0)
-        rc = ct_txn_put(t, path, pem, len, 0644, err, errlen);
-    free(pem);
-    return rc;
+    return ct_stage_certs(t, pki->dir, ct_chain_file(kind), certs, n + 1, err, errlen);
 }

@@ -67,6 +67,9 @@ enum ct_kind { CT_KIND_CLIENT = 0, CT_KIND_SERVER = 1 };
 /* "client" / "server" */
 const char *ct_kind_name(enum ct_kind kind);
 
+/* The inverse: "client" / "server" to *kind; 0, or -1 for anything else. */
+int ct_kind_parse(const char *s, enum ct_kind *kind) CT_MUSTCHECK;
+
 /*
  * snprintf(out, CT_PATH_MAX, "%s/%s", dir, rel) with a check that the result
  * fits. Returns 0, or -1 with err set.
@@ -133,6 +136,13 @@ int ct_read_file(const char *path, size_t max, char **out, size_t *len,
                  char *err, size_t errlen) CT_MUSTCHECK;
 
 /* ---- serialisation helpers ---------------------------------------------- */
+
+/*
+ * Copies a memory BIO's contents into a new NUL-terminated buffer (*out,
+ * free()), its length in *len. On failure err says "WHAT: out of memory".
+ */
+int ct_bio_take(BIO *bio, char **out, size_t *len, const char *what,
+                char *err, size_t errlen) CT_MUSTCHECK;
 
 /*
  * Appends the PEM of each certificate in certs (in order) to a new buffer
@@ -359,6 +369,10 @@ int ct_index_parse(const char *text, size_t len, const char *path,
 
 /* Reads and parses DIR/index.tsv. */
 int ct_index_load(const char *dir, struct ct_index *idx, char *err, size_t errlen) CT_MUSTCHECK;
+
+/* Stages DIR/index.tsv from idx (mode 0644). */
+int ct_index_stage(struct ct_txn *t, const char *dir, const struct ct_index *idx,
+                   char *err, size_t errlen) CT_MUSTCHECK;
 
 /*
  * Formats idx as text: a '#' header line, then one tab-separated line per
