@@ -160,35 +160,24 @@ out:
     return rc;
 }
 
-X509_CRL *ct_crl_build_gen(const struct ct_ca *ca, int gen, const struct ct_index *idx,
-                           enum ct_kind kind, long number, int days, time_t now, char *err,
-                           size_t errlen)
+/*
+ * Every CRL is made here: crl_start, the revoked entries from fill(crl,
+ * arg) (0 / -1, OpenSSL's error queue saying why), crl_finish; now = 0
+ * means the current time. what names the CA in messages. The callers
+ * check that ca's key is loaded, each with its own message.
+ */
+static X509_CRL *crl_make(const struct ct_ca *ca, const char *what, long number, int days,
+                          time_t now, int (*fill)(X509_CRL *crl, const void *arg),
+                          const void *arg, char *err, size_t errlen)
 {
-    X509_CRL *crl = NULL;
-    char what[64];
-    size_t i;
+    X509_CRL *crl;
     int ok = 0;
 
-    snprintf(what, sizeof(what), "%s intermediate (generation %d)", ct_kind_name(kind), gen);
     if (now == 0)
         now = time(NULL);
-    if (ca->key == NULL) {
-        snprintf(err, errlen, "cannot sign the CRL of the %s: its key is not loaded", what);
-        return NULL;
-    }
-    if ((crl = crl_start(ca, days, now)) == NULL) {
+    if ((crl = crl_start(ca, days, now)) == NULL || fill(crl, arg) != 0) {
         tls_err_set(err, errlen, "cannot build the CRL of the %s", what);
-        return NULL;
-    }
-    for (i = 0; i < idx->n; i++) {
-        const struct ct_index_entry *e = &idx->v[i];
-
-        if (e->kind != kind || e->status != CT_STATUS_REVOKED || (e->ca_gen ? e->ca_gen : 1) != gen)
-            continue;
-        if (add_revoked(crl, e->serial, e->revoked_at, e->reason) != 0) {
-            tls_err_set(err, errlen, "cannot build the CRL of the %s", what);
-            goto out;
-        }
+        goto out;
     }
     if (crl_finish(crl, ca, what, number, err, errlen) != 0)
         goto out;
@@ -199,6 +188,61 @@ out:
         crl = NULL;
     }
     return crl;
+}
+
+/* Which index entries a generation's CRL lists: the revoked ones of kind that gen issued. */
+struct index_sel {
+    const struct ct_index *idx;
+    enum ct_kind kind;
+    int gen;
+};
+
+/* crl_make's fill for an intermediate: arg is a struct index_sel. */
+static int fill_from_index(X509_CRL *crl, const void *arg)
+{
+    const struct index_sel *sel = arg;
+    size_t i;
+
+    for (i = 0; i < sel->idx->n; i++) {
+        const struct ct_index_entry *e = &sel->idx->v[i];
+
+        if (e->kind != sel->kind || e->status != CT_STATUS_REVOKED ||
+            (e->ca_gen ? e->ca_gen : 1) != sel->gen)
+            continue;
+        if (add_revoked(crl, e->serial, e->revoked_at, e->reason) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* crl_make's fill for the root: the revoked intermediates of the struct ct_gens arg. */
+static int fill_from_gens(X509_CRL *crl, const void *arg)
+{
+    const struct ct_gens *gens = arg;
+    size_t i;
+
+    for (i = 0; i < gens->n; i++) {
+        const struct ct_gen *g = &gens->v[i];
+
+        if (g->revoked_at != 0 && add_revoked(crl, g->serial, g->revoked_at, g->reason) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+X509_CRL *ct_crl_build_gen(const struct ct_ca *ca, int gen, const struct ct_index *idx,
+                           enum ct_kind kind, long number, int days, time_t now, char *err,
+                           size_t errlen)
+{
+    struct index_sel sel = {idx, kind, gen};
+    char what[64];
+
+    snprintf(what, sizeof(what), "%s intermediate (generation %d)", ct_kind_name(kind), gen);
+    if (ca->key == NULL) {
+        snprintf(err, errlen, "cannot sign the CRL of the %s: its key is not loaded", what);
+        return NULL;
+    }
+    return crl_make(ca, what, number, days, now, fill_from_index, &sel, err, errlen);
 }
 
 X509_CRL *ct_crl_build(const struct ct_pki *pki, const struct ct_index *idx, enum ct_kind kind,
@@ -239,6 +283,19 @@ static int append_crl_pem(X509_CRL *crl, char **buf, size_t *len, char *err, siz
     return 0;
 }
 
+/* DIR/file into path, and the number its next CRLs get: the file's highest + 1. */
+static int crl_next_number(const char *dir, const char *file, char path[CT_PATH_MAX], long *next,
+                           char *err, size_t errlen)
+{
+    long number = 0;
+
+    if (ct_path(path, dir, file, err, errlen) != 0 ||
+        ct_crl_read_number(path, &number, err, errlen) != 0)
+        return -1;
+    *next = number + 1;
+    return 0;
+}
+
 int ct_crl_stage(struct ct_txn *t, const struct ct_pki *pki, const struct ct_index *idx,
                  enum ct_kind kind, int days, int *revoked, char *err, size_t errlen)
 {
@@ -250,12 +307,11 @@ int ct_crl_stage(struct ct_txn *t, const struct ct_pki *pki, const struct ct_ind
     X509_CRL *crl = NULL;
     int total = 0, rc = -1;
 
-    if (ct_path(path, pki->dir, ct_crl_file(kind), err, errlen) != 0 ||
-        ct_crl_read_number(path, &number, err, errlen) != 0)
+    if (crl_next_number(pki->dir, ct_crl_file(kind), path, &number, err, errlen) != 0)
         goto out;
     n = ct_pki_live(pki, kind, live, CT_LIVE_MAX);
     for (i = 0; i < n; i++) {
-        if ((crl = ct_crl_build_gen(live[i].ca, live[i].gen, idx, kind, number + 1, days, now, err,
+        if ((crl = ct_crl_build_gen(live[i].ca, live[i].gen, idx, kind, number, days, now, err,
                                     errlen)) == NULL ||
             append_crl_pem(crl, &pem, &len, err, errlen) != 0)
             goto out;
@@ -277,37 +333,12 @@ out:
 X509_CRL *ct_root_crl_build(const struct ct_pki *pki, long number, int days, time_t now,
                             char *err, size_t errlen)
 {
-    X509_CRL *crl = NULL;
-    size_t i;
-    int ok = 0;
-
-    if (now == 0)
-        now = time(NULL);
     if (pki->root.key == NULL) {
         snprintf(err, errlen, "cannot sign root.crl: the root key is not loaded");
         return NULL;
     }
-    if ((crl = crl_start(&pki->root, days, now)) == NULL) {
-        tls_err_set(err, errlen, "cannot build the CRL of the root");
-        return NULL;
-    }
-    for (i = 0; i < pki->gens.n; i++) {
-        const struct ct_gen *g = &pki->gens.v[i];
-
-        if (g->revoked_at != 0 && add_revoked(crl, g->serial, g->revoked_at, g->reason) != 0) {
-            tls_err_set(err, errlen, "cannot build the CRL of the root");
-            goto out;
-        }
-    }
-    if (crl_finish(crl, &pki->root, "root", number, err, errlen) != 0)
-        goto out;
-    ok = 1;
-out:
-    if (!ok) {
-        X509_CRL_free(crl);
-        crl = NULL;
-    }
-    return crl;
+    return crl_make(&pki->root, "root", number, days, now, fill_from_gens, &pki->gens, err,
+                    errlen);
 }
 
 int ct_root_crl_stage(struct ct_txn *t, const struct ct_pki *pki, int days, int *revoked,
@@ -319,10 +350,9 @@ int ct_root_crl_stage(struct ct_txn *t, const struct ct_pki *pki, int days, int 
     X509_CRL *crl = NULL;
     int rc = -1;
 
-    if (ct_path(path, pki->dir, CT_ROOT_CRL_FILE, err, errlen) != 0 ||
-        ct_crl_read_number(path, &number, err, errlen) != 0)
+    if (crl_next_number(pki->dir, CT_ROOT_CRL_FILE, path, &number, err, errlen) != 0)
         goto out;
-    if ((crl = ct_root_crl_build(pki, number + 1, days, 0, err, errlen)) == NULL ||
+    if ((crl = ct_root_crl_build(pki, number, days, 0, err, errlen)) == NULL ||
         ct_pem_crl(crl, &pem, &len, err, errlen) != 0 ||
         ct_txn_put(t, path, pem, len, 0644, err, errlen) != 0)
         goto out;
@@ -379,7 +409,7 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_txn *t = NULL;
     enum ct_kind kind;
     const char *args[1];
-    char q[96], serials[256], ts[64];
+    char serials[256], ts[64];
     size_t i, used = 0;
     int nargs, help, reason, n = 0, total = 0, retired_gen = 0, rc = -1;
     time_t now = time(NULL);
@@ -394,11 +424,8 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
     kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
     if (ct_name_check(args[0], err, errlen) != 0)
         return -1;
-    if ((reason = ct_reason_code(o.reason)) < 0) {
-        snprintf(err, errlen, "unknown reason '%s' (%s)", ct_quote(o.reason, q, sizeof(q)),
-                 ct_reason_list());
+    if (ct_reason_parse(o.reason, &reason, err, errlen) != 0)
         return -1;
-    }
     if (ct_pki_open(&pki, o.dir, o.server ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT, err, errlen) != 0)
         goto out;
     if (ct_index_load(o.dir, &idx, err, errlen) != 0)

@@ -341,7 +341,7 @@ static int retire_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_txn *t = NULL;
     enum ct_kind kind;
     const char *args[1];
-    char q[96], list[256];
+    char list[256];
     int targets[CT_LIVE_MAX * 4];
     size_t ntargets = 0, i, used = 0, nlive;
     int nargs, help, reason = CRL_REASON_SUPERSEDED, nretired = 0, rc = -1;
@@ -365,11 +365,8 @@ static int retire_run(int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "--reason applies with --revoke");
         return -1;
     }
-    if (o.reason != NULL && (reason = ct_reason_code(o.reason)) < 0) {
-        snprintf(err, errlen, "unknown reason '%s' (%s)", ct_quote(o.reason, q, sizeof(q)),
-                 ct_reason_list());
+    if (o.reason != NULL && ct_reason_parse(o.reason, &reason, err, errlen) != 0)
         return -1;
-    }
     keys = (kind == CT_KIND_SERVER ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT) |
            (o.revoke ? CT_PKI_KEY_ROOT : 0);
     if (ct_pki_open(&pki, o.dir, keys, err, errlen) != 0 ||

@@ -826,6 +826,18 @@ int ct_reason_code(const char *name)
     return -1;
 }
 
+int ct_reason_parse(const char *name, int *code, char *err, size_t errlen)
+{
+    char q[96];
+
+    if ((*code = ct_reason_code(name)) < 0) {
+        snprintf(err, errlen, "unknown reason '%s' (%s)", ct_quote(name, q, sizeof(q)),
+                 ct_reason_list());
+        return -1;
+    }
+    return 0;
+}
+
 const char *ct_reason_name(int code)
 {
     size_t i;

@@ -407,6 +407,12 @@ void ct_index_free(struct ct_index *idx);
  */
 int ct_reason_code(const char *name);
 
+/*
+ * ct_reason_code for a command-line value: 0 with *code, or -1 with err
+ * "unknown reason 'NAME' (ct_reason_list())".
+ */
+int ct_reason_parse(const char *name, int *code, char *err, size_t errlen) CT_MUSTCHECK;
+
 /* Code to name, or NULL for an unknown code. */
 const char *ct_reason_name(int code);
 
