@@ -51,6 +51,51 @@ int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind
     return 0;
 }
 
+int ct_issue_sans(const char *name, const struct ct_strlist *extra, struct ct_san_list *sans,
+                  char *err, size_t errlen)
+{
+    int i;
+
+    if (ct_san_add_name(sans, name, err, errlen) != 0)
+        return -1;
+    for (i = 0; i < extra->n; i++)
+        if (ct_san_parse(extra->v[i], sans, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+int ct_issue_open(struct ct_pki *pki, struct ct_index *idx, const char *dir, enum ct_kind kind,
+                  const char *name, int force, char *err, size_t errlen)
+{
+    if (ct_pki_open(pki, dir, kind == CT_KIND_SERVER ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT, err,
+                    errlen) != 0 ||
+        ct_index_load(dir, idx, err, errlen) != 0)
+        return -1;
+    return ct_issue_check_free(dir, idx, kind, name, force, err, errlen);
+}
+
+int ct_issue_certify(const struct ct_pki *pki, struct ct_leaf *leaf, EVP_PKEY *subject_key,
+                     int days, const struct ct_san_list *sans, int *clamped, char *err,
+                     size_t errlen)
+{
+    const struct ct_ca *ca = leaf->kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
+    struct ct_cert_spec spec;
+    char org[128];
+
+    memset(&spec, 0, sizeof(spec));
+    spec.profile = leaf->kind == CT_KIND_SERVER ? CT_PROFILE_SERVER : CT_PROFILE_CLIENT;
+    spec.kind = leaf->kind;
+    spec.cn = leaf->name;
+    spec.subject_key = subject_key;
+    spec.issuer = ca->cert;
+    spec.issuer_key = ca->key;
+    spec.org = ct_cert_org(spec.issuer, org, sizeof(org));
+    spec.days = days;
+    spec.sans = leaf->kind == CT_KIND_SERVER ? sans : NULL;
+    leaf->cert = ct_profile_make(&spec, clamped, err, errlen);
+    return leaf->cert != NULL ? 0 : -1;
+}
+
 /* DER PKCS#8 PrivateKeyInfo, unencrypted: what the PostgreSQL JDBC driver reads. */
 static int der_pkcs8(EVP_PKEY *key, char **out, size_t *len, char *err, size_t errlen)
 {
@@ -273,6 +318,26 @@ void ct_issue_report(const char *dir, const struct ct_leaf *leaf, int superseded
                leaf->name, dir, ct_crl_file(leaf->kind));
 }
 
+int ct_issue_commit(const struct ct_pki *pki, struct ct_index *idx, const struct ct_leaf *leaf,
+                    int clamped, char *err, size_t errlen)
+{
+    struct ct_txn *t = ct_txn_new();
+    int superseded = 0, rc = -1;
+
+    if (t == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (ct_issue_stage(t, pki, idx, leaf, &superseded, err, errlen) != 0 ||
+        ct_txn_commit(t, err, errlen) != 0)
+        goto out;
+    ct_issue_report(pki->dir, leaf, superseded, clamped);
+    rc = 0;
+out:
+    ct_txn_free(t);
+    return rc;
+}
+
 int ct_issue_read_pass(const char *path, char **out, char *err, size_t errlen)
 {
     char *text = NULL, *nl;
@@ -358,13 +423,11 @@ static int issue_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_pki pki;
     struct ct_index idx = {NULL, 0, 0};
     struct ct_san_list sans;
-    struct ct_cert_spec spec;
     struct ct_leaf leaf;
-    struct ct_txn *t = NULL;
     enum ct_key_type kt;
     const char *args[1];
-    char *pass = NULL, org[128];
-    int nargs, help, i, clamped = 0, superseded = 0, rc = -1;
+    char *pass = NULL;
+    int nargs, help, clamped = 0, rc = -1;
     enum ct_kind kind;
 
     memset(&o, 0, sizeof(o));
@@ -394,49 +457,22 @@ static int issue_run(int argc, char **argv, char *err, size_t errlen)
     }
     if (o.p12_alias != NULL && ct_name_check(o.p12_alias, err, errlen) != 0)
         return -1;
-    if (o.server) {
-        if (ct_san_add_name(&sans, args[0], err, errlen) != 0)
-            return -1;
-        for (i = 0; i < o.san.n; i++)
-            if (ct_san_parse(o.san.v[i], &sans, err, errlen) != 0)
-                return -1;
-    }
+    if (o.server && ct_issue_sans(args[0], &o.san, &sans, err, errlen) != 0)
+        return -1;
     if (o.p12_pass_file != NULL && ct_issue_read_pass(o.p12_pass_file, &pass, err, errlen) != 0)
         return -1;
-    if (ct_pki_open(&pki, o.dir, o.server ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT, err, errlen) != 0)
-        goto out;
-    if (ct_index_load(o.dir, &idx, err, errlen) != 0 ||
-        ct_issue_check_free(o.dir, &idx, kind, args[0], o.force, err, errlen) != 0)
+    if (ct_issue_open(&pki, &idx, o.dir, kind, args[0], o.force, err, errlen) != 0)
         goto out;
     leaf.kind = kind;
     leaf.name = args[0];
     leaf.p12_pass = pass;
     leaf.p12_alias = o.p12_alias;
-    if ((leaf.key = ct_keygen(kt, err, errlen)) == NULL)
+    if ((leaf.key = ct_keygen(kt, err, errlen)) == NULL ||
+        ct_issue_certify(&pki, &leaf, leaf.key, o.days, &sans, &clamped, err, errlen) != 0 ||
+        ct_issue_commit(&pki, &idx, &leaf, clamped, err, errlen) != 0)
         goto out;
-    memset(&spec, 0, sizeof(spec));
-    spec.profile = o.server ? CT_PROFILE_SERVER : CT_PROFILE_CLIENT;
-    spec.kind = kind;
-    spec.cn = args[0];
-    spec.subject_key = leaf.key;
-    spec.issuer = o.server ? pki.server_ca.cert : pki.client_ca.cert;
-    spec.issuer_key = o.server ? pki.server_ca.key : pki.client_ca.key;
-    spec.org = ct_cert_org(spec.issuer, org, sizeof(org));
-    spec.days = o.days;
-    spec.sans = o.server ? &sans : NULL;
-    if ((leaf.cert = ct_profile_make(&spec, &clamped, err, errlen)) == NULL)
-        goto out;
-    if ((t = ct_txn_new()) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (ct_issue_stage(t, &pki, &idx, &leaf, &superseded, err, errlen) != 0 ||
-        ct_txn_commit(t, err, errlen) != 0)
-        goto out;
-    ct_issue_report(o.dir, &leaf, superseded, clamped);
     rc = 0;
 out:
-    ct_txn_free(t);
     X509_free(leaf.cert);
     EVP_PKEY_free(leaf.key);
     ct_index_free(&idx);

@@ -1,6 +1,6 @@
 /*
  * issue.h - writing a leaf certificate into the PKI (shared by `issue` and
- * `sign-csr`).
+ * `sign-csr`, which differ only in where the key comes from).
  */
 #ifndef CT_ISSUE_H
 #define CT_ISSUE_H
@@ -9,6 +9,8 @@
 #include <time.h>
 #include <openssl/types.h>
 
+#include "opts.h"
+#include "profile.h"
 #include "store.h"
 
 /* A freshly signed leaf and what goes with it. */
@@ -28,6 +30,40 @@ struct ct_leaf {
  */
 int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind,
                         const char *name, int force, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * The subjectAltNames of a server certificate NAME: name itself
+ * (ct_san_add_name), then every --san value in extra (ct_san_parse),
+ * appended to sans.
+ */
+int ct_issue_sans(const char *name, const struct ct_strlist *extra, struct ct_san_list *sans,
+                  char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Once the checks that need no disk are done: opens and locks the PKI in
+ * dir with the key of kind's current intermediate, loads its index into
+ * idx and refuses NAME when taken (ct_issue_check_free). The caller closes
+ * pki and frees idx, also on failure.
+ */
+int ct_issue_open(struct ct_pki *pki, struct ct_index *idx, const char *dir, enum ct_kind kind,
+                  const char *name, int force, char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Certifies subject_key as leaf->name with the profile of leaf->kind,
+ * signed by pki's current intermediate of that kind, for days, with sans
+ * (server certificates; ignored for a client); O= is the intermediate's.
+ * Sets leaf->cert (the caller frees it). *clamped as for ct_profile_make.
+ */
+int ct_issue_certify(const struct ct_pki *pki, struct ct_leaf *leaf, EVP_PKEY *subject_key,
+                     int days, const struct ct_san_list *sans, int *clamped,
+                     char *err, size_t errlen) CT_MUSTCHECK;
+
+/*
+ * Stages leaf with ct_issue_stage in a transaction of its own, commits it
+ * and prints ct_issue_report.
+ */
+int ct_issue_commit(const struct ct_pki *pki, struct ct_index *idx, const struct ct_leaf *leaf,
+                    int clamped, char *err, size_t errlen) CT_MUSTCHECK;
 
 /*
  * Stages everything a new leaf changes, without committing:

@@ -106,14 +106,12 @@ static int sign_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_pki pki;
     struct ct_index idx = {NULL, 0, 0};
     struct ct_san_list sans;
-    struct ct_cert_spec spec;
     struct ct_leaf leaf;
-    struct ct_txn *t = NULL;
     X509_REQ *req = NULL;
     EVP_PKEY *pub;
     const char *args[1], *name;
-    char cn[TLS_CN_MAX + 1], why[CT_ERR_MAX], org[128], exts[256];
-    int nargs, help, i, clamped = 0, superseded = 0, rc = -1;
+    char cn[TLS_CN_MAX + 1], why[CT_ERR_MAX], exts[256];
+    int nargs, help, clamped = 0, rc = -1;
     enum ct_kind kind;
 
     memset(&o, 0, sizeof(o));
@@ -159,46 +157,20 @@ static int sign_run(int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "%s%s%s", o.name ? "" : args[0], o.name ? "" : ": CN: ", why);
         goto out;
     }
-    if (o.server) {
-        if (ct_san_add_name(&sans, name, err, errlen) != 0)
-            goto out;
-        for (i = 0; i < o.san.n; i++)
-            if (ct_san_parse(o.san.v[i], &sans, err, errlen) != 0)
-                goto out;
-    }
-    if (ct_pki_open(&pki, o.dir, o.server ? CT_PKI_KEY_SERVER : CT_PKI_KEY_CLIENT, err, errlen) != 0)
+    if (o.server && ct_issue_sans(name, &o.san, &sans, err, errlen) != 0)
         goto out;
-    if (ct_index_load(o.dir, &idx, err, errlen) != 0 ||
-        ct_issue_check_free(o.dir, &idx, kind, name, o.force, err, errlen) != 0)
+    if (ct_issue_open(&pki, &idx, o.dir, kind, name, o.force, err, errlen) != 0)
         goto out;
-    memset(&spec, 0, sizeof(spec));
-    spec.profile = o.server ? CT_PROFILE_SERVER : CT_PROFILE_CLIENT;
-    spec.kind = kind;
-    spec.cn = name;
-    spec.subject_key = pub;
-    spec.issuer = o.server ? pki.server_ca.cert : pki.client_ca.cert;
-    spec.issuer_key = o.server ? pki.server_ca.key : pki.client_ca.key;
-    spec.org = ct_cert_org(spec.issuer, org, sizeof(org));
-    spec.days = o.days;
-    spec.sans = o.server ? &sans : NULL;
     leaf.kind = kind;
     leaf.name = name;
-    if ((leaf.cert = ct_profile_make(&spec, &clamped, err, errlen)) == NULL)
+    if (ct_issue_certify(&pki, &leaf, pub, o.days, &sans, &clamped, err, errlen) != 0 ||
+        ct_issue_commit(&pki, &idx, &leaf, clamped, err, errlen) != 0)
         goto out;
-    if ((t = ct_txn_new()) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (ct_issue_stage(t, &pki, &idx, &leaf, &superseded, err, errlen) != 0 ||
-        ct_txn_commit(t, err, errlen) != 0)
-        goto out;
-    ct_issue_report(o.dir, &leaf, superseded, clamped);
     requested_exts(req, exts, sizeof(exts));
     if (exts[0] != '\0')
         printf("note: extensions requested by the CSR were ignored: %s\n", exts);
     rc = 0;
 out:
-    ct_txn_free(t);
     X509_free(leaf.cert);
     X509_REQ_free(req);
     ct_index_free(&idx);
