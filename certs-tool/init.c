@@ -127,17 +127,15 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
     enum ct_key_type kt;
     const char *args[1];
     char path[CT_PATH_MAX], ts[64];
-    int nargs, help, created = 0, lock = -1, rc = -1;
+    int help, created = 0, lock = -1, rc = -1;
     time_t na;
 
     memset(&pki, 0, sizeof(pki));
     pki.lock_fd = -1;
-    if (ct_opts_parse(&init_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&init_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&init_spec, stdout);
+    if (help)
         return 0;
-    }
     /* Every check that needs no disk comes first. */
     if (ct_org_check(o.org, err, errlen) != 0 || ct_key_type_parse(o.key_type, &kt, err, errlen) != 0)
         return -1;

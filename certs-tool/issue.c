@@ -427,7 +427,7 @@ static int issue_run(int argc, char **argv, char *err, size_t errlen)
     enum ct_key_type kt;
     const char *args[1];
     char *pass = NULL;
-    int nargs, help, clamped = 0, rc = -1;
+    int help, clamped = 0, rc = -1;
     enum ct_kind kind;
 
     memset(&o, 0, sizeof(o));
@@ -437,12 +437,10 @@ static int issue_run(int argc, char **argv, char *err, size_t errlen)
     memset(&pki, 0, sizeof(pki));
     memset(&sans, 0, sizeof(sans));
     memset(&leaf, 0, sizeof(leaf));
-    if (ct_opts_parse(&issue_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&issue_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&issue_spec, stdout);
+    if (help)
         return 0;
-    }
     kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
     /* Everything that needs no disk is checked before the PKI is opened. */
     if (ct_name_check(args[0], err, errlen) != 0 || ct_key_type_parse(o.key_type, &kt, err, errlen) != 0)

@@ -81,16 +81,14 @@ static int list_run(int argc, char **argv, char *err, size_t errlen)
     const char *args[1];
     char serial[CT_SERIAL_HEX_MAX + 8], status[128], ts[64], gen[16], name[32];
     size_t i;
-    int nargs, help, w = 9, k, rc = -1;
+    int help, w = 9, k, rc = -1;
     time_t now = time(NULL), na;
 
     memset(&pki, 0, sizeof(pki));
-    if (ct_opts_parse(&list_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&list_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&list_spec, stdout);
+    if (help)
         return 0;
-    }
     if (ct_pki_open(&pki, o.dir, 0, err, errlen) != 0 || ct_index_load(o.dir, &idx, err, errlen) != 0)
         goto out;
     for (i = 0; i < idx.n; i++)

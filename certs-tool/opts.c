@@ -148,6 +148,18 @@ int ct_opts_parse(const struct ct_cmd_spec *spec, int argc, char **argv, void *o
     return 0;
 }
 
+int ct_opts_parse_or_help(const struct ct_cmd_spec *spec, int argc, char **argv, void *out,
+                          const char **args, int *help, char *err, size_t errlen)
+{
+    int nargs;
+
+    if (ct_opts_parse(spec, argc, argv, out, args, &nargs, help, err, errlen) != 0)
+        return -1;
+    if (*help)
+        ct_opts_help(spec, stdout);
+    return 0;
+}
+
 void ct_opts_help(const struct ct_cmd_spec *spec, FILE *f)
 {
     const struct ct_opt *o;

@@ -74,4 +74,13 @@ int ct_opts_parse(const struct ct_cmd_spec *spec, int argc, char **argv, void *o
 /* Writes the command's generated help (usage, description, options) to f. */
 void ct_opts_help(const struct ct_cmd_spec *spec, FILE *f);
 
+/*
+ * How every command starts: ct_opts_parse (without the argument count:
+ * spec's min_args..max_args are checked), and on --help the generated help
+ * on stdout, with *help = 1: the command then returns 0 at once. Returns 0,
+ * or -1 with err as ct_opts_parse.
+ */
+int ct_opts_parse_or_help(const struct ct_cmd_spec *spec, int argc, char **argv, void *out,
+                          const char **args, int *help, char *err, size_t errlen) CT_MUSTCHECK;
+
 #endif

@@ -411,16 +411,14 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
     const char *args[1];
     char serials[256], ts[64];
     size_t i, used = 0;
-    int nargs, help, reason, n = 0, total = 0, retired_gen = 0, rc = -1;
+    int help, reason, n = 0, total = 0, retired_gen = 0, rc = -1;
     time_t now = time(NULL);
 
     memset(&pki, 0, sizeof(pki));
-    if (ct_opts_parse(&revoke_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&revoke_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&revoke_spec, stdout);
+    if (help)
         return 0;
-    }
     kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
     if (ct_name_check(args[0], err, errlen) != 0)
         return -1;
@@ -521,15 +519,13 @@ static int crl_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_txn *t = NULL;
     const char *args[1];
     char ts[64];
-    int nargs, help, nclient = 0, nserver = 0, nroot = 0, rc = -1;
+    int help, nclient = 0, nserver = 0, nroot = 0, rc = -1;
 
     memset(&pki, 0, sizeof(pki));
-    if (ct_opts_parse(&crl_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&crl_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&crl_spec, stdout);
+    if (help)
         return 0;
-    }
     if (ct_pki_open(&pki, o.dir, CT_PKI_KEY_ROOT | CT_PKI_KEY_CLIENT | CT_PKI_KEY_SERVER, err,
                     errlen) != 0)
         goto out;

@@ -124,17 +124,15 @@ static int rollover_run(int argc, char **argv, char *err, size_t errlen)
     const char *args[1];
     char org[128], suffix[32], rel[CT_REL_MAX], krel[CT_REL_MAX], path[CT_PATH_MAX];
     char subj[256], serial[CT_SERIAL_HEX_MAX + 8], ts[64];
-    int nargs, help, oldgen, newgen, clamped = 0, rc = -1;
+    int help, oldgen, newgen, clamped = 0, rc = -1;
     size_t nlive;
     time_t na = 0;
 
     memset(&pki, 0, sizeof(pki));
-    if (ct_opts_parse(&rollover_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&rollover_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&rollover_spec, stdout);
+    if (help)
         return 0;
-    }
     if (parse_kind(args[0], &kind, err, errlen) != 0)
         return -1;
     if (o.key_type != NULL && ct_key_type_parse(o.key_type, &kt, err, errlen) != 0)
@@ -344,17 +342,15 @@ static int retire_run(int argc, char **argv, char *err, size_t errlen)
     char list[256];
     int targets[CT_LIVE_MAX * 4];
     size_t ntargets = 0, i, used = 0, nlive;
-    int nargs, help, reason = CRL_REASON_SUPERSEDED, nretired = 0, rc = -1;
+    int help, reason = CRL_REASON_SUPERSEDED, nretired = 0, rc = -1;
     unsigned keys;
     time_t now = time(NULL);
 
     memset(&pki, 0, sizeof(pki));
-    if (ct_opts_parse(&retire_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&retire_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&retire_spec, stdout);
+    if (help)
         return 0;
-    }
     if (parse_kind(args[0], &kind, err, errlen) != 0)
         return -1;
     if ((o.generation != 0) == (o.all_but_current != 0)) {

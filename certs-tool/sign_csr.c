@@ -111,7 +111,7 @@ static int sign_run(int argc, char **argv, char *err, size_t errlen)
     EVP_PKEY *pub;
     const char *args[1], *name;
     char cn[TLS_CN_MAX + 1], why[CT_ERR_MAX], exts[256];
-    int nargs, help, clamped = 0, rc = -1;
+    int help, clamped = 0, rc = -1;
     enum ct_kind kind;
 
     memset(&o, 0, sizeof(o));
@@ -120,12 +120,10 @@ static int sign_run(int argc, char **argv, char *err, size_t errlen)
     memset(&pki, 0, sizeof(pki));
     memset(&sans, 0, sizeof(sans));
     memset(&leaf, 0, sizeof(leaf));
-    if (ct_opts_parse(&sign_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&sign_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&sign_spec, stdout);
+    if (help)
         return 0;
-    }
     kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
     if (!o.server && o.san.n > 0) {
         snprintf(err, errlen, "--san applies to server certificates (add --server)");

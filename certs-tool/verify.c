@@ -315,16 +315,14 @@ static int verify_run(int argc, char **argv, char *err, size_t errlen)
     enum ct_kind kind;
     const char *args[1];
     char why[CT_ERR_MAX], path[CT_PATH_MAX], subj[256], serial[CT_SERIAL_HEX_MAX + 8], ts[64];
-    int nargs, help, gen, rc = -1;
+    int help, gen, rc = -1;
     time_t na = 0;
 
     memset(&pki, 0, sizeof(pki));
-    if (ct_opts_parse(&verify_spec, argc, argv, &o, args, &nargs, &help, err, errlen) != 0)
+    if (ct_opts_parse_or_help(&verify_spec, argc, argv, &o, args, &help, err, errlen) != 0)
         return -1;
-    if (help) {
-        ct_opts_help(&verify_spec, stdout);
+    if (help)
         return 0;
-    }
     kind = o.server ? CT_KIND_SERVER : CT_KIND_CLIENT;
     if (tls_pem_load_certs(args[0], &certs, err, errlen) != 0)
         return -1;
