@@ -102,13 +102,125 @@ static const struct ct_cmd_spec rollover_spec = {
     1,
 };
 
+/* The current intermediate of kind (what rollover replaces). */
+static struct ct_ca *current_ca(struct ct_pki *pki, enum ct_kind kind)
+{
+    return kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
+}
+
+/*
+ * Makes generation newgen of kind's intermediate into *fresh (the caller
+ * frees it): a new key of type *kt (kt_given 0: the current
+ * intermediate's type, into *kt), O= of the current intermediate (else
+ * the root's, else the default), CN "<org> Client CA N" (Server), signed by
+ * the root. *clamped as for ct_ca_make.
+ */
+static int rollover_make(struct ct_pki *pki, enum ct_kind kind, int newgen, enum ct_key_type *kt,
+                         int kt_given, int days, struct ct_ca *fresh, int *clamped, char *err,
+                         size_t errlen)
+{
+    struct ct_ca *ca = current_ca(pki, kind);
+    char org[128], suffix[32];
+
+    if (!kt_given && ct_key_type_of(ca->key, kt, err, errlen) != 0)
+        return -1;
+    ct_cert_org(ca->cert, org, sizeof(org));
+    if (org[0] == '\0')
+        ct_cert_org(pki->root.cert, org, sizeof(org));
+    if (org[0] == '\0')
+        snprintf(org, sizeof(org), "%s", CT_ORG_DEFAULT);
+    snprintf(suffix, sizeof(suffix), " %s CA %d", kind == CT_KIND_SERVER ? "Server" : "Client",
+             newgen);
+    return ct_ca_make(fresh, *kt, CT_PROFILE_INTERMEDIATE, kind, org, suffix, &pki->root, days,
+                      clamped, err, errlen);
+}
+
+/*
+ * Stages the rollover in t: the archive copies of the current generation
+ * first (cas/, so that a crash never loses the old key), then fresh as
+ * KIND-ca.crt and its key; then, in memory, the current generation becomes
+ * a previous one and fresh (moved into pki, *fresh emptied) generation
+ * newgen, the current; last cas.tsv, the chain and the CRLs from that.
+ * On failure before the move *fresh is still the caller's.
+ */
+static int rollover_stage(struct ct_txn *t, struct ct_pki *pki, const struct ct_index *idx,
+                          enum ct_kind kind, struct ct_ca *fresh, int newgen, char *err,
+                          size_t errlen)
+{
+    struct ct_ca *ca = current_ca(pki, kind);
+    struct ct_gen *cur = ct_gens_current(&pki->gens, kind);
+    char rel[CT_REL_MAX], krel[CT_REL_MAX], path[CT_PATH_MAX], crt[32], key[32];
+
+    snprintf(crt, sizeof(crt), "%s-ca.crt", ct_kind_name(kind));
+    snprintf(key, sizeof(key), "private/%s-ca.key", ct_kind_name(kind));
+    if (ct_path(path, pki->dir, "cas", err, errlen) != 0 ||
+        ct_txn_mkdir(t, path, 0755, err, errlen) != 0 ||
+        ct_stage_certs(t, pki->dir, ct_gen_cert_rel(rel, kind, cur->gen), &ca->cert, 1, err,
+                       errlen) != 0 ||
+        ct_stage_key(t, pki->dir, ct_gen_key_rel(krel, kind, cur->gen), ca->key, err,
+                     errlen) != 0 ||
+        ct_stage_key(t, pki->dir, key, fresh->key, err, errlen) != 0 ||
+        ct_stage_certs(t, pki->dir, crt, &fresh->cert, 1, err, errlen) != 0)
+        return -1;
+    cur->status = CT_GEN_PREVIOUS;
+    cur->ca = *ca;
+    *ca = *fresh;
+    fresh->cert = NULL;
+    fresh->key = NULL;
+    if (ct_gens_add_current(&pki->gens, kind, newgen, ca->cert, err, errlen) != 0 ||
+        ct_gens_stage(t, pki->dir, &pki->gens, err, errlen) != 0 ||
+        ct_chain_stage(t, pki, kind, err, errlen) != 0 ||
+        ct_crl_stage(t, pki, idx, kind, CT_CRL_DAYS, NULL, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* What rollover prints once committed: the new generation, the files, what to do next. */
+static void rollover_report(const struct ct_pki *pki, enum ct_kind kind, int oldgen, int newgen,
+                            enum ct_key_type kt, int clamped)
+{
+    const struct ct_ca *ca = kind == CT_KIND_SERVER ? &pki->server_ca : &pki->client_ca;
+    struct ct_live_ca live[CT_LIVE_MAX];
+    char rel[CT_REL_MAX], krel[CT_REL_MAX];
+    char subj[256], serial[CT_SERIAL_HEX_MAX + 8], ts[64];
+    const char *dir = pki->dir;
+    size_t nlive = ct_pki_live(pki, kind, live, CT_LIVE_MAX);
+    time_t na = 0;
+
+    if (tls_x509_not_after(ca->cert, &na) != 0)
+        na = 0;
+    tls_x509_subject(ca->cert, subj, sizeof(subj));
+    tls_x509_serial_hex(ca->cert, serial, sizeof(serial));
+    printf("rolled the %s intermediate over: generation %d is current (%s, serial %s, %s, "
+           "valid until %s)\n", ct_kind_name(kind), newgen, subj, serial, ct_key_type_name(kt),
+           tls_time_str(na, ts, sizeof(ts)));
+    print_previous(pki, kind);
+    printf("  %s/%s-ca.crt, %s/private/%s-ca.key  the new current intermediate (issue signs with it)\n",
+           dir, ct_kind_name(kind), dir, ct_kind_name(kind));
+    printf("  %s/%s, %s/%s  generation %d, kept\n", dir, ct_gen_cert_rel(rel, kind, oldgen), dir,
+           ct_gen_key_rel(krel, kind, oldgen), oldgen);
+    printf("  %s/%s  %zu trusted %s intermediates + root\n", dir, ct_chain_file(kind), nlive,
+           ct_kind_name(kind));
+    printf("  %s/%s  one CRL per trusted %s intermediate\n", dir, ct_crl_file(kind),
+           ct_kind_name(kind));
+    if (clamped)
+        printf("note: validity cut to the root's notAfter\n");
+    if (kind == CT_KIND_CLIENT)
+        printf("next: reload the servers trusting %s/client-chain.crt and %s/client-ca.crl "
+               "(mtlsgate -s reload -c FILE), re-issue the client certificates "
+               "(certs-tool issue NAME --force), then certs-tool retire client --all-but-current "
+               "and reload again\n", dir, dir);
+    else
+        printf("next: re-issue the server certificates (certs-tool issue --server NAME --force) "
+               "and reload the servers; clients trusting %s/root.crt need nothing; then "
+               "certs-tool retire server --all-but-current\n", dir);
+}
+
 /*
  * `rollover`: opens the PKI with the root key and the keys of every trusted
- * generation of the kind (their CRLs are re-signed), makes the new
- * intermediate in memory, then stages: the old generation's certificate and
- * key under their archive names first (so that a crash never loses the old
- * key), the new key and certificate, cas.tsv, the chain and the CRLs; one
- * commit.
+ * generation of the kind (their CRLs are re-signed), refuses when too many
+ * generations are trusted or no number is left, makes the new intermediate
+ * in memory (rollover_make), stages everything (rollover_stage); one commit.
  */
 static int rollover_run(int argc, char **argv, char *err, size_t errlen)
 {
@@ -118,15 +230,11 @@ static int rollover_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_live_ca live[CT_LIVE_MAX];
     struct ct_ca fresh = {NULL, NULL};
     struct ct_txn *t = NULL;
-    struct ct_gen *cur;
     enum ct_key_type kt;
     enum ct_kind kind;
     const char *args[1];
-    char org[128], suffix[32], rel[CT_REL_MAX], krel[CT_REL_MAX], path[CT_PATH_MAX];
-    char subj[256], serial[CT_SERIAL_HEX_MAX + 8], ts[64];
     int help, oldgen, newgen, clamped = 0, rc = -1;
     size_t nlive;
-    time_t na = 0;
 
     memset(&pki, 0, sizeof(pki));
     if (ct_opts_parse_or_help(&rollover_spec, argc, argv, &o, args, &help, err, errlen) != 0)
@@ -149,90 +257,24 @@ static int rollover_run(int argc, char **argv, char *err, size_t errlen)
                  ct_kind_name(kind));
         goto out;
     }
-    cur = ct_gens_current(&pki.gens, kind);
-    oldgen = cur->gen;
+    oldgen = ct_pki_current_gen(&pki, kind);
     newgen = max_gen(&pki.gens, kind) + 1;
     if (newgen > CT_GEN_MAX) {
         snprintf(err, errlen, "no %s generation number left (%d is the last)", ct_kind_name(kind),
                  CT_GEN_MAX);
         goto out;
     }
-    {
-        struct ct_ca *ca = kind == CT_KIND_SERVER ? &pki.server_ca : &pki.client_ca;
-
-        if (o.key_type == NULL && ct_key_type_of(ca->key, &kt, err, errlen) != 0)
-            goto out;
-        ct_cert_org(ca->cert, org, sizeof(org));
-        if (org[0] == '\0')
-            ct_cert_org(pki.root.cert, org, sizeof(org));
-        if (org[0] == '\0')
-            snprintf(org, sizeof(org), "%s", CT_ORG_DEFAULT);
-    }
-    snprintf(suffix, sizeof(suffix), " %s CA %d", kind == CT_KIND_SERVER ? "Server" : "Client",
-             newgen);
-    if (ct_ca_make(&fresh, kt, CT_PROFILE_INTERMEDIATE, kind, org, suffix, &pki.root, o.days,
-                   &clamped, err, errlen) != 0)
+    if (rollover_make(&pki, kind, newgen, &kt, o.key_type != NULL, o.days, &fresh, &clamped, err,
+                      errlen) != 0)
         goto out;
     if ((t = ct_txn_new()) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    {
-        struct ct_ca *ca = kind == CT_KIND_SERVER ? &pki.server_ca : &pki.client_ca;
-        char crt[32], key[32];
-
-        snprintf(crt, sizeof(crt), "%s-ca.crt", ct_kind_name(kind));
-        snprintf(key, sizeof(key), "private/%s-ca.key", ct_kind_name(kind));
-        /* The archive copies of the old generation come first in the commit. */
-        if (ct_path(path, o.dir, "cas", err, errlen) != 0 ||
-            ct_txn_mkdir(t, path, 0755, err, errlen) != 0 ||
-            ct_stage_certs(t, o.dir, ct_gen_cert_rel(rel, kind, oldgen), &ca->cert, 1, err,
-                           errlen) != 0 ||
-            ct_stage_key(t, o.dir, ct_gen_key_rel(krel, kind, oldgen), ca->key, err, errlen) != 0 ||
-            ct_stage_key(t, o.dir, key, fresh.key, err, errlen) != 0 ||
-            ct_stage_certs(t, o.dir, crt, &fresh.cert, 1, err, errlen) != 0)
-            goto out;
-        /* In memory: the old current becomes a previous generation, the new one current. */
-        cur->status = CT_GEN_PREVIOUS;
-        cur->ca = *ca;
-        *ca = fresh;
-        fresh.cert = NULL;
-        fresh.key = NULL;
-        if (ct_gens_add_current(&pki.gens, kind, newgen, ca->cert, err, errlen) != 0)
-            goto out;
-        if (tls_x509_not_after(ca->cert, &na) != 0)
-            na = 0;
-        tls_x509_subject(ca->cert, subj, sizeof(subj));
-        tls_x509_serial_hex(ca->cert, serial, sizeof(serial));
-    }
-    if (ct_gens_stage(t, o.dir, &pki.gens, err, errlen) != 0 ||
-        ct_chain_stage(t, &pki, kind, err, errlen) != 0 ||
-        ct_crl_stage(t, &pki, &idx, kind, CT_CRL_DAYS, NULL, err, errlen) != 0 ||
+    if (rollover_stage(t, &pki, &idx, kind, &fresh, newgen, err, errlen) != 0 ||
         ct_txn_commit(t, err, errlen) != 0)
         goto out;
-    nlive = ct_pki_live(&pki, kind, live, CT_LIVE_MAX);
-    printf("rolled the %s intermediate over: generation %d is current (%s, serial %s, %s, "
-           "valid until %s)\n", ct_kind_name(kind), newgen, subj, serial, ct_key_type_name(kt),
-           tls_time_str(na, ts, sizeof(ts)));
-    print_previous(&pki, kind);
-    printf("  %s/%s-ca.crt, %s/private/%s-ca.key  the new current intermediate (issue signs with it)\n",
-           o.dir, ct_kind_name(kind), o.dir, ct_kind_name(kind));
-    printf("  %s/%s, %s/%s  generation %d, kept\n", o.dir, rel, o.dir, krel, oldgen);
-    printf("  %s/%s  %zu trusted %s intermediates + root\n", o.dir, ct_chain_file(kind), nlive,
-           ct_kind_name(kind));
-    printf("  %s/%s  one CRL per trusted %s intermediate\n", o.dir, ct_crl_file(kind),
-           ct_kind_name(kind));
-    if (clamped)
-        printf("note: validity cut to the root's notAfter\n");
-    if (kind == CT_KIND_CLIENT)
-        printf("next: reload the servers trusting %s/client-chain.crt and %s/client-ca.crl "
-               "(mtlsgate -s reload -c FILE), re-issue the client certificates "
-               "(certs-tool issue NAME --force), then certs-tool retire client --all-but-current "
-               "and reload again\n", o.dir, o.dir);
-    else
-        printf("next: re-issue the server certificates (certs-tool issue --server NAME --force) "
-               "and reload the servers; clients trusting %s/root.crt need nothing; then "
-               "certs-tool retire server --all-but-current\n", o.dir);
+    rollover_report(&pki, kind, oldgen, newgen, kt, clamped);
     rc = 0;
 out:
     ct_txn_free(t);
@@ -324,9 +366,86 @@ static void report_orphans(const struct ct_index *idx, enum ct_kind kind, const 
                kind == CT_KIND_SERVER ? "--server " : "");
 }
 
+/* The generations one retire run acts on. */
+struct retire_pick {
+    int targets[CT_LIVE_MAX * 4];
+    size_t ntargets;
+    char list[256]; /* "2, 3": their numbers, for the messages */
+    int nretired;   /* how many of them were still trusted (now retired) */
+};
+
 /*
- * `retire`: picks the generations (refusing the current one and ones with
- * nothing left to do), marks them in memory, then stages cas.tsv, the chain,
+ * With --generation N: refuses an unknown generation, the current one, and
+ * one with nothing left to do (retired, and revoked or no --revoke).
+ */
+static int retire_check_generation(struct ct_pki *pki, enum ct_kind kind,
+                                   const struct retire_opts *o, char *err, size_t errlen)
+{
+    struct ct_gen *g = ct_gens_find(&pki->gens, kind, o->generation);
+
+    if (g == NULL) {
+        snprintf(err, errlen, "there is no %s intermediate generation %d (see certs-tool list)",
+                 ct_kind_name(kind), o->generation);
+        return -1;
+    }
+    if (g->status == CT_GEN_CURRENT) {
+        snprintf(err, errlen, "generation %d is the current %s intermediate; roll over first "
+                 "(certs-tool rollover %s)", g->gen, ct_kind_name(kind), ct_kind_name(kind));
+        return -1;
+    }
+    if (g->status == CT_GEN_RETIRED && (!o->revoke || g->revoked_at != 0)) {
+        snprintf(err, errlen, "%s intermediate generation %d is already %s", ct_kind_name(kind),
+                 g->gen, g->revoked_at != 0 ? "retired and revoked" : "retired");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Marks in pki->gens what o asks for: --generation N, or (--all-but-current)
+ * every previous generation of kind and, with --revoke, every retired one
+ * not yet revoked. A previous one becomes retired at now; with --revoke
+ * each gets revoked_at = now and reason. Fills *pick.
+ */
+static void retire_mark(struct ct_pki *pki, enum ct_kind kind, const struct retire_opts *o,
+                        int reason, time_t now, struct retire_pick *pick)
+{
+    size_t i, used = 0;
+
+    memset(pick, 0, sizeof(*pick));
+    for (i = 0; i < pki->gens.n; i++) {
+        struct ct_gen *g = &pki->gens.v[i];
+
+        if (g->kind != kind || g->status == CT_GEN_CURRENT)
+            continue;
+        if (o->generation != 0 ? g->gen != o->generation
+                               : !(g->status == CT_GEN_PREVIOUS || (o->revoke && g->revoked_at == 0)))
+            continue;
+        if (pick->ntargets >= sizeof(pick->targets) / sizeof(pick->targets[0]))
+            break;
+        pick->targets[pick->ntargets++] = g->gen;
+        if (g->status == CT_GEN_PREVIOUS) {
+            g->status = CT_GEN_RETIRED;
+            g->retired_at = now;
+            pick->nretired++;
+        }
+        if (o->revoke) {
+            g->revoked_at = now;
+            g->reason = reason;
+        }
+        if (used < sizeof(pick->list)) {
+            int w = snprintf(pick->list + used, sizeof(pick->list) - used, "%s%d",
+                             pick->ntargets > 1 ? ", " : "", g->gen);
+
+            if (w > 0)
+                used += (size_t)w;
+        }
+    }
+}
+
+/*
+ * `retire`: checks the options, picks and marks the generations in memory
+ * (retire_check_generation, retire_mark), then stages cas.tsv, the chain,
  * the CRLs of the generations still trusted and, with --revoke, root.crl;
  * one commit.
  */
@@ -336,13 +455,12 @@ static int retire_run(int argc, char **argv, char *err, size_t errlen)
     struct ct_pki pki;
     struct ct_index idx = {NULL, 0, 0};
     struct ct_live_ca live[CT_LIVE_MAX];
+    struct retire_pick pick;
     struct ct_txn *t = NULL;
     enum ct_kind kind;
     const char *args[1];
-    char list[256];
-    int targets[CT_LIVE_MAX * 4];
-    size_t ntargets = 0, i, used = 0, nlive;
-    int help, reason = CRL_REASON_SUPERSEDED, nretired = 0, rc = -1;
+    size_t i, nlive;
+    int help, reason = CRL_REASON_SUPERSEDED, rc = -1;
     unsigned keys;
     time_t now = time(NULL);
 
@@ -368,54 +486,10 @@ static int retire_run(int argc, char **argv, char *err, size_t errlen)
     if (ct_pki_open(&pki, o.dir, keys, err, errlen) != 0 ||
         ct_index_load(o.dir, &idx, err, errlen) != 0)
         goto out;
-    if (o.generation != 0) {
-        struct ct_gen *g = ct_gens_find(&pki.gens, kind, o.generation);
-
-        if (g == NULL) {
-            snprintf(err, errlen, "there is no %s intermediate generation %d (see certs-tool list)",
-                     ct_kind_name(kind), o.generation);
-            goto out;
-        }
-        if (g->status == CT_GEN_CURRENT) {
-            snprintf(err, errlen, "generation %d is the current %s intermediate; roll over first "
-                     "(certs-tool rollover %s)", g->gen, ct_kind_name(kind), ct_kind_name(kind));
-            goto out;
-        }
-        if (g->status == CT_GEN_RETIRED && (!o.revoke || g->revoked_at != 0)) {
-            snprintf(err, errlen, "%s intermediate generation %d is already %s", ct_kind_name(kind),
-                     g->gen, g->revoked_at != 0 ? "retired and revoked" : "retired");
-            goto out;
-        }
-    }
-    for (i = 0; i < pki.gens.n; i++) {
-        struct ct_gen *g = &pki.gens.v[i];
-
-        if (g->kind != kind || g->status == CT_GEN_CURRENT)
-            continue;
-        if (o.generation != 0 ? g->gen != o.generation
-                              : !(g->status == CT_GEN_PREVIOUS || (o.revoke && g->revoked_at == 0)))
-            continue;
-        if (ntargets >= sizeof(targets) / sizeof(targets[0]))
-            break;
-        targets[ntargets++] = g->gen;
-        if (g->status == CT_GEN_PREVIOUS) {
-            g->status = CT_GEN_RETIRED;
-            g->retired_at = now;
-            nretired++;
-        }
-        if (o.revoke) {
-            g->revoked_at = now;
-            g->reason = reason;
-        }
-        if (used < sizeof(list)) {
-            int w = snprintf(list + used, sizeof(list) - used, "%s%d", ntargets > 1 ? ", " : "",
-                             g->gen);
-
-            if (w > 0)
-                used += (size_t)w;
-        }
-    }
-    if (ntargets == 0) {
+    if (o.generation != 0 && retire_check_generation(&pki, kind, &o, err, errlen) != 0)
+        goto out;
+    retire_mark(&pki, kind, &o, reason, now, &pick);
+    if (pick.ntargets == 0) {
         snprintf(err, errlen, "no %s%s intermediate to retire (only the current generation %d "
                  "is trusted)", o.revoke ? "unrevoked " : "", ct_kind_name(kind),
                  ct_pki_current_gen(&pki, kind));
@@ -432,18 +506,19 @@ static int retire_run(int argc, char **argv, char *err, size_t errlen)
         ct_txn_commit(t, err, errlen) != 0)
         goto out;
     nlive = ct_pki_live(&pki, kind, live, CT_LIVE_MAX);
-    if (nretired > 0)
+    if (pick.nretired > 0)
         printf("retired %s intermediate generation%s %s: no longer in %s/%s or %s/%s (files kept "
-               "under %s/cas/ and %s/private/)\n", ct_kind_name(kind), ntargets > 1 ? "s" : "",
-               list, o.dir, ct_chain_file(kind), o.dir, ct_crl_file(kind), o.dir, o.dir);
+               "under %s/cas/ and %s/private/)\n", ct_kind_name(kind), pick.ntargets > 1 ? "s" : "",
+               pick.list, o.dir, ct_chain_file(kind), o.dir, ct_crl_file(kind), o.dir, o.dir);
     if (o.revoke)
         printf("revoked %s intermediate generation%s %s in %s/root.crl (reason %s)\n",
-               ct_kind_name(kind), ntargets > 1 ? "s" : "", list, o.dir, ct_reason_name(reason));
+               ct_kind_name(kind), pick.ntargets > 1 ? "s" : "", pick.list, o.dir,
+               ct_reason_name(reason));
     printf("  trusted now: generation %d (current)", ct_pki_current_gen(&pki, kind));
     for (i = 1; i < nlive; i++)
         printf(", %d", live[i].gen);
     printf("\n");
-    report_orphans(&idx, kind, targets, ntargets);
+    report_orphans(&idx, kind, pick.targets, pick.ntargets);
     printf("next: reload the servers (mtlsgate -s reload -c FILE)\n");
     rc = 0;
 out:
