@@ -443,13 +443,7 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
             if (g != NULL && g->status == CT_GEN_RETIRED)
                 retired_gen = g->gen;
         }
-        if (used < sizeof(serials)) {
-            int w = snprintf(serials + used, sizeof(serials) - used, "%s%s", n ? ", " : "",
-                             e->serial);
-
-            if (w > 0)
-                used += (size_t)w;
-        }
+        ct_list_append(serials, sizeof(serials), &used, e->serial);
         n++;
     }
     if (n == 0) {

@@ -348,11 +348,8 @@ static void report_orphans(const struct ct_index *idx, enum ct_kind kind, const 
             hit |= (e->ca_gen ? e->ca_gen : 1) == targets[j];
         if (!hit)
             continue;
-        if (n < 5 && used < sizeof(names)) {
-            int w = snprintf(names + used, sizeof(names) - used, "%s%s", n ? ", " : "", e->name);
-
-            if (w > 0)
-                used += (size_t)w;
+        if (n < 5) {
+            ct_list_append(names, sizeof(names), &used, e->name);
         } else if (n == 5 && used < sizeof(names)) {
             snprintf(names + used, sizeof(names) - used, ", ...");
             used = sizeof(names);
@@ -411,6 +408,7 @@ static void retire_mark(struct ct_pki *pki, enum ct_kind kind, const struct reti
                         int reason, time_t now, struct retire_pick *pick)
 {
     size_t i, used = 0;
+    char num[16];
 
     memset(pick, 0, sizeof(*pick));
     for (i = 0; i < pki->gens.n; i++) {
@@ -433,13 +431,8 @@ static void retire_mark(struct ct_pki *pki, enum ct_kind kind, const struct reti
             g->revoked_at = now;
             g->reason = reason;
         }
-        if (used < sizeof(pick->list)) {
-            int w = snprintf(pick->list + used, sizeof(pick->list) - used, "%s%d",
-                             pick->ntargets > 1 ? ", " : "", g->gen);
-
-            if (w > 0)
-                used += (size_t)w;
-        }
+        snprintf(num, sizeof(num), "%d", g->gen);
+        ct_list_append(pick->list, sizeof(pick->list), &used, num);
     }
 }
 

@@ -86,11 +86,8 @@ static void requested_exts(X509_REQ *req, char *buf, size_t len)
     for (i = 0; i < sk_X509_EXTENSION_num(exts) && used < len; i++) {
         ASN1_OBJECT *obj = X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, i));
         const char *sn = OBJ_nid2sn(OBJ_obj2nid(obj));
-        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
-                         sn && OBJ_obj2nid(obj) != NID_undef ? sn : "unknown");
 
-        if (w > 0)
-            used += (size_t)w;
+        ct_list_append(buf, len, &used, sn && OBJ_obj2nid(obj) != NID_undef ? sn : "unknown");
     }
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ERR_clear_error();

@@ -65,6 +65,17 @@ const char *ct_quote(const char *s, char *buf, size_t len)
     return buf;
 }
 
+void ct_list_append(char *buf, size_t len, size_t *used, const char *item)
+{
+    int w;
+
+    if (*used >= len)
+        return;
+    w = snprintf(buf + *used, len - *used, "%s%s", *used ? ", " : "", item);
+    if (w > 0)
+        *used += (size_t)w;
+}
+
 /* [A-Za-z0-9._@-] */
 static int name_char_ok(unsigned char c)
 {

@@ -60,6 +60,14 @@ int ct_name_check(const char *name, char *err, size_t errlen) CT_MUSTCHECK;
  */
 const char *ct_quote(const char *s, char *buf, size_t len);
 
+/*
+ * Appends item to the ", "-separated list in buf (len bytes, NUL-terminated,
+ * *used bytes long: start with buf[0] = '\0', *used = 0), for messages.
+ * Once buf is full (*used >= len) the list is cut and further items are
+ * dropped.
+ */
+void ct_list_append(char *buf, size_t len, size_t *used, const char *item);
+
 /* ---- paths --------------------------------------------------------------- */
 
 enum ct_kind { CT_KIND_CLIENT = 0, CT_KIND_SERVER = 1 };

@@ -182,6 +182,26 @@ static void test_quote(void **state)
     assert_string_equal(ct_quote(NULL, buf, sizeof(buf)), "");
 }
 
+static void test_list_append(void **state)
+{
+    char buf[12];
+    size_t used = 0;
+
+    (void)state;
+    buf[0] = '\0';
+    ct_list_append(buf, sizeof(buf), &used, "ab");
+    assert_string_equal(buf, "ab");
+    ct_list_append(buf, sizeof(buf), &used, "cd");
+    assert_string_equal(buf, "ab, cd");
+    assert_int_equal(used, 6);
+    /* Full: the list is cut, stays NUL-terminated, and later items are dropped. */
+    ct_list_append(buf, sizeof(buf), &used, "efghijkl");
+    assert_string_equal(buf, "ab, cd, efg");
+    assert_true(used >= sizeof(buf));
+    ct_list_append(buf, sizeof(buf), &used, "x");
+    assert_string_equal(buf, "ab, cd, efg");
+}
+
 /* ---- transactions ------------------------------------------------------------- */
 
 static void test_txn_commit(void **state)
@@ -730,6 +750,27 @@ static void test_reasons(void **state)
     assert_null(ct_reason_name(CRL_REASON_CERTIFICATE_HOLD));
 }
 
+static void test_parse_kind_and_reason(void **state)
+{
+    enum ct_kind kind = CT_KIND_CLIENT;
+    char err[CT_ERR_MAX];
+    int code = 0;
+
+    (void)state;
+    assert_int_equal(ct_kind_parse("server", &kind), 0);
+    assert_int_equal(kind, CT_KIND_SERVER);
+    assert_int_equal(ct_kind_parse("client", &kind), 0);
+    assert_int_equal(kind, CT_KIND_CLIENT);
+    assert_int_equal(ct_kind_parse("Server", &kind), -1);
+    assert_int_equal(ct_kind_parse("", &kind), -1);
+    assert_int_equal(ct_reason_parse("caCompromise", &code, err, sizeof(err)), 0);
+    assert_int_equal(code, CRL_REASON_CA_COMPROMISE);
+    assert_int_equal(ct_reason_parse("certificateHold", &code, err, sizeof(err)), -1);
+    assert_string_equal(err, "unknown reason 'certificateHold' (unspecified, keyCompromise, "
+                             "caCompromise, affiliationChanged, superseded, cessationOfOperation, "
+                             "privilegeWithdrawn)");
+}
+
 static void test_paths(void **state)
 {
     char out[CT_PATH_MAX], err[CT_ERR_MAX], longdir[CT_PATH_MAX + 10];
@@ -751,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_names_accepted),
         cmocka_unit_test(test_names_refused),
         cmocka_unit_test(test_quote),
+        cmocka_unit_test(test_list_append),
         cmocka_unit_test(test_txn_commit),
         cmocka_unit_test(test_txn_abort_leaves_nothing),
         cmocka_unit_test(test_txn_commit_refuses_directory_target),
@@ -765,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_gen_file_names),
         cmocka_unit_test(test_pki_live_order),
         cmocka_unit_test(test_reasons),
+        cmocka_unit_test(test_parse_kind_and_reason),
         cmocka_unit_test(test_paths),
     };
 
