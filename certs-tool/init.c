@@ -1,6 +1,7 @@
 /*
  * init.c - `certs-tool init`: the root, the client and server
- * intermediates, their chains, empty CRLs and an empty index.
+ * intermediates (generation 1 of each, in cas.tsv), their chains, empty
+ * CRLs (client-ca.crl, server-ca.crl, root.crl) and an empty index.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -112,6 +113,35 @@ static int remove_old_generations(struct ct_txn *t, const char *dir, char *err, 
 }
 
 /*
+ * Stages the first client-ca.crl, server-ca.crl and root.crl of a new PKI:
+ * empty, number 1 (new CA keys: even on --force, where old files exist).
+ */
+static int stage_first_crls(struct ct_txn *t, const struct ct_pki *pki, char *err, size_t errlen)
+{
+    static const struct ct_index empty = {NULL, 0, 0};
+    char path[CT_PATH_MAX];
+    int k;
+
+    for (k = 0; k < 3; k++) {
+        enum ct_kind kind = k == 1 ? CT_KIND_SERVER : CT_KIND_CLIENT;
+        X509_CRL *crl = k < 2 ? ct_crl_build(pki, &empty, kind, 1, CT_CRL_DAYS, 0, err, errlen)
+                              : ct_root_crl_build(pki, 1, CT_CRL_DAYS, 0, err, errlen);
+        char *pem = NULL;
+        size_t len = 0;
+        int ok = crl != NULL && ct_pem_crl(crl, &pem, &len, err, errlen) == 0 &&
+                 ct_path(path, pki->dir, k < 2 ? ct_crl_file(kind) : CT_ROOT_CRL_FILE, err,
+                         errlen) == 0 &&
+                 ct_txn_put(t, path, pem, len, 0644, err, errlen) == 0;
+
+        X509_CRL_free(crl);
+        free(pem);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/*
  * `init`: options first, then lock (creating) the directory, refuse an
  * existing PKI unless --force, make the three CAs in memory and stage every
  * file; only the final commit touches the tree. On failure a directory this
@@ -183,30 +213,9 @@ static int init_run(int argc, char **argv, char *err, size_t errlen)
         ct_chain_stage(t, &pki, CT_KIND_CLIENT, err, errlen) != 0 ||
         ct_chain_stage(t, &pki, CT_KIND_SERVER, err, errlen) != 0)
         goto out;
-    /* New CA keys: their CRLs start at number 1, even on --force. */
-    if (ct_index_stage(t, o.dir, &empty, err, errlen) != 0)
-        goto out;
-    {
-        enum ct_kind kinds[2] = {CT_KIND_CLIENT, CT_KIND_SERVER};
-        int k;
-
-        for (k = 0; k < 3; k++) {
-            X509_CRL *crl = k < 2 ? ct_crl_build(&pki, &empty, kinds[k], 1, CT_CRL_DAYS, 0, err, errlen)
-                                  : ct_root_crl_build(&pki, 1, CT_CRL_DAYS, 0, err, errlen);
-            char *pem = NULL;
-            size_t len = 0;
-            int ok = crl != NULL && ct_pem_crl(crl, &pem, &len, err, errlen) == 0 &&
-                     ct_path(path, o.dir, k < 2 ? ct_crl_file(kinds[k]) : CT_ROOT_CRL_FILE, err,
-                             errlen) == 0 &&
-                     ct_txn_put(t, path, pem, len, 0644, err, errlen) == 0;
-
-            X509_CRL_free(crl);
-            free(pem);
-            if (!ok)
-                goto out;
-        }
-    }
-    if (ct_txn_commit(t, err, errlen) != 0)
+    if (ct_index_stage(t, o.dir, &empty, err, errlen) != 0 ||
+        stage_first_crls(t, &pki, err, errlen) != 0 ||
+        ct_txn_commit(t, err, errlen) != 0)
         goto out;
     if (tls_x509_not_after(pki.root.cert, &na) != 0)
         na = 0;

@@ -1,6 +1,7 @@
 /*
  * issue.c - `certs-tool issue`: a new key and a client (or, with --server,
- * server) certificate; plus the staging of a leaf shared with sign-csr.
+ * server) certificate; plus everything after the key that sign-csr shares
+ * (issue.h).
  */
 #include "issue.h"
 

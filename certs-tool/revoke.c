@@ -399,7 +399,8 @@ static const struct ct_cmd_spec revoke_spec = {
 
 /*
  * `revoke`: marks every valid entry of NAME (of the kind) revoked, then
- * stages the index and the refreshed CRL together.
+ * stages the index and the refreshed CRL file of the kind (one CRL per
+ * trusted generation) together.
  */
 static int revoke_run(int argc, char **argv, char *err, size_t errlen)
 {
@@ -504,7 +505,10 @@ static const struct ct_cmd_spec crl_spec = {
     0,
 };
 
-/* `crl`: both CRLs rebuilt from the index, numbers increased, one commit. */
+/*
+ * `crl`: client-ca.crl and server-ca.crl rebuilt from the index, root.crl
+ * from cas.tsv, numbers increased, one commit.
+ */
 static int crl_run(int argc, char **argv, char *err, size_t errlen)
 {
     struct crl_opts o = {"pki", CT_CRL_DAYS};

@@ -1,6 +1,7 @@
 /*
- * store.c - names, paths, atomic multi-file writes, the PKI directory and
- * its index. See store.h for the layout and the contracts.
+ * store.c - names, paths, atomic multi-file writes, the PKI directory, its
+ * index and the intermediates' generations (cas.tsv). See store.h for the
+ * layout and the contracts.
  */
 #include "store.h"
 

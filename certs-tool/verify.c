@@ -116,7 +116,7 @@ static void explain(const struct ct_pki *pki, X509_STORE_CTX *ctx, STACK_OF(X509
     X509 *cur = X509_STORE_CTX_get_current_cert(ctx);
     char ts[64], wbuf[300], prefix[320];
     time_t t = 0;
-    const char *crl_name = kind == CT_KIND_SERVER ? "server-ca.crl" : "client-ca.crl";
+    const char *crl_name = ct_crl_file(kind);
 
     prefix[0] = '\0';
     if (depth > 0 && cur != NULL)
