@@ -391,7 +391,8 @@ static const struct ct_cmd_spec revoke_spec = {
     "[OPTIONS] NAME",
     "Revoke the valid certificate of NAME and refresh the CRL.",
     "Marks it revoked in index.tsv and rewrites client-ca.crl (server-ca.crl with\n"
-    "--server), signed by the intermediate, so that servers loading it reject it.",
+    "--server): one CRL per trusted intermediate, each signed by it, so that\n"
+    "servers loading the file reject the certificate.",
     revoke_table,
     1,
     1,
