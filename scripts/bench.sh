@@ -512,14 +512,46 @@ perf_stop() {
 # spend load-core CPU (about 0.2 ms per ECDSA handshake) on the client side.
 LG_VERIFY=1
 
+# Syscalls made by the server, counted with perf stat on the
+# raw_syscalls:sys_enter tracepoint (root); unlike throughput, this count
+# does not move when other work shares the machine. SYSCOUNT=0 when perf
+# cannot count them here.
+SYSCOUNT=0
+if command -v perf >/dev/null 2>&1 &&
+    perf stat -e raw_syscalls:sys_enter -x, -o /dev/null -- true >/dev/null 2>&1; then
+    SYSCOUNT=1
+fi
+SC_PID=""
+# sc_start / sc_stop N: count the server's syscalls around one run; sc_stop
+# sets SC_RESULT to the count per request (N requests), or "".
+sc_start() {
+    SC_PID=""
+    [ "$SYSCOUNT" = 1 ] || return 0
+    perf stat -e raw_syscalls:sys_enter -x, -o "$RUN_DIR/syscalls.txt" \
+        -p "$(server_pids "$FRONT_PID" | paste -sd, -)" >/dev/null 2>&1 &
+    SC_PID=$!
+    sleep 0.3
+}
+sc_stop() {
+    SC_RESULT=""
+    [ -n "$SC_PID" ] || return 0
+    kill -INT "$SC_PID" 2>/dev/null
+    wait "$SC_PID" 2>/dev/null
+    SC_PID=""
+    [ "${1:-0}" -gt 0 ] || return 0
+    SC_RESULT=$(awk -F, -v n="$1" '/raw_syscalls/ && $1 ~ /^[0-9]+$/ { printf "%.2f", $1 / n }' \
+        "$RUN_DIR/syscalls.txt")
+}
+
 # one_load SCEN METRICS MODE-ARGS...: a timed loadgen run with the server's
 # CPU measured; records rps p50 p99 errors (and the listed extra metrics).
 one_load() {
     local scen=$1 extra=$2 line c0 c1 n rc m v
     shift 2
-    local u0 u1 w0 w1 b0 b1
+    local u0 u1 w0 w1 b0 b1 sc
     # One window [w0, w1] for every CPU reading, so that the shares add up.
     perf_start "$scen"
+    sc_start
     w0=$(date +%s.%N)
     b0=$(busy_ticks)
     c0=$(cpu_ticks "$FRONT_PID")
@@ -530,8 +562,10 @@ one_load() {
     u1=$(cpu_ticks "${PIDS[upstream]}")
     b1=$(busy_ticks)
     w1=$(date +%s.%N)
-    perf_stop "$scen"
     n=$(field "$line" total_requests)
+    sc_stop "${n:-0}"
+    sc=$SC_RESULT
+    perf_stop "$scen"
     if [ -z "$line" ] || [ -z "$n" ]; then
         echo "bench: $CUR_TAG $scen: no result (loadgen exit $rc)" >&2
         rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" errors 1
@@ -546,6 +580,7 @@ one_load() {
             'BEGIN { printf "%.1f", (b - a) / t * 1e6 / n }')
         rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" cpu_us "$v"
     fi
+    [ -n "$sc" ] && rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" syscalls "$sc"
     # How busy the server's core and the load core were (1.00 = one core):
     # a throughput ratio means something only while the server is the
     # saturated side.
@@ -715,7 +750,10 @@ report() {
                      "keepalive:cpu_us:1:::(6) server CPU per keep-alive request (us)|" \
                      "hs-ec:cpu_us:0:::(6) server CPU per ECDSA handshake (us)|" \
                      "hs-rsa:cpu_us:0:::(6) server CPU per RSA handshake (us)|" \
-                     "resume:cpu_us:0:::(6) server CPU per resumed handshake (us)", rows, "|")
+                     "resume:cpu_us:0:::(6) server CPU per resumed handshake (us)|" \
+                     "keepalive:syscalls:1:::(6) server syscalls per keep-alive request|" \
+                     "post:syscalls:1:::(6) server syscalls per 1 MiB POST|" \
+                     "hs-ec:syscalls:1:::(6) server syscalls per ECDSA handshake", rows, "|")
         nf = split(fronts, fe, " ")
         printf "| scenario | nginx median (min-max) | mtlsgate median (min-max) | mtlsgate/nginx | target | met |\n"
         printf "|---|---|---|---|---|---|\n"
