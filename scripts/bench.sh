@@ -207,15 +207,17 @@ wait_port() {
     return 1
 }
 
-# free_ports N: N distinct free loopback ports.
+# free_ports N: N distinct loopback ports with no listener, taken below the
+# kernel's ephemeral range: the load generator opens tens of thousands of
+# connections, and a port picked inside that range (as free-port does) can
+# become one of their source ports before the server binds it.
+EPH_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_ports() {
-    if [ -x "$BIN_DIR/free-port" ]; then
-        "$BIN_DIR/free-port" "$1" | tr '\n' ' '
-        return
-    fi
-    local got=() p
+    local got=() p lo=10000 span
+    span=$((EPH_LOW - lo))
+    [ "$span" -gt 1000 ] || { lo=1025; span=$((EPH_LOW - lo)); }
     while [ ${#got[@]} -lt "$1" ]; do
-        p=$((20000 + RANDOM % 20000))
+        p=$((lo + (RANDOM * 32768 + RANDOM) % span))
         case " ${got[*]} " in *" $p "*) continue ;; esac
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
         got+=("$p")
@@ -423,24 +425,33 @@ log:
 EOF
 }
 
-# start_front FE KT PORT CPU: starts FE (nginx|mtlsgate) with the KT PKI on
-# PORT; sets FRONT_PID. Fails loudly if it does not listen.
+# start_front FE KT CPU: starts FE (nginx|mtlsgate) with the KT PKI on a
+# free port; sets FRONT_PID and FRONT_PORT. A port taken meanwhile by
+# something else gets another try; fails loudly if FE does not listen.
 start_front() {
-    local fe=$1 kt=$2 port=$3 cpu=$4 d=$RUN_DIR/$1-$2
-    rm -rf "$d"
-    if [ "$fe" = nginx ]; then
-        nginx_conf "$d" "$RUN_DIR/pki-$kt" "$port" "$UP_PORT"
-        start front "$cpu" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
-    else
-        mtlsgate_conf "$d" "$RUN_DIR/pki-$kt" "$port" "$UP_PORT"
-        start front "$cpu" "$MTLSGATE" -c "$d/mtlsgate.yml"
-    fi
-    FRONT_PID=${PIDS[front]}
-    if ! wait_port "$port" 15; then
-        tail -n 20 "$RUN_DIR/front.log" >&2
-        [ "$fe" = nginx ] && tail -n 20 "$d/logs/error.log" >&2
-        die "$fe did not listen on 127.0.0.1:$port"
-    fi
+    local fe=$1 kt=$2 cpu=$3 d=$RUN_DIR/$1-$2 try
+    for try in 1 2 3; do
+        FRONT_PORT=$(free_ports 1 | tr -d ' ')
+        rm -rf "$d"
+        if [ "$fe" = nginx ]; then
+            nginx_conf "$d" "$RUN_DIR/pki-$kt" "$FRONT_PORT" "$UP_PORT"
+            start front "$cpu" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+        else
+            mtlsgate_conf "$d" "$RUN_DIR/pki-$kt" "$FRONT_PORT" "$UP_PORT"
+            start front "$cpu" "$MTLSGATE" -c "$d/mtlsgate.yml"
+        fi
+        FRONT_PID=${PIDS[front]}
+        # listening, and it is ours (not someone else's listener on the port)
+        wait_port "$FRONT_PORT" 15 && kill -0 "$FRONT_PID" 2>/dev/null && return 0
+        if grep -q 'in use' "$RUN_DIR/front.log" "$d/logs/error.log" 2>/dev/null; then
+            stop front
+            continue
+        fi
+        break
+    done
+    tail -n 20 "$RUN_DIR/front.log" >&2
+    [ "$fe" = nginx ] && tail -n 20 "$d/logs/error.log" >&2
+    die "$fe did not listen on 127.0.0.1:$FRONT_PORT"
 }
 
 stop_front() {
@@ -661,11 +672,9 @@ has_scen() { case ",$SCENARIOS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 # run_front PASS ROUND FE: every selected scenario against FE.
 run_front() {
     CUR_PASS=$1 CUR_ROUND=$2 CUR_FE=$3
-    local kt
-    FRONT_PORT=$(free_ports 1 | tr -d ' ')
     if has_scen hs-ec || has_scen resume || has_scen keepalive || has_scen post; then
         CUR_KT=ec PKI=$RUN_DIR/pki-ec CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE ec"
-        start_front "$CUR_FE" ec "$FRONT_PORT" "$SRV_CPU"
+        start_front "$CUR_FE" ec "$SRV_CPU"
         if has_scen keepalive && [ "$SMOKE" = 1 ]; then
             one_load keepalive "total_requests" --mode keepalive --conns "$KA_CONNS" --duration "$DURATION"
             SMOKE_UP=$(upstream_stats)
@@ -687,13 +696,13 @@ run_front() {
     fi
     if has_scen idle; then
         CUR_KT=ec PKI=$RUN_DIR/pki-ec CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE ec"
-        start_front "$CUR_FE" ec "$FRONT_PORT" "$SRV_CPU"
+        start_front "$CUR_FE" ec "$SRV_CPU"
         idle_mem
         stop_front
     fi
     if has_scen hs-rsa; then
         CUR_KT=rsa PKI=$RUN_DIR/pki-rsa CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE rsa"
-        start_front "$CUR_FE" rsa "$FRONT_PORT" "$SRV_CPU"
+        start_front "$CUR_FE" rsa "$SRV_CPU"
         LG_VERIFY=0
         one_load hs-rsa "" --mode handshake --conns "$HS_CONNS" --duration "$DURATION"
         LG_VERIFY=1
