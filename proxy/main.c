@@ -69,7 +69,8 @@ static struct tls_ticket_keys *keys_for(struct gw_main *m, const struct cfg *cfg
     if (!cfg->tls.session_tickets)
         return NULL;
     if (cfg->tls.ticket_key_file)
-        return tls_ticket_keys_load(cfg->tls.ticket_key_file, err, errlen);
+        return tls_ticket_keys_load(cfg->tls.ticket_key_file,
+                                    cfg->tls.allow_insecure_key_permissions, err, errlen);
     if (m->keys && !m->keys_from_file) {
         tls_ticket_keys_ref(m->keys);
         return m->keys;

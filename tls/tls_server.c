@@ -189,7 +189,8 @@ struct tls_ticket_keys *tls_ticket_keys_new(char *err, size_t errlen)
     return k;
 }
 
-struct tls_ticket_keys *tls_ticket_keys_load(const char *path, char *err, size_t errlen)
+struct tls_ticket_keys *tls_ticket_keys_load(const char *path, int allow_insecure, char *err,
+                                             size_t errlen)
 {
     unsigned char buf[TLS_TICKET_KEY_LEN * TLS_TICKET_KEYS_MAX + 1];
     struct tls_ticket_keys *k = NULL, *ret = NULL;
@@ -206,7 +207,7 @@ struct tls_ticket_keys *tls_ticket_keys_load(const char *path, char *err, size_t
         snprintf(err, errlen, "%s: not a regular file", path);
         goto out;
     }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    if (!allow_insecure && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
         snprintf(err, errlen, "%s: ticket key file is accessible by group or others (mode "
                  "%03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
         goto out;

@@ -35,9 +35,10 @@ struct tls_ticket_keys *tls_ticket_keys_new(char *err, size_t errlen) TLS_MUSTCH
 /*
  * A key set read from a file of 80-byte keys (1 to TLS_TICKET_KEYS_MAX of
  * them, concatenated; e.g. `openssl rand 80 > ticket.key`). The file must
- * not be readable by group or others. err names the file.
+ * not be accessible by group or others unless allow_insecure is 1 (the
+ * config's tls.allow_insecure_key_permissions). err names the file.
  */
-struct tls_ticket_keys *tls_ticket_keys_load(const char *path, char *err,
+struct tls_ticket_keys *tls_ticket_keys_load(const char *path, int allow_insecure, char *err,
                                              size_t errlen) TLS_MUSTCHECK;
 
 /*

@@ -500,10 +500,10 @@ static void test_ticket_keys(void **state)
     for (i = 0; i < sizeof(raw); i++)
         raw[i] = (unsigned char)(i * 7 + 3);
     write_bytes(P("ticket.key"), raw, sizeof(raw), 0600);
-    f1 = tls_ticket_keys_load(P("ticket.key"), err, sizeof(err));
+    f1 = tls_ticket_keys_load(P("ticket.key"), 0, err, sizeof(err));
     if (f1 == NULL)
         fail_msg("%s", err);
-    f2 = tls_ticket_keys_load(P("ticket.key"), err, sizeof(err));
+    f2 = tls_ticket_keys_load(P("ticket.key"), 0, err, sizeof(err));
     assert_non_null(f2);
     SSL_CTX_free(a);
     SSL_CTX_free(b);
@@ -522,12 +522,19 @@ static void test_ticket_keys(void **state)
 
     /* Key files: bad length, readable by others, missing. */
     write_bytes(P("short.key"), raw, 79, 0600);
-    assert_null(tls_ticket_keys_load(P("short.key"), err, sizeof(err)));
+    assert_null(tls_ticket_keys_load(P("short.key"), 0, err, sizeof(err)));
     assert_non_null(strstr(err, "short.key: must hold"));
     write_bytes(P("open.key"), raw, 80, 0644);
-    assert_null(tls_ticket_keys_load(P("open.key"), err, sizeof(err)));
+    assert_null(tls_ticket_keys_load(P("open.key"), 0, err, sizeof(err)));
     assert_non_null(strstr(err, "group or others"));
-    assert_null(tls_ticket_keys_load(P("nope.key"), err, sizeof(err)));
+    {
+        /* ... unless the config allows it (tls.allow_insecure_key_permissions). */
+        struct tls_ticket_keys *open_keys = tls_ticket_keys_load(P("open.key"), 1, err, sizeof(err));
+
+        assert_non_null(open_keys);
+        tls_ticket_keys_unref(open_keys);
+    }
+    assert_null(tls_ticket_keys_load(P("nope.key"), 0, err, sizeof(err)));
     assert_non_null(strstr(err, "nope.key: cannot read"));
 
     /* Tickets off: nothing to resume with. */
