@@ -18,8 +18,8 @@
 #include "tls_trust.h"
 #include "tls_errors.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,35 +31,44 @@
 #include <openssl/x509v3.h>
 
 /*
- * Verdict cache: certificates that passed tls_trust_check() against this
- * set, by SHA-256 of their DER, with the time window in which every
- * certificate of their verified chain is valid. Everything else a verdict
- * depends on (anchors, CRLs, the leaf rules) is fixed for the life of the
- * set: a reload builds a new set with an empty cache. A hit inside the
- * window skips chain building and the signature check (a resumed session,
- * or the same client's next full handshake); outside it, or on a miss, the
- * full check runs. Direct-mapped, bounded, shared by the workers (mutex).
+ * Verdict cache: certificates that passed tls_trust_check() against a set,
+ * by SHA-256 of their DER, with the time window in which every certificate
+ * of their verified chain is valid. Everything else a verdict depends on
+ * (anchors, CRLs, the leaf rules) is fixed for the life of the set: a
+ * reload builds a new set, with a new id, so it starts empty. A hit inside
+ * the window skips chain building and the signature check (a resumed
+ * session, or the same client's next full handshake); outside it, or on a
+ * miss, the full check runs.
+ *
+ * No lock on the handshake path: each thread has its own direct-mapped
+ * cache, and an entry is tagged with the id of the set that produced it.
+ * Ids come from a process-wide counter and are never reused, so a set freed
+ * and a new one allocated at the same address never share entries; entries
+ * of a freed set are simply never hit again and get overwritten.
  */
 #define VC_SLOTS 256
 
 struct vc_entry {
+    uint64_t set_id;                /* 0: empty slot */
     unsigned char fp[32];
     time_t not_before, not_after;   /* intersection over the chain */
-    int used;
 };
+
+static _Thread_local struct vc_entry vc_cache[VC_SLOTS];
+
+/* The next set id; 0 is never handed out (it marks an empty slot). */
+static atomic_uint_fast64_t vc_next_id = 1;
 
 struct tls_trust {
     atomic_int refs;
     int require_eku;
+    uint64_t id;                    /* unique in the process, for the cache */
     X509_STORE *store;              /* intermediates as anchors */
     STACK_OF(X509) *roots;          /* self-signed CAs of client_ca */
     STACK_OF(X509) *intermediates;  /* the pinned issuers */
     STACK_OF(X509_CRL) *crls;       /* NULL when none loaded */
     int *crl_issuer;                /* per CRL: index in intermediates */
     EVP_MD *sha256;                 /* fetched once, for the cache keys */
-    int vc_ok;                      /* vc_lock initialised */
-    pthread_mutex_t vc_lock;
-    struct vc_entry vc[VC_SLOTS];
 };
 
 static const char *const refusal_names[] = {
@@ -139,8 +148,6 @@ void tls_trust_unref(struct tls_trust *t)
     sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
     free(t->crl_issuer);
     EVP_MD_free(t->sha256);
-    if (t->vc_ok)
-        pthread_mutex_destroy(&t->vc_lock);
     free(t);
 }
 
@@ -285,11 +292,7 @@ struct tls_trust *tls_trust_load(const struct tls_trust_opts *opts, char *err, s
     }
     atomic_init(&t->refs, 1);
     t->require_eku = opts->require_eku;
-    if (pthread_mutex_init(&t->vc_lock, NULL) != 0) {
-        snprintf(err, errlen, "%s: cannot create a lock", path);
-        goto out;
-    }
-    t->vc_ok = 1;
+    t->id = atomic_fetch_add_explicit(&vc_next_id, 1, memory_order_relaxed);
     /* Without SHA-256 the cache stays off; verification is unaffected. */
     t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     ERR_clear_error();
@@ -542,8 +545,7 @@ static int vc_key(const struct tls_trust *t, X509 *x, unsigned char fp[32])
 {
     unsigned int len = 0;
 
-    if (t->sha256 == NULL || !t->vc_ok || X509_digest(x, t->sha256, fp, &len) != 1 ||
-        len != 32) {
+    if (t->sha256 == NULL || X509_digest(x, t->sha256, fp, &len) != 1 || len != 32) {
         ERR_clear_error();
         return -1;
     }
@@ -555,20 +557,19 @@ static size_t vc_slot(const unsigned char fp[32])
     return ((size_t)fp[0] | (size_t)fp[1] << 8) % VC_SLOTS;
 }
 
-/* 1 when fp passed this set before and now is inside its window. */
-static int vc_hit(struct tls_trust *t, const unsigned char fp[32], time_t now)
+/* 1 when fp passed set t before (on this thread) and now is inside its
+ * window. */
+static int vc_hit(const struct tls_trust *t, const unsigned char fp[32], time_t now)
 {
-    const struct vc_entry *e = &t->vc[vc_slot(fp)];
-    int hit;
+    const struct vc_entry *e = &vc_cache[vc_slot(fp)];
 
-    pthread_mutex_lock(&t->vc_lock);
-    hit = e->used && memcmp(e->fp, fp, 32) == 0 && now >= e->not_before && now <= e->not_after;
-    pthread_mutex_unlock(&t->vc_lock);
-    return hit;
+    return e->set_id == t->id && memcmp(e->fp, fp, 32) == 0 && now >= e->not_before &&
+           now <= e->not_after;
 }
 
-/* Remembers that fp passed with the verified chain (its validity window). */
-static void vc_put(struct tls_trust *t, const unsigned char fp[32], STACK_OF(X509) *chain)
+/* Remembers, for this thread, that fp passed set t with the verified chain
+ * (its validity window). */
+static void vc_put(const struct tls_trust *t, const unsigned char fp[32], STACK_OF(X509) *chain)
 {
     time_t nb = 0, na = 0, tt;
     struct vc_entry *e;
@@ -588,20 +589,16 @@ static void vc_put(struct tls_trust *t, const unsigned char fp[32], STACK_OF(X50
     }
     if (sk_X509_num(chain) == 0)
         return;
-    e = &t->vc[vc_slot(fp)];
-    pthread_mutex_lock(&t->vc_lock);
+    e = &vc_cache[vc_slot(fp)];
+    e->set_id = t->id;
     memcpy(e->fp, fp, 32);
     e->not_before = nb;
     e->not_after = na;
-    e->used = 1;
-    pthread_mutex_unlock(&t->vc_lock);
 }
 
 enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf, STACK_OF(X509) *untrusted,
                                  time_t now, char *detail, size_t detaillen)
 {
-    /* The cache is internal state, not part of the set's value. */
-    struct tls_trust *mt = (struct tls_trust *)t;
     X509_STORE_CTX *ctx = NULL;
     STACK_OF(X509) *chain;
     enum tls_refusal r = TLS_REFUSE_UNTRUSTED_ISSUER;
@@ -616,7 +613,7 @@ enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf, STACK_OF
         goto out;
     }
     cacheable = vc_key(t, leaf, fp) == 0;
-    if (cacheable && vc_hit(mt, fp, now)) {
+    if (cacheable && vc_hit(t, fp, now)) {
         r = TLS_OK;
         goto out;
     }
@@ -640,7 +637,7 @@ enum tls_refusal tls_trust_check(const struct tls_trust *t, X509 *leaf, STACK_OF
     r = leaf_rules(t, leaf, sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL,
                    detail, detaillen);
     if (r == TLS_OK && cacheable)
-        vc_put(mt, fp, chain);
+        vc_put(t, fp, chain);
 out:
     ERR_clear_error();
     X509_STORE_CTX_free(ctx);

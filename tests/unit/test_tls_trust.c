@@ -252,6 +252,63 @@ static void test_rotation(void **state)
     tls_trust_unref(two);
 }
 
+/* The verdict cache: an OK verdict of one set is never served for another
+ * set (a reload, even one allocated at the freed set's address), and never
+ * outside the chain's validity window. */
+static void test_verdict_cache(void **state)
+{
+    char err[512], detail[256], b_file[1024];
+    struct tls_trust *a = load(P("client-chain.crt"), NULL, 1, err, sizeof(err));
+    struct tls_trust *b;
+    time_t now = time(NULL);
+    int i;
+
+    (void)state;
+    /* P() returns a static buffer: keep B's file name in our own. */
+    snprintf(b_file, sizeof(b_file), "%s",
+             cat_files("chain-ca2-only.crt", "client-ca2.crt", "root.crt"));
+    assert_non_null(a);
+    for (i = 0; i < 2; i++)
+        assert_int_equal(check_file(a, "attestor1.crt", now, detail, sizeof(detail)), TLS_OK);
+    /* B trusts client-ca2 only: attestor1 (issued by client-ca) is refused,
+     * while A, alive at the same time, still admits it. */
+    b = load(b_file, NULL, 1, err, sizeof(err));
+    if (b == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(check_file(b, "attestor1.crt", now, detail, sizeof(detail)),
+                     TLS_REFUSE_UNTRUSTED_ISSUER);
+    assert_int_equal(check_file(b, "attestor1.pem", now, detail, sizeof(detail)),
+                     TLS_REFUSE_UNTRUSTED_ISSUER);
+    assert_int_equal(check_file(a, "attestor1.crt", now, detail, sizeof(detail)), TLS_OK);
+    assert_int_equal(check_file(b, "attestor3.pem", now, detail, sizeof(detail)), TLS_OK);
+    tls_trust_unref(b);
+    /* A freed, B loaded again: the allocator is free to hand out A's
+     * address; the cached OK of A must not leak into it. */
+    tls_trust_unref(a);
+    for (i = 0; i < 4; i++) {
+        b = load(b_file, NULL, 1, err, sizeof(err));
+        if (b == NULL)
+            fail_msg("%s", err);
+        assert_int_equal(check_file(b, "attestor1.crt", now, detail, sizeof(detail)),
+                         TLS_REFUSE_UNTRUSTED_ISSUER);
+        tls_trust_unref(b);
+    }
+    /* Cached OK now; past notAfter (2100) and before notBefore the full
+     * check runs and refuses. */
+    a = load(P("client-chain.crt"), NULL, 1, err, sizeof(err));
+    assert_non_null(a);
+    assert_int_equal(check_file(a, "attestor1.crt", now, detail, sizeof(detail)), TLS_OK);
+    assert_int_equal(check_file(a, "attestor1.crt", now, detail, sizeof(detail)), TLS_OK);
+    assert_int_equal(check_file(a, "attestor1.crt", (time_t)4102444800LL, detail,
+                                sizeof(detail)), TLS_REFUSE_EXPIRED);
+    assert_non_null(strstr(detail, "expired"));
+    assert_int_equal(check_file(a, "attestor1.crt", (time_t)946684800 - 1, detail,
+                                sizeof(detail)), TLS_REFUSE_NOT_YET_VALID);
+    /* A refusal is not cached either: the next check in the window is OK. */
+    assert_int_equal(check_file(a, "attestor1.crt", now, detail, sizeof(detail)), TLS_OK);
+    tls_trust_unref(a);
+}
+
 static void test_crl_stale(void **state)
 {
     char err[512], detail[256];
@@ -348,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_rules_table),
         cmocka_unit_test(test_require_eku_off),
         cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_verdict_cache),
         cmocka_unit_test(test_crl_stale),
         cmocka_unit_test(test_names_and_mapping),
         cmocka_unit_test(test_threads),
