@@ -216,16 +216,15 @@ void gw_req_upstream_start(struct gw_conn *c, int fresh)
 
     if (!r->t_up_us)
         r->t_up_us = gw_mono_us();
-    c->up = fresh ? NULL : gw_up_take_idle(&c->w->pool, r->rt);
-    if (c->up) {
-        gw_resp_attach(c);
-        gw_req_send(c);
-        return;
-    }
-    c->up = gw_up_connect(&c->w->pool, r->rt, &r->tried, err, sizeof(err));
+    c->up = gw_up_connect(&c->w->pool, r->rt, fresh, &r->tried, err, sizeof(err));
     if (!c->up) {
         gw_stat_add(&c->w->stats.upstream_connect_fail, 1);
         gw_conn_error(c, 502, err);
+        return;
+    }
+    if (c->up->reused) {
+        gw_resp_attach(c);
+        gw_req_send(c);
         return;
     }
     gw_resp_attach(c);

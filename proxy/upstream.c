@@ -76,12 +76,18 @@ void gw_up_pool_flush(struct gw_up_pool *p)
     }
 }
 
-struct gw_up_conn *gw_up_take_idle(struct gw_up_pool *p, const struct gw_runtime *rt)
+/* The most recently released idle connection to server idx made for rt,
+ * out of the pool and ready for the caller's callbacks; NULL when none. */
+static struct gw_up_conn *take_idle(struct gw_up_pool *p, const struct gw_runtime *rt,
+                                    size_t idx)
 {
-    struct gw_up_conn *u = p->idle;
+    struct gw_up_conn *u;
 
-    if (!u || u->rt != rt)
-        return NULL; /* the pool is flushed on a runtime swap: all or none */
+    for (u = p->idle; u; u = u->next)
+        if (u->rt == rt && u->server == idx)
+            break;
+    if (!u)
+        return NULL;
     pool_unlink(u);
     bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
     bufferevent_set_timeouts(u->bev, NULL, NULL);
@@ -150,8 +156,8 @@ static struct bufferevent *new_bev(struct gw_up_pool *p, struct gw_runtime *rt,
     return bev;
 }
 
-struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, uint64_t *tried,
-                                 char *err, size_t errlen)
+struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, int fresh,
+                                 uint64_t *tried, char *err, size_t errlen)
 {
     struct gw_up_conn *u = NULL;
     long idx;
@@ -161,6 +167,10 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, ui
         const struct gw_upstream_server *s = &rt->servers[idx];
         int one = 1;
 
+        /* Not marked tried: a reused connection found closed is retried
+         * with fresh set, and must be able to pick this server again. */
+        if (!fresh && (u = take_idle(p, rt, (size_t)idx)) != NULL)
+            break;
         *tried |= (uint64_t)1 << idx;
         u = calloc(1, sizeof(*u));
         if (!u) {

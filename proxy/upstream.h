@@ -3,8 +3,9 @@
  *
  * Servers are taken round robin; one whose connect failed is skipped for
  * upstream.fail_timeout (unless every server is marked failed). Each worker
- * keeps up to upstream.keepalive idle connections: an idle one that the
- * server closes, or that receives any byte, is dropped. Plain TCP, or TLS
+ * keeps up to upstream.keepalive idle connections, looked up by the picked
+ * server (the pick comes first); an idle one that the server closes, or
+ * that receives any byte, is dropped. Plain TCP, or TLS
  * with the upstream's certificate and name verified (tls_client.h).
  * Everything here runs on the worker's own thread; no locks.
  */
@@ -45,21 +46,19 @@ void gw_up_pool_init(struct gw_up_pool *p, struct event_base *base);
 void gw_up_pool_flush(struct gw_up_pool *p);
 
 /*
- * An idle pooled connection made for rt, or NULL. The caller sets its own
- * callbacks on u->bev and enables it.
+ * The upstream connection for a request. Picks the next usable server not
+ * yet in *tried, round robin; then, unless fresh is set, takes an idle
+ * pooled connection to THAT server made for rt (u->reused and u->connected
+ * are 1; the caller sets its own callbacks on u->bev and enables it), so
+ * that keep-alive does not pin traffic to one server. Otherwise starts a
+ * new connection to it and adds it to *tried (a bitmask of server indexes);
+ * the connect completes later with BEV_EVENT_CONNECTED on u->bev (after the
+ * TLS handshake with TLS), whose callbacks the caller sets. Servers whose
+ * connect fails at once are marked failed and the next one is tried. NULL
+ * with the last cause in err when no server is left.
  */
-struct gw_up_conn *gw_up_take_idle(struct gw_up_pool *p, const struct gw_runtime *rt);
-
-/*
- * Starts a new connection to the next usable server not yet in *tried (a
- * bitmask of server indexes, updated). The connect completes later with
- * BEV_EVENT_CONNECTED on u->bev (after the TLS handshake with TLS), whose
- * callbacks the caller sets. Servers whose connect fails at once are marked
- * failed and the next one is tried. NULL with the last cause in err when
- * no server is left.
- */
-struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, uint64_t *tried,
-                                 char *err, size_t errlen) GW_UP_MUSTCHECK;
+struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, int fresh,
+                                 uint64_t *tried, char *err, size_t errlen) GW_UP_MUSTCHECK;
 
 /* Marks server idx of rt failed for upstream.fail_timeout from now. */
 void gw_up_mark_failed(struct gw_runtime *rt, size_t idx);
