@@ -425,38 +425,48 @@ log:
 EOF
 }
 
+declare -A FPID=() FPORT=()
+
 # start_front FE KT CPU: starts FE (nginx|mtlsgate) with the KT PKI on a
-# free port; sets FRONT_PID and FRONT_PORT. A port taken meanwhile by
-# something else gets another try; fails loudly if FE does not listen.
+# free port (FPID[FE], FPORT[FE]; log front-FE.log). A port taken meanwhile
+# by something else gets another try; fails loudly if FE does not listen.
 start_front() {
-    local fe=$1 kt=$2 cpu=$3 d=$RUN_DIR/$1-$2 try
+    local fe=$1 kt=$2 cpu=$3 d=$RUN_DIR/$1-$2 try port
     for try in 1 2 3; do
-        FRONT_PORT=$(free_ports 1 | tr -d ' ')
+        port=$(free_ports 1 | tr -d ' ')
         rm -rf "$d"
         if [ "$fe" = nginx ]; then
-            nginx_conf "$d" "$RUN_DIR/pki-$kt" "$FRONT_PORT" "$UP_PORT"
-            start front "$cpu" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+            nginx_conf "$d" "$RUN_DIR/pki-$kt" "$port" "$UP_PORT"
+            start "front-$fe" "$cpu" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
         else
-            mtlsgate_conf "$d" "$RUN_DIR/pki-$kt" "$FRONT_PORT" "$UP_PORT"
-            start front "$cpu" "$MTLSGATE" -c "$d/mtlsgate.yml"
+            mtlsgate_conf "$d" "$RUN_DIR/pki-$kt" "$port" "$UP_PORT"
+            start "front-$fe" "$cpu" "$MTLSGATE" -c "$d/mtlsgate.yml"
         fi
-        FRONT_PID=${PIDS[front]}
+        FPID[$fe]=${PIDS[front-$fe]}
+        FPORT[$fe]=$port
         # listening, and it is ours (not someone else's listener on the port)
-        wait_port "$FRONT_PORT" 15 && kill -0 "$FRONT_PID" 2>/dev/null && return 0
-        if grep -q 'in use' "$RUN_DIR/front.log" "$d/logs/error.log" 2>/dev/null; then
-            stop front
+        wait_port "$port" 15 && kill -0 "${FPID[$fe]}" 2>/dev/null && return 0
+        if grep -q 'in use' "$RUN_DIR/front-$fe.log" "$d/logs/error.log" 2>/dev/null; then
+            stop "front-$fe"
             continue
         fi
         break
     done
-    tail -n 20 "$RUN_DIR/front.log" >&2
+    tail -n 20 "$RUN_DIR/front-$fe.log" >&2
     [ "$fe" = nginx ] && tail -n 20 "$d/logs/error.log" >&2
-    die "$fe did not listen on 127.0.0.1:$FRONT_PORT"
+    die "$fe did not listen on 127.0.0.1:$port"
 }
 
 stop_front() {
-    stop front
-    cat "$RUN_DIR/front.log" >>"$RUN_DIR/front-all.log" 2>/dev/null
+    stop "front-$1"
+    cat "$RUN_DIR/front-$1.log" >>"$RUN_DIR/front-all.log" 2>/dev/null
+}
+
+# use_front FE KT: the next runs go to FE (FRONT_PID, FRONT_PORT, CUR_*).
+use_front() {
+    CUR_FE=$1 CUR_KT=$2 PKI=$RUN_DIR/pki-$2
+    FRONT_PID=${FPID[$1]} FRONT_PORT=${FPORT[$1]}
+    CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE $CUR_KT"
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -466,8 +476,9 @@ KA_CONNS=50
 POST_CONNS=4
 LG_TIMEOUT=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d * 3 + 60 }')
 
-# rec PASS ROUND FE SCENARIO METRIC VALUE
-rec() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
+# rec PASS ROUND FE SCENARIO METRIC VALUE (to PENDING while a pair runs)
+PENDING=""
+rec() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"${PENDING:-$RESULTS}"; }
 
 # lg CPU ARGS...: one loadgen run against FRONT_PORT with the current PKI;
 # prints its result line (also logged in loadgen.log); returns its status.
@@ -669,44 +680,92 @@ idle_mem() {
 
 has_scen() { case ",$SCENARIOS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
-# run_front PASS ROUND FE: every selected scenario against FE.
-run_front() {
-    CUR_PASS=$1 CUR_ROUND=$2 CUR_FE=$3
-    if has_scen hs-ec || has_scen resume || has_scen keepalive || has_scen post; then
-        CUR_KT=ec PKI=$RUN_DIR/pki-ec CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE ec"
-        start_front "$CUR_FE" ec "$SRV_CPU"
-        if has_scen keepalive && [ "$SMOKE" = 1 ]; then
+# scen_load SCEN: one run of SCEN against the current front end.
+scen_load() {
+    case "$1" in
+    hs-ec|hs-rsa)
+        LG_VERIFY=0
+        one_load "$1" "" --mode handshake --conns "$HS_CONNS" --duration "$DURATION"
+        LG_VERIFY=1 ;;
+    resume)
+        LG_VERIFY=0
+        one_load resume "resumed" --mode resume --tls13 --conns "$HS_CONNS" --duration "$DURATION"
+        LG_VERIFY=1 ;;
+    keepalive)
+        one_load keepalive "" --mode keepalive --conns "$KA_CONNS" --duration "$DURATION" ;;
+    post)
+        one_load post "mbps" --mode post --size 1m --conns "$POST_CONNS" --duration "$DURATION" ;;
+    esac
+}
+
+# pair_load SCEN KT FE...: SCEN against each FE back to back (both are up),
+# so that the two numbers of a round see the same machine. When other
+# processes used more than NOISE_MAX of a core during either run, the pair
+# is measured again (at most NOISE_RETRIES times; then kept, and the
+# utilisation table shows it).
+NOISE_MAX=0.25
+NOISE_RETRIES=1
+pair_load() {
+    local scen=$1 kt=$2 try worst fe
+    shift 2
+    for try in $(seq 0 "$NOISE_RETRIES"); do
+        PENDING=$RUN_DIR/pending.tsv
+        : >"$PENDING"
+        for fe in "$@"; do
+            use_front "$fe" "$kt"
+            scen_load "$scen"
+        done
+        PENDING=""
+        worst=$(awk -F'\t' '$5 == "other_busy" && $6 > m { m = $6 } END { print m + 0 }' \
+            "$RUN_DIR/pending.tsv")
+        if awk -v w="$worst" -v m="$NOISE_MAX" 'BEGIN { exit !(w <= m) }' ||
+            [ "$try" -ge "$NOISE_RETRIES" ]; then
+            cat "$RUN_DIR/pending.tsv" >>"$RESULTS"
+            return 0
+        fi
+        echo "bench: $CUR_PASS r$CUR_ROUND $scen: other processes used $worst of a core; measuring the pair again" >&2
+    done
+}
+
+# run_round PASS ROUND FE...: every selected scenario against the front
+# ends, in the order given.
+run_round() {
+    CUR_PASS=$1 CUR_ROUND=$2
+    shift 2
+    local fe scen
+    if [ "$SMOKE" = 1 ]; then
+        for fe in "$@"; do
+            start_front "$fe" ec "$SRV_CPU"
+            use_front "$fe" ec
             one_load keepalive "total_requests" --mode keepalive --conns "$KA_CONNS" --duration "$DURATION"
             SMOKE_UP=$(upstream_stats)
-            printf 'smoke %s %s %s\n' "$CUR_FE" \
-                "$(grep "^$CUR_PASS	$CUR_ROUND	$CUR_FE	keepalive	" "$RESULTS" |
+            printf 'smoke %s %s %s\n' "$fe" \
+                "$(grep "^$CUR_PASS	$CUR_ROUND	$fe	keepalive	" "$RESULTS" |
                    awk -F'\t' '{printf "%s=%s ", $5, $6}')" "$SMOKE_UP"
-        else
-            LG_VERIFY=0
-            has_scen hs-ec && one_load hs-ec "" --mode handshake --conns "$HS_CONNS" --duration "$DURATION"
-            has_scen resume && one_load resume "resumed" --mode resume --tls13 \
-                --conns "$HS_CONNS" --duration "$DURATION"
-            LG_VERIFY=1
-            has_scen keepalive && one_load keepalive "" --mode keepalive --conns "$KA_CONNS" \
-                --duration "$DURATION"
-            has_scen post && one_load post "mbps" --mode post --size 1m --conns "$POST_CONNS" \
-                --duration "$DURATION"
-        fi
-        stop_front
+            stop_front "$fe"
+        done
+        return 0
+    fi
+    if has_scen hs-ec || has_scen resume || has_scen keepalive || has_scen post; then
+        for fe in "$@"; do start_front "$fe" ec "$SRV_CPU"; done
+        for scen in hs-ec resume keepalive post; do
+            has_scen "$scen" && pair_load "$scen" ec "$@"
+        done
+        for fe in "$@"; do stop_front "$fe"; done
     fi
     if has_scen idle; then
-        CUR_KT=ec PKI=$RUN_DIR/pki-ec CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE ec"
-        start_front "$CUR_FE" ec "$SRV_CPU"
-        idle_mem
-        stop_front
+        # memory: one server at a time, each freshly started
+        for fe in "$@"; do
+            start_front "$fe" ec "$SRV_CPU"
+            use_front "$fe" ec
+            idle_mem
+            stop_front "$fe"
+        done
     fi
     if has_scen hs-rsa; then
-        CUR_KT=rsa PKI=$RUN_DIR/pki-rsa CUR_TAG="$CUR_PASS r$CUR_ROUND $CUR_FE rsa"
-        start_front "$CUR_FE" rsa "$SRV_CPU"
-        LG_VERIFY=0
-        one_load hs-rsa "" --mode handshake --conns "$HS_CONNS" --duration "$DURATION"
-        LG_VERIFY=1
-        stop_front
+        for fe in "$@"; do start_front "$fe" rsa "$SRV_CPU"; done
+        pair_load hs-rsa rsa "$@"
+        for fe in "$@"; do stop_front "$fe"; done
     fi
 }
 
@@ -725,7 +784,8 @@ upstream_stats() {
 # ---------------------------------------------------------------- report
 # report PASS: the markdown table of one pass, from results.tsv.
 report() {
-    awk -F'\t' -v pass="$1" -v fronts="${FRONTS[*]}" -v ka="$KA_CONNS" -v pc="$POST_CONNS" '
+    awk -F'\t' -v pass="$1" -v fronts="${FRONTS[*]}" -v ka="$KA_CONNS" -v pc="$POST_CONNS" \
+        -v noise="$NOISE_MAX" '
     function median(arr, n,   i, j, t) {
         for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
         return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
@@ -740,9 +800,20 @@ report() {
         lo = a[1]; hi = a[n]
         return fmt(med[k], dec) " (" fmt(lo, dec) "-" fmt(hi, dec) ")"
     }
+    # median over the rounds of mtlsgate/nginx measured in the same round
+    function paired(s, m,   r, n, a) {
+        n = 0
+        for (r = 1; r <= maxround; r++)
+            if ((s, m, "nginx", r) in byround && (s, m, "mtlsgate", r) in byround &&
+                byround[s, m, "nginx", r] > 0)
+                a[++n] = byround[s, m, "mtlsgate", r] / byround[s, m, "nginx", r]
+        return n ? sprintf("%.2fx", median(a, n)) : "-"
+    }
     $1 == pass {
         k = $4 SUBSEP $5 SUBSEP $3
         if ($6 == "") next
+        byround[$4, $5, $3, $2] = $6 + 0
+        if ($2 + 0 > maxround) maxround = $2 + 0
         cnt[k]++; val[k, cnt[k]] = $6 + 0
         if ($5 == "errors") errs[$4 SUBSEP $3] += $6
     }
@@ -764,8 +835,8 @@ report() {
                      "post:syscalls:1:::(6) server syscalls per 1 MiB POST|" \
                      "hs-ec:syscalls:1:::(6) server syscalls per ECDSA handshake", rows, "|")
         nf = split(fronts, fe, " ")
-        printf "| scenario | nginx median (min-max) | mtlsgate median (min-max) | mtlsgate/nginx | target | met |\n"
-        printf "|---|---|---|---|---|---|\n"
+        printf "| scenario | nginx median (min-max) | mtlsgate median (min-max) | mtlsgate/nginx | paired | target | met | notes |\n"
+        printf "|---|---|---|---|---|---|---|---|\n"
         for (r = 1; r <= nrow; r++) {
             split(rows[r], f, ":")
             s = f[1]; m = f[2]; dec = f[3]; op = f[4]; tgt = f[5]; label = f[6]
@@ -779,7 +850,18 @@ report() {
                 else if (op == "<=") met = (rv <= tgt) ? "yes" : "**no**"
             }
             target = op == "" ? "-" : (op == ">=" ? ">= " : "<= ") tgt "x"
-            printf "| %s | %s | %s | %s | %s | %s |\n", label, cn, cm, ratio, target, met
+            # A throughput compares the servers only while the server core
+            # is the busy side and nothing else ran.
+            note = ""
+            if (m == "rps" || m == "mbps" || m == "p50_us" || m == "p99_us") {
+                for (i = 1; i <= nf; i++) {
+                    if (cell(s, "load_busy", fe[i], 2) != "-" && med[s SUBSEP "load_busy" SUBSEP fe[i]] >= 0.9)
+                        note = note (note ? "; " : "") "load core saturated with " fe[i]
+                    if (cell(s, "other_busy", fe[i], 2) != "-" && med[s SUBSEP "other_busy" SUBSEP fe[i]] > noise)
+                        note = note (note ? "; " : "") "other load during " fe[i] " runs"
+                }
+            }
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", label, cn, cm, ratio, paired(s, m), target, met, note == "" ? "" : note
         }
         note = ""
         for (k in errs) if (errs[k] > 0) { split(k, p, SUBSEP); note = note sprintf(" %s/%s: %d;", p[1], p[2], errs[k]) }
@@ -833,9 +915,7 @@ for pass in "${PASSES[@]}"; do
         if [ ${#FRONTS[@]} -eq 2 ] && [ $((round % 2)) -eq 0 ]; then
             order=("${FRONTS[1]}" "${FRONTS[0]}")
         fi
-        for fe in "${order[@]}"; do
-            run_front "$pass" "$round" "$fe" || overall=1
-        done
+        run_round "$pass" "$round" "${order[@]}" || overall=1
     done
     stop upstream
     {
@@ -854,7 +934,8 @@ if [ "$PROFILE" = 1 ] && [ "$ONLY" != nginx ]; then
     wait_port "$UP_PORT" 10 || die "bench-upstream did not listen on $UP_PORT"
     SCENARIOS_SAVED=$SCENARIOS
     SCENARIOS=$(tr ',' '\n' <<<"$SCENARIOS" | grep -v '^idle$' | paste -sd, -)
-    run_front profile 1 mtlsgate || true
+    NOISE_RETRIES=0
+    run_round profile 1 mtlsgate || true
     SCENARIOS=$SCENARIOS_SAVED
     stop upstream
     {
