@@ -397,10 +397,20 @@ static void handshake_failed(struct gw_conn *c, short what)
     unsigned long e = bufferevent_get_openssl_error(c->bev);
     const char *detail;
     char sys[128];
+    BIO *rbio;
 
     while (bufferevent_get_openssl_error(c->bev) != 0)
         ; /* drain the rest */
     tls_server_peer_failed(c->ssl, &c->peer, e);
+    rbio = SSL_get_rbio(c->ssl);
+    if (c->peer.refusal == TLS_REFUSE_PROTOCOL && rbio != NULL && BIO_number_read(rbio) == 0) {
+        /* Not a TLS peer at all: a TCP health check or port probe that
+         * closed without sending a byte. Not a refused handshake. */
+        gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "%s closed before sending any byte", c->client);
+        ERR_clear_error();
+        gw_conn_close(c, "closed before the handshake");
+        return;
+    }
     detail = c->peer.detail;
     if (!detail[0]) {
         if (what & BEV_EVENT_EOF)

@@ -7,6 +7,7 @@
 #    `promtool check metrics`; after one admitted request (attestor1) and one
 #    refused handshake (the expired certificate) it counts
 #    handshakes{result="refused",reason="expired"} 1, every other refusal
+#    (protocol too, after three bare TCP connects that send nothing)
 #    reason 0, and requests{class="2xx",identity="svc-attestor-1"} 1; it
 #    gives the expiry of the server certificate, of client-ca and of the root
 #    (the values openssl reads from the files) and the CRL's nextUpdate;
@@ -75,6 +76,11 @@ rc=$?
 [ "$rc" -ne 0 ] || fail "the expired certificate was admitted (HTTP $code)"
 expect_eq "$code" 000 "expired certificate: HTTP status"
 expect_eq "$(upstream_count)" 1 "requests that reached db-service"
+# A bare TCP connect that closes without a byte (a load balancer's TCP check)
+# is not a refused handshake: reason "protocol" must stay 0 below.
+for i in 1 2 3; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null || fail "TCP connect to the gateway"
+done
 
 # metric NAME{LABELS} - the value of that exact series in the last scrape.
 metric() {
@@ -104,7 +110,7 @@ pass "/metrics passes promtool check metrics"
 expect_eq "$(metric 'mtlsgate_handshakes_total{result="refused",reason="expired"}')" 1 \
     "refused handshakes, reason expired"
 for reason in no_certificate untrusted_issuer not_yet_valid revoked bad_usage bad_subject \
-    unknown_identity forbidden; do
+    unknown_identity forbidden protocol; do
     expect_eq "$(metric "mtlsgate_handshakes_total{result=\"refused\",reason=\"$reason\"}")" 0 \
         "refused handshakes, reason $reason"
 done
