@@ -17,26 +17,6 @@
 #include "tls_trust.h"
 #include "tls_x509.h"
 
-int gw_runtime_check_key_mode(const char *path, int allow, char *err, size_t errlen)
-{
-    struct stat st;
-
-    if (allow)
-        return 0;
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "%s: cannot stat private key: %s", path, strerror(errno));
-        return -1;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        snprintf(err, errlen,
-                 "%s: private key has mode %04o, readable by group or others; "
-                 "chmod 600 it (or set tls.allow_insecure_key_permissions: true)",
-                 path, (unsigned)(st.st_mode & 07777));
-        return -1;
-    }
-    return 0;
-}
-
 /* Resolves one upstream "host:port" into s (the first address). */
 static int resolve_server(const struct cfg_addr *a, struct gw_upstream_server *s, char *err,
                           size_t errlen)
@@ -95,13 +75,7 @@ struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
     rt->cfg = cfg;
     rt->refs = 1;
     rt->generation = generation;
-    if (gw_runtime_check_key_mode(cfg->tls.key, cfg->tls.allow_insecure_key_permissions,
-                                  err, errlen) < 0)
-        goto out;
-    if (cfg->upstream.tls && cfg->upstream.tls_key &&
-        gw_runtime_check_key_mode(cfg->upstream.tls_key,
-                                  cfg->tls.allow_insecure_key_permissions, err, errlen) < 0)
-        goto out;
+    /* Key file modes were checked by cfg_load (tls.allow_insecure_key_permissions). */
     memset(&topts, 0, sizeof(topts));
     topts.client_ca_path = cfg->tls.client_ca;
     topts.crl_path = cfg->tls.crl;

@@ -70,12 +70,6 @@ void gw_runtime_unref(struct gw_runtime *rt); /* NULL is fine; frees at zero */
 int gw_runtime_check(const char *path, FILE *out);
 
 /*
- * 0 when the private key file at path is not readable by group or others
- * (or allow is set); -1 with a message naming the file and its mode.
- */
-int gw_runtime_check_key_mode(const char *path, int allow, char *err, size_t errlen) GW_RT_MUSTCHECK;
-
-/*
  * SHA-256 over the contents of the files a reload would re-read (the
  * config itself, certificate, key, client_ca, CRL, upstream TLS files), for
  * the `watch` option: a change in any of them changes the digest. A file
