@@ -470,7 +470,7 @@ use_front() {
 }
 
 # ---------------------------------------------------------------- scenarios
-HS_CONNS=8          # connections in flight for the handshake scenarios
+HS_CONNS=${HS_CONNS:-8}          # connections in flight for the handshake scenarios
 KA_CONNS=50
 [ "$SMOKE" = 1 ] && KA_CONNS=4
 POST_CONNS=4
