@@ -1073,6 +1073,17 @@ void cfg_validate(struct cfg_ctx *x)
         }
     }
 
+    /* Keys in a file are for tickets several instances decrypt: stateless
+     * ones. The in-memory cache is per process, so one or the other. */
+    if (c->tls.ticket_key_file != NULL) {
+        if (is_set(x, "tls.session_cache") && c->tls.session_cache > 0 &&
+            !locate(x, "tls.session_cache", &line, &col))
+            cfg_err_at(x, line, col, "tls.session_cache",
+                       "must be 0 with tls.ticket_key_file (tickets several instances decrypt "
+                       "are stateless; the session cache is per process)");
+        c->tls.session_cache = 0;
+    }
+
     if (!c->tls.allow_insecure_key_permissions) {
         check_key_mode(x, "tls.key", c->tls.key);
         check_key_mode(x, "upstream.tls.key", c->upstream.tls_key);

@@ -63,6 +63,9 @@ struct cfg {
         int require_eku;      /* tls.require_client_eku, default 1 */
         int session_tickets;  /* tls.session_tickets, default 1 */
         char *ticket_key_file;/* tls.ticket_key_file, NULL = random, rotated */
+        unsigned session_cache; /* tls.session_cache: sessions kept in memory
+                                 for resumption, default 10000; 0 = stateless
+                                 tickets (always 0 with ticket_key_file) */
         int allow_insecure_key_permissions; /* default 0 */
     } tls;
 

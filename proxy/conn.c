@@ -189,6 +189,13 @@ static void conn_free(struct gw_conn *c)
     gw_stat_sub(&w->stats.conns_open, 1);
     req_put(w, c->req);
     gw_up_free(c->up);
+    /* OpenSSL drops from the session cache the session of a connection
+     * freed before it sent close_notify; ours end by keep-alive timeout,
+     * by the client's close, or after our response: all fine to resume.
+     * A connection that ended on a TLS error lost its session already,
+     * when the fatal alert was sent or received. */
+    if (c->bev && c->ssl && SSL_is_init_finished(c->ssl))
+        SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
     if (c->bev)
         bufferevent_free(c->bev); /* closes the socket, frees the SSL */
     if (c->timer)

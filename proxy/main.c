@@ -43,6 +43,7 @@ struct gw_main {
     time_t config_loaded;
     struct tls_ticket_keys *keys;
     int keys_from_file;
+    struct tls_sessions *sessions;  /* the session cache, kept across reloads */
     uint64_t generation;
     int stopping;                 /* 0 running, 1 draining, 2 stopping now */
     unsigned char digest[32];
@@ -101,7 +102,7 @@ static struct gw_runtime *build(struct gw_main *m, struct tls_ticket_keys **keys
         cfg_free(cfg);
         goto out;
     }
-    rt = gw_runtime_new(cfg, keys, m->generation + 1, err, errlen);
+    rt = gw_runtime_new(cfg, keys, m->sessions, m->generation + 1, err, errlen);
     if (!rt)
         goto out;
     *keys_out = keys;
@@ -135,6 +136,7 @@ static void reload(struct gw_main *m, const char *why)
     tls_ticket_keys_unref(m->keys);
     m->keys = keys;
     m->keys_from_file = rt->cfg->tls.ticket_key_file != NULL;
+    tls_sessions_set_capacity(m->sessions, rt->cfg->tls.session_cache);
     gw_runtime_files_digest(rt->cfg, m->digest);
     gw_log_reconfigure(rt->cfg->log.level, rt->cfg->log.format);
     gw_log_reopen();
@@ -393,7 +395,11 @@ static int run(const char *path)
         goto out;
     }
     m.keys_from_file = cfg->tls.ticket_key_file != NULL;
-    m.rt = gw_runtime_new(cfg, m.keys, 1, err, sizeof(err));
+    if (!(m.sessions = tls_sessions_new(cfg->tls.session_cache, err, sizeof(err)))) {
+        gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
+        goto out;
+    }
+    m.rt = gw_runtime_new(cfg, m.keys, m.sessions, 1, err, sizeof(err));
     cfg = NULL; /* taken over */
     if (!m.rt) {
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
@@ -428,6 +434,7 @@ out:
         event_base_free(m.base);
     gw_runtime_unref(m.rt);
     tls_ticket_keys_unref(m.keys);
+    tls_sessions_unref(m.sessions);
     cfg_free(cfg);
     cfg_diag_free(&diag);
     if (log_up)

@@ -58,6 +58,7 @@ static void runtime_free(struct gw_runtime *rt)
 }
 
 struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
+                                  struct tls_sessions *sessions,
                                   uint64_t generation, char *err, size_t errlen)
 {
     struct gw_runtime *rt = calloc(1, sizeof(*rt));
@@ -93,6 +94,7 @@ struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
     sopts.session_tickets = cfg->tls.session_tickets;
     sopts.trust = trust;
     sopts.ticket_keys = keys;
+    sopts.sessions = cfg->tls.session_cache > 0 ? sessions : NULL;
     rt->server_ctx = tls_server_ctx_new(&sopts, err, errlen);
     if (!rt->server_ctx)
         goto out;
@@ -197,8 +199,8 @@ int gw_runtime_check(const char *path, FILE *out)
     if (problems > 0)
         goto out;
     /* The same build as a start, which also checks the client CA, the CRL,
-     * the key mode, the upstream TLS context, the map and the names. */
-    rt = gw_runtime_new(cfg, NULL, 0, err, sizeof(err));
+     * the upstream TLS context, the map and the names. */
+    rt = gw_runtime_new(cfg, NULL, NULL, 0, err, sizeof(err));
     cfg = NULL;
     if (!rt) {
         fprintf(out, "%s: %s\n", path, err);

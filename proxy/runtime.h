@@ -27,6 +27,7 @@
 #define GW_MAX_UPSTREAMS 64
 
 struct tls_ticket_keys;
+struct tls_sessions;
 
 struct gw_upstream_server {
     struct sockaddr_storage addr;   /* resolved once, at build time */
@@ -50,12 +51,14 @@ struct gw_runtime {
 
 /*
  * Builds a runtime from cfg, which it takes over in every case (freed on
- * failure). keys may be NULL (no shared ticket keys); the server context
- * takes its own reference. Checks the private key's permissions unless
- * tls.allow_insecure_key_permissions. Blocking (file reads, getaddrinfo):
+ * failure). keys may be NULL (no shared ticket keys); sessions is the
+ * process's session cache, used when cfg's tls.session_cache is not 0; the
+ * server context takes its own reference to each. cfg_load has checked
+ * the key files' permissions. Blocking (file reads, getaddrinfo):
  * main thread only. NULL with one line in err naming the file or key.
  */
 struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
+                                  struct tls_sessions *sessions,
                                   uint64_t generation, char *err, size_t errlen) GW_RT_MUSTCHECK;
 
 void gw_runtime_ref(struct gw_runtime *rt);

@@ -7,6 +7,7 @@
  * still holds an SSL made from it.
  */
 #include "tls_server.h"
+#include "tls_sessions.h"
 #include "tls_errors.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@ static CRYPTO_ONCE ex_once = CRYPTO_ONCE_STATIC_INIT;
 static int ex_ok;
 static int ctx_trust_idx = -1;   /* SSL_CTX -> struct tls_trust (one ref) */
 static int ctx_keys_idx = -1;    /* SSL_CTX -> struct tls_ticket_keys (one ref) */
+static int ctx_sess_idx = -1;    /* SSL_CTX -> struct tls_sessions (one ref) */
 static int ssl_peer_idx = -1;    /* SSL -> struct tls_peer (borrowed) */
 
 static void trust_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -59,12 +61,20 @@ static void keys_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
     tls_ticket_keys_unref(ptr);
 }
 
+static void sessions_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                             void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    tls_sessions_unref(ptr);
+}
+
 static void ex_init(void)
 {
     ctx_trust_idx = SSL_CTX_get_ex_new_index(0, "mtlsgate trust", NULL, NULL, trust_ex_free);
     ctx_keys_idx = SSL_CTX_get_ex_new_index(0, "mtlsgate ticket keys", NULL, NULL, keys_ex_free);
+    ctx_sess_idx = SSL_CTX_get_ex_new_index(0, "mtlsgate sessions", NULL, NULL, sessions_ex_free);
     ssl_peer_idx = SSL_get_ex_new_index(0, "mtlsgate peer", NULL, NULL, NULL);
-    ex_ok = ctx_trust_idx >= 0 && ctx_keys_idx >= 0 && ssl_peer_idx >= 0;
+    ex_ok = ctx_trust_idx >= 0 && ctx_keys_idx >= 0 && ctx_sess_idx >= 0 && ssl_peer_idx >= 0;
 }
 
 /* 0 when the ex_data indexes exist (created once, by any thread). */
@@ -452,6 +462,58 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
     return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
 
+/*
+ * The session cache callbacks (SSL_CTX_sess_set_*_cb, with OpenSSL's own
+ * cache off). new: keep a reference in the shared cache; OpenSSL drops the
+ * one it lent us (return 0). get: like ticket_dec_cb, a cached session
+ * resumes only if its client certificate passes this context's trust set
+ * now; otherwise it is dropped and the client does a full handshake.
+ */
+static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct tls_sessions *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_sess_idx);
+
+    if (c != NULL && tls_sessions_add(c, sess, time(NULL)) < 0)
+        ERR_clear_error();
+    return 0;
+}
+
+static SSL_SESSION *sess_get_cb(SSL *ssl, const unsigned char *id, int len, int *copy)
+{
+    struct tls_sessions *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_sess_idx);
+    struct tls_trust *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_trust_idx);
+    struct tls_peer *peer = SSL_get_ex_data(ssl, ssl_peer_idx);
+    time_t now = time(NULL);
+    SSL_SESSION *sess;
+    X509 *cert;
+    char detail[160];
+
+    *copy = 0; /* the caller takes over the reference tls_sessions_get gave */
+    if (c == NULL || len <= 0 || (sess = tls_sessions_get(c, id, (size_t)len, now)) == NULL)
+        return NULL;
+    cert = SSL_SESSION_get0_peer(sess);
+    if (t == NULL || cert == NULL ||
+        tls_trust_check(t, cert, NULL, now, detail, sizeof(detail)) != TLS_OK) {
+        tls_sessions_remove(c, id, (size_t)len);
+        SSL_SESSION_free(sess);
+        ERR_clear_error();
+        return NULL;
+    }
+    if (peer != NULL)
+        peer->rechecked = 1;
+    return sess;
+}
+
+static void sess_remove_cb(SSL_CTX *ctx, SSL_SESSION *sess)
+{
+    struct tls_sessions *c = SSL_CTX_get_ex_data(ctx, ctx_sess_idx);
+    unsigned int len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+
+    if (c != NULL)
+        tls_sessions_remove(c, id, len);
+}
+
 /* ---------------------------------------------------------------- context */
 
 static int parse_min_version(const char *v, int *out)
@@ -555,14 +617,35 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts, char *err, size_
     /* leaf -> intermediate (an anchor); longer chains are never needed. */
     SSL_CTX_set_verify_depth(ctx, 2);
 
-    /* Resumption: stateless tickets only, re-checked on decryption. */
+    /* Resumption: the shared session cache when given, else stateless
+     * tickets; either way re-checked before a session is resumed. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (!SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESSION_ID_CONTEXT,
                                         sizeof(SESSION_ID_CONTEXT) - 1)) {
         tls_err_set(err, errlen, "tls: cannot set the session id context");
         goto out;
     }
-    if (opts->session_tickets) {
+    if (opts->sessions != NULL) {
+        /* The shared cache: TLS 1.2 session ids and, with tickets, TLS 1.3
+         * stateful tickets (SSL_OP_NO_TICKET makes OpenSSL send the
+         * session's id as the ticket, looked up in sess_get_cb). */
+        tls_sessions_ref(opts->sessions);
+        if (!SSL_CTX_set_ex_data(ctx, ctx_sess_idx, opts->sessions)) {
+            tls_sessions_unref(opts->sessions);
+            tls_err_set(err, errlen, "tls: cannot attach the session cache");
+            goto out;
+        }
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL |
+                                                SSL_SESS_CACHE_NO_AUTO_CLEAR);
+        SSL_CTX_sess_set_new_cb(ctx, sess_new_cb);
+        SSL_CTX_sess_set_get_cb(ctx, sess_get_cb);
+        SSL_CTX_sess_set_remove_cb(ctx, sess_remove_cb);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        if (!SSL_CTX_set_num_tickets(ctx, opts->session_tickets ? 1 : 0)) {
+            tls_err_set(err, errlen, "tls: cannot set the number of tickets");
+            goto out;
+        }
+    } else if (opts->session_tickets) {
         SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
         /* TLS 1.3: one ticket per full handshake, not OpenSSL's two (each
          * costs a session copy, its encoding and encryption); a client

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <openssl/types.h>
 
+#include "tls_sessions.h"
 #include "tls_trust.h"
 
 /*
@@ -66,6 +67,9 @@ struct tls_server_opts {
     const char *ciphersuites;   /* TLS 1.3 suites, NULL = OpenSSL default */
     const char *groups;         /* NULL = "X25519:P-256:P-384" */
     int session_tickets;        /* 1 = enable TLS tickets (resumption) */
+    struct tls_sessions *sessions; /* NULL = stateless tickets (with
+                                   session_tickets); else the shared session
+                                   cache, the context takes a ref */
     struct tls_trust *trust;    /* client trust; the context takes a ref */
     struct tls_ticket_keys *ticket_keys; /* NULL = a random key of OpenSSL's
                                    own, per context (tickets do not survive a
@@ -88,7 +92,8 @@ struct tls_peer {
     int resumed;                          /* 1 when the session was resumed */
     int rechecked;                        /* internal: a resumed session's
                                              certificate passed the current
-                                             trust set in the ticket callback */
+                                             trust set in the ticket or session
+                                             cache callback */
 };
 
 /*
@@ -98,13 +103,17 @@ struct tls_peer {
  * trust rules of tls_trust.h in the handshake itself, renegotiation refused,
  * compression off, server cipher preference, SSL_MODE_RELEASE_BUFFERS, the
  * client intermediates' names sent as acceptable CAs.
- * Resumption: no stateful session cache (it would be per process and per
- * context); with session_tickets, stateless tickets whose decryption
- * re-checks the session's client certificate against THIS context's trust
- * set (tls_trust_check at the current time): a certificate revoked, expired
- * or whose CA was retired since the ticket was issued gets a full handshake,
- * where it is refused with an alert. All contexts share one session id
- * context, so tickets from a previous context resume in a reloaded one.
+ * Resumption, with opts->sessions: that cache (tls_sessions.h) holds the
+ * sessions, found by TLS 1.2 session id or, with session_tickets, by a
+ * TLS 1.3 ticket that is only the session's id (one per handshake); a
+ * resumed handshake reuses the parsed session instead of decrypting and
+ * parsing it again. Without: with session_tickets, stateless tickets
+ * (encrypted with ticket_keys). Either way the session's client
+ * certificate is re-checked against THIS context's trust set at the
+ * current time before it resumes: a certificate revoked, expired or whose
+ * CA was retired since gets a full handshake, where it is refused with an
+ * alert. All contexts share one session id context, so sessions from a
+ * previous context resume in a reloaded one.
  * The context may be used by several threads at once.
  * Returns NULL with a one-line reason in err naming the file.
  */

@@ -7,6 +7,11 @@
 #  - rotation: a new key put first in the shared file and SIGHUP: sessions
 #    under both keys resume; the old key removed and SIGHUP: its sessions
 #    get a full handshake;
+#  - the session cache (tls.session_cache, the default without a key file):
+#    a TLS 1.3 ticket is only the 32-byte session id (a stateless one is
+#    hundreds of bytes), TLS 1.3 and TLS 1.2 sessions resume, and still do
+#    after a SIGHUP reload; session_cache: 0 gives stateless tickets again;
+#    session_cache > 0 together with ticket_key_file is refused naming it;
 #  - a ticket key file with mode 0644, or of the wrong length, is refused at
 #    start with a line naming it (and by -t);
 #  - tls.key with mode 0644 or 0640 (and upstream.tls.key 0644): mtlsgate
@@ -17,7 +22,7 @@ source "$SRC_DIR/tests/lib/gw_common.sh"
 
 gw_make_pki
 gw_pick_ports
-read -r PORT_A PORT_B PORT_C <<<"$(free_ports 3)"
+read -r PORT_A PORT_B PORT_C PORT_D PORT_E <<<"$(free_ports 5)"
 gw_start_db
 K1=$TEST_TMPDIR/ticket1.key
 K2=$TEST_TMPDIR/ticket2.key
@@ -111,6 +116,56 @@ pass "ticket key rotation (new key first, SIGHUP; then old key removed, SIGHUP):
 stop_bg gwb || fail "mtlsgate B did not exit 0"
 stop_bg gwc || fail "mtlsgate C did not exit 0"
 
+# --- the session cache (default) -----------------------------------------------------------
+# ticket_bytes OUTPUT: bytes of the (last) ticket s_client printed.
+ticket_bytes() {
+    awk '/TLS session ticket:/ {n = 0; on = 1; next}
+         on && /^ *[0-9a-f][0-9a-f][0-9a-f][0-9a-f] - / {
+             sub(/^ *[0-9a-f][0-9a-f][0-9a-f][0-9a-f] - /, ""); sub(/   .*$/, ""); gsub(/-/, " ");
+             n += split($0, b, " "); next }
+         on {on = 0} END {print n + 0}' <<<"$1"
+}
+gw_write_config "$TEST_TMPDIR/gwd.yml" port="$PORT_D"
+GW_PORT=$PORT_D gw_start_gateway "$TEST_TMPDIR/gwd.yml" gwd
+gw_write_config "$TEST_TMPDIR/gwe.yml" port="$PORT_E" tls_extra="  session_cache: 0"
+GW_PORT=$PORT_E gw_start_gateway "$TEST_TMPDIR/gwe.yml" gwe
+out=$(sc "$PORT_D" -tls1_3 -sess_out "$TEST_TMPDIR/d13.pem")
+grep -q 'HTTP/1.1 200' <<<"$out" || fail "session cache: first TLS 1.3 request not served"
+expect_eq "$(ticket_bytes "$out")" 32 "session cache: bytes in the TLS 1.3 ticket (the session id)"
+out_a=$(sc "$PORT_A" -tls1_3)
+n=$(ticket_bytes "$out_a")
+[ "$n" -gt 200 ] || fail "stateless ticket (key file) only $n bytes: the parser of s_client's dump is wrong"
+out_e=$(sc "$PORT_E" -tls1_3 -sess_out "$TEST_TMPDIR/e13.pem")
+n=$(ticket_bytes "$out_e")
+[ "$n" -gt 200 ] || fail "session_cache: 0: a $n-byte ticket; expected a stateless one"
+out=$(sc "$PORT_E" -tls1_3 -sess_in "$TEST_TMPDIR/e13.pem")
+case "$(session_line "$out")" in Reused*) ;; *) fail "session_cache: 0: the stateless ticket did not resume: $(session_line "$out")" ;; esac
+pass "session cache: a TLS 1.3 ticket is the 32-byte session id; session_cache: 0 and ticket_key_file give stateless tickets ($n bytes) that resume"
+out=$(sc "$PORT_D" -tls1_2 -sess_out "$TEST_TMPDIR/d12.pem")
+grep -q 'HTTP/1.1 200' <<<"$out" || fail "session cache: first TLS 1.2 request not served"
+for ver in -tls1_3 -tls1_2; do
+    v=${ver#-tls}
+    v=${v/_/}
+    out=$(sc "$PORT_D" "$ver" -sess_in "$TEST_TMPDIR/d$v.pem")
+    case "$(session_line "$out")" in Reused*) ;; *) fail "session cache: $ver session did not resume: $(session_line "$out")" ;; esac
+    grep -q '"x-client-identity":"svc-attestor-1"' <<<"$out" || fail "session cache: $ver resumed but identity not forwarded"
+done
+n=$(grep -c 'reload (SIGHUP).*in service' "$TEST_TMPDIR/gwd.log")
+kill -HUP "$(bg_pid gwd)"
+wait_log "$TEST_TMPDIR/gwd.log" 'reload \(SIGHUP\).*in service' 10 || fail "gwd: no reload after SIGHUP"
+for ver in -tls1_3 -tls1_2; do
+    v=${ver#-tls}
+    v=${v/_/}
+    out=$(sc "$PORT_D" "$ver" -sess_in "$TEST_TMPDIR/d$v.pem")
+    case "$(session_line "$out")" in Reused*) ;; *) fail "session cache: $ver session did not resume after a reload: $(session_line "$out")" ;; esac
+    grep -q 'HTTP/1.1 200' <<<"$out" || fail "session cache: $ver resumed after reload, not served"
+done
+out=$(sc "$PORT_A" -tls1_3 -sess_in "$TEST_TMPDIR/d13.pem")
+case "$(session_line "$out")" in New*) ;; *) fail "a cached session of D resumed on A (another process): $(session_line "$out") $(grep -E "alert|error|HTTP" <<<"$out" | head -3)" ;; esac
+pass "session cache: TLS 1.3 and TLS 1.2 sessions resume, also after a SIGHUP reload; not on another process"
+stop_bg gwd || fail "mtlsgate D did not exit 0"
+stop_bg gwe || fail "mtlsgate E did not exit 0"
+
 # expect_refused NAME CONFIG ERE: mtlsgate -c CONFIG exits non-zero at start
 # with exactly one line matching ERE; mtlsgate -t -c CONFIG exits non-zero
 # and also matches ERE.
@@ -139,6 +194,10 @@ gw_wait_exit short-ticket 10 || fail "a 50-byte ticket key file: mtlsgate did no
 [ "$GW_EXIT_STATUS" != 0 ] || fail "a 50-byte ticket key file: mtlsgate exited 0"
 grep -q 'short\.key.*80 bytes' "$TEST_TMPDIR/short-ticket.log" || fail "a 50-byte ticket key file: no line naming it: $(head -3 "$TEST_TMPDIR/short-ticket.log")"
 pass "ticket key file with mode 0644 or 50 bytes: refused at start, naming the file"
+gw_write_config "$TEST_TMPDIR/both.yml" tls_extra="  ticket_key_file: $K2
+  session_cache: 5"
+expect_refused both "$TEST_TMPDIR/both.yml" 'both\.yml:[0-9]+:[0-9]+: tls\.session_cache: must be 0 with tls\.ticket_key_file'
+pass "tls.session_cache > 0 with tls.ticket_key_file: refused, naming the key and its place"
 
 # --- private key modes ---------------------------------------------------------------------
 for mode in 644 640; do
