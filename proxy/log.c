@@ -61,11 +61,25 @@ const char *gw_log_level_name(enum cfg_log_level level)
     return (unsigned)level < 4 ? level_names[level] : "error";
 }
 
-/* A bounded string builder: never overflows, remembers truncation. */
+/*
+ * A bounded string builder: never overflows. A string value stops short of
+ * the last `keep` bytes of the buffer (and of its closing quote), so that
+ * whatever a line must end with ("}" of a JSON object) still fits when a
+ * long message is cut; the cut never splits an escape or a UTF-8 sequence.
+ */
 struct sb {
     char *p;
     size_t len, cap;
+    size_t keep;
 };
+
+#define SB_KEEP 8                 /* room for the end of a line after a cut value */
+
+/* 1 when n more bytes of a string value fit (closing quote and keep left). */
+static int sb_room(const struct sb *s, size_t n)
+{
+    return s->len + n + 1 + s->keep < s->cap;
+}
 
 static void sb_putn(struct sb *s, const char *v, size_t n)
 {
@@ -100,23 +114,74 @@ static void sb_printf(struct sb *s, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A JSON string literal, quotes included; NULL is written as "-". */
+/*
+ * The length of the well-formed UTF-8 sequence at u (lead byte >= 0x80):
+ * 2..4, or 0 when it is not one (a stray continuation byte, an overlong
+ * form, a surrogate, above U+10FFFF, or cut by the string's NUL).
+ */
+static size_t utf8_seq_len(const unsigned char *u)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+
+    if (u[0] >= 0xc2 && u[0] <= 0xdf)
+        return (u[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (u[0] >= 0xe0 && u[0] <= 0xef) {
+        if (u[0] == 0xe0)
+            lo = 0xa0;            /* overlong */
+        else if (u[0] == 0xed)
+            hi = 0x9f;            /* surrogates */
+        return u[1] >= lo && u[1] <= hi && (u[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+        if (u[0] == 0xf0)
+            lo = 0x90;            /* overlong */
+        else if (u[0] == 0xf4)
+            hi = 0x8f;            /* above U+10FFFF */
+        return u[1] >= lo && u[1] <= hi && (u[2] & 0xc0) == 0x80 && (u[3] & 0xc0) == 0x80 ? 4
+                                                                                          : 0;
+    }
+    return 0;
+}
+
+/*
+ * A JSON string literal, quotes included; NULL is written as "-". '"', '\\'
+ * and control characters are escaped; a byte that is not part of
+ * well-formed UTF-8 becomes U+FFFD (escaped), so that every line is valid
+ * JSON for a strict reader. Cut (see struct sb) when it does not fit.
+ */
 static void sb_json_str(struct sb *s, const char *v)
 {
     const unsigned char *u = (const unsigned char *)(v ? v : "-");
     char esc[8];
+    size_t n;
 
     sb_putn(s, "\"", 1);
-    for (; *u; u++) {
+    for (; *u; u += n) {
+        n = 1;
         if (*u == '"' || *u == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*u;
+            if (!sb_room(s, 2))
+                break;
             sb_putn(s, esc, 2);
         } else if (*u < 0x20 || *u == 0x7f) {
             snprintf(esc, sizeof(esc), "\\u%04x", *u);
+            if (!sb_room(s, 6))
+                break;
             sb_putn(s, esc, 6);
-        } else {
+        } else if (*u < 0x80) {
+            if (!sb_room(s, 1))
+                break;
             sb_putn(s, (const char *)u, 1);
+        } else if ((n = utf8_seq_len(u)) != 0) {
+            if (!sb_room(s, n))
+                break;
+            sb_putn(s, (const char *)u, n);
+        } else {
+            n = 1;
+            if (!sb_room(s, 6))
+                break;
+            sb_putn(s, "\\ufffd", 6);
         }
     }
     sb_putn(s, "\"", 1);
@@ -143,11 +208,17 @@ static void sb_text_val(struct sb *s, const char *v)
         if (*u == '"' || *u == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*u;
+            if (!sb_room(s, 2))
+                break;
             sb_putn(s, esc, 2);
         } else if (*u < 0x20 || *u == 0x7f) {
             snprintf(esc, sizeof(esc), "\\x%02x", *u);
+            if (!sb_room(s, 4))
+                break;
             sb_putn(s, esc, 4);
         } else {
+            if (!sb_room(s, 1))
+                break;
             sb_putn(s, (const char *)u, 1);
         }
     }
@@ -166,16 +237,29 @@ static void sb_field(struct sb *s, int json, const char *key, const char *v)
     }
 }
 
+/*
+ * A number that may be absent (v < 0): JSON null, or "-" in text. A JSON
+ * reader gets a number or null, never the string "-".
+ */
 static void sb_field_num(struct sb *s, int json, const char *key, int64_t v)
 {
-    if (v < 0) {
+    if (json && v < 0)
+        sb_printf(s, "%s\"%s\":null", s->len > 1 ? "," : "", key);
+    else if (v < 0)
         sb_field(s, json, key, NULL);
-        return;
-    }
-    if (json)
+    else if (json)
         sb_printf(s, "%s\"%s\":%lld", s->len > 1 ? "," : "", key, (long long)v);
     else
         sb_printf(s, "%s%s=%lld", s->len ? " " : "", key, (long long)v);
+}
+
+/* A number that is always there (counts, ids): unsigned, never "-". */
+static void sb_field_u64(struct sb *s, int json, const char *key, uint64_t v)
+{
+    if (json)
+        sb_printf(s, "%s\"%s\":%llu", s->len > 1 ? "," : "", key, (unsigned long long)v);
+    else
+        sb_printf(s, "%s%s=%llu", s->len ? " " : "", key, (unsigned long long)v);
 }
 
 static void now_iso(char *buf, size_t len)
@@ -242,7 +326,7 @@ void gw_log(struct gw_logbuf *b, enum cfg_log_level level, uint64_t conn_id,
             const char *fmt, ...)
 {
     char line[LB_LINE_MAX], msg[LB_LINE_MAX - 128], ts[40];
-    struct sb s = {line, 0, sizeof(line) - 1};
+    struct sb s = {line, 0, sizeof(line) - 1, SB_KEEP};
     int json = __atomic_load_n(&L.format, __ATOMIC_RELAXED) == CFG_LOG_JSON;
     va_list ap;
 
@@ -257,7 +341,7 @@ void gw_log(struct gw_logbuf *b, enum cfg_log_level level, uint64_t conn_id,
         sb_puts(&s, "{");
     sb_field(&s, json, "time", ts);
     sb_field(&s, json, "level", gw_log_level_name(level));
-    sb_field_num(&s, json, "conn", (int64_t)conn_id);
+    sb_field_u64(&s, json, "conn", conn_id);
     sb_field(&s, json, "msg", msg);
     if (json)
         sb_puts(&s, "}");
@@ -268,7 +352,7 @@ void gw_log(struct gw_logbuf *b, enum cfg_log_level level, uint64_t conn_id,
 void gw_log_access(struct gw_logbuf *b, const struct gw_access_rec *r)
 {
     char line[LB_LINE_MAX], ts[40];
-    struct sb s = {line, 0, sizeof(line) - 1};
+    struct sb s = {line, 0, sizeof(line) - 1, SB_KEEP};
     int json = __atomic_load_n(&L.format, __ATOMIC_RELAXED) == CFG_LOG_JSON;
 
     if (__atomic_load_n(&L.fd[CH_ACCESS], __ATOMIC_RELAXED) < 0)
@@ -284,7 +368,7 @@ void gw_log_access(struct gw_logbuf *b, const struct gw_access_rec *r)
     sb_field(&s, json, "method", r->method);
     sb_field(&s, json, "path", r->path);
     sb_field_num(&s, json, "status", r->status);
-    sb_field_num(&s, json, "bytes", (int64_t)r->bytes);
+    sb_field_u64(&s, json, "bytes", r->bytes);
     sb_field_num(&s, json, "upstream_ms", r->upstream_ms);
     sb_field_num(&s, json, "total_ms", r->total_ms);
     sb_field(&s, json, "tls", r->tls_version);

@@ -17,6 +17,11 @@
  *             (json):   the same keys as one JSON object per line.
  * In text lines a value with a space, a quote, '=' or a control character is
  * written in double quotes with \" \\ and \xNN escapes; "-" means "none".
+ * In JSON lines a number that is absent (upstream_ms without an upstream) is
+ * null, never "-"; status, bytes, total_ms and conn are always numbers; an
+ * absent string is "-"; strings escape '"', '\\' and control characters, and
+ * a byte that is not well-formed UTF-8 becomes U+FFFD, so that every line is
+ * valid JSON, also when a long message is cut to fit LB_LINE_MAX.
  * conn=0 means "not about a connection".
  */
 #ifndef MTLS_PROXY_LOG_H
@@ -38,7 +43,8 @@ struct gw_log_opts {
 
 struct gw_logbuf; /* one per logging thread */
 
-/* One access line: strings may be NULL ("-"); numbers < 0 print "-". */
+/* One access line: strings may be NULL ("-"); numbers < 0 print "-" in
+   text and null in JSON. */
 struct gw_access_rec {
     const char *client;           /* "addr:port" */
     const char *cn;

@@ -5,6 +5,10 @@
 #    client, cn, identity, method, path, status, bytes = what curl
 #    received, upstream_ms, total_ms, tls, request_id = the X-Request-Id the
 #    upstream saw); no access line on stderr; the error log is JSON too;
+#    every line parses with Python's strict json module, upstream_ms is an
+#    integer for a proxied request and null (not "-") for one that used no
+#    upstream (a 403 by the allow rules, a 400), and a path with '"' and '\'
+#    reads back exactly;
 #  - SIGHUP reopens the access and error log files: moved away, new lines go
 #    to new files, the old ones get nothing more;
 #  - log.level: warn hides info lines and keeps warn lines; log.access: off
@@ -47,8 +51,11 @@ one /attestations 200 attestor1 -X POST --data-binary 'x=1'
 one '/q?a=b%20c' 200 attestor1
 one /admin 403 attestor2 -X POST --data-binary 'x'
 one /stranger 403 unknown-cn
-wait_lines "$ACCESS" 5 || fail "access log $ACCESS: fewer than 5 lines: $(cat "$ACCESS" 2>/dev/null)"
-expect_eq "$(wc -l <"$ACCESS" | tr -d ' ')" 5 "access lines for 5 requests"
+one '/q"uote' 200 attestor1
+one '/back\slash' 400 attestor1
+nlines=7
+wait_lines "$ACCESS" $nlines || fail "access log $ACCESS: fewer than $nlines lines: $(cat "$ACCESS" 2>/dev/null)"
+expect_eq "$(wc -l <"$ACCESS" | tr -d ' ')" $nlines "access lines for $nlines requests"
 keys='["bytes","client","cn","identity","method","path","request_id","status","time","tls","total_ms","upstream_ms"]'
 n=0
 while IFS= read -r line; do
@@ -59,7 +66,7 @@ while IFS= read -r line; do
         and (.client | test("^127\\.0\\.0\\.1:[0-9]+$"))
         and (.status | type == "number") and (.bytes | type == "number")
         and (.total_ms | type == "number") and (.total_ms >= 0)
-        and ((.upstream_ms | type == "number") or .upstream_ms == "-")
+        and ((.upstream_ms | type == "number") or .upstream_ms == null)
         and (.tls | test("^TLSv1\\.[23]$")) and (.request_id | test("^[0-9a-f]{32}$"))' \
         >/dev/null <<<"$line" || fail "access line $n: a field has the wrong form: $line"
     path=$(jq -r .path <<<"$line")
@@ -70,13 +77,44 @@ while IFS= read -r line; do
         expect_eq "$(jq -r .request_id <<<"$line")" "${want_rid[$path]}" "request_id logged for $path vs X-Request-Id upstream"
         jq -e '.upstream_ms | type == "number"' >/dev/null <<<"$line" || fail "upstream_ms for $path is not a number: $line"
     else
-        expect_eq "$(jq -r .upstream_ms <<<"$line")" - "upstream_ms for $path (no upstream used)"
+        jq -e '.upstream_ms == null' >/dev/null <<<"$line" || fail "upstream_ms for $path (no upstream used) is not null: $line"
     fi
 done <"$ACCESS"
+# The same lines through Python's json module (strict: no NaN/Infinity, text
+# must be valid UTF-8): numbers are integers, upstream_ms null exactly when
+# no upstream was used (status != 200 here), strings are strings.
+command -v python3 >/dev/null 2>&1 || fail "python3 is required"
+pyout=$(python3 -c '
+import json, sys
+def bad_const(c):
+    raise ValueError("non-standard JSON constant " + c)
+with open(sys.argv[1], "rb") as f:
+    raw = f.read()
+for n, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), 1):
+    o = json.loads(line, parse_constant=bad_const)
+    for k in ("status", "bytes", "total_ms"):
+        v = o[k]
+        if type(v) is not int or v < 0:
+            sys.exit("line %d: %s is not a non-negative integer: %r" % (n, k, v))
+    up = o["upstream_ms"]
+    if o["status"] == 200:
+        if type(up) is not int or up < 0 or up > o["total_ms"]:
+            sys.exit("line %d: upstream_ms of a proxied request is not an integer <= total_ms: %r" % (n, up))
+    elif up is not None:
+        sys.exit("line %d: upstream_ms of a request without upstream is not null: %r" % (n, up))
+    for k in ("time", "client", "cn", "identity", "method", "path", "tls", "request_id"):
+        if type(o[k]) is not str:
+            sys.exit("line %d: %s is not a string: %r" % (n, k, o[k]))
+    print("%s %s %s" % (o["status"], "null" if up is None else "int", json.dumps(o["path"])))
+' "$ACCESS" 2>&1) || fail "access log, read by Python's json: $pyout"
+grep -qxF '403 null "/admin"' <<<"$pyout" || fail "Python: the 403 by the allow rules: upstream_ms is not null: $pyout"
+grep -qxF '400 null "/back\\slash"' <<<"$pyout" || fail "Python: the 400: upstream_ms not null or path not read back: $pyout"
+grep -qxF '200 int "/q\"uote"' <<<"$pyout" || fail "Python: the proxied /q\"uote: upstream_ms not an integer or path not read back: $pyout"
+expect_eq "$(grep -c ' int ' <<<"$pyout")" 4 "Python: proxied requests with an integer upstream_ms"
 expect_eq "$(jq -r 'select(.path == "/attestations") | "\(.method) \(.cn) \(.identity)"' "$ACCESS")" \
     "POST attestor1 svc-attestor-1" "method, cn, identity of the POST"
 expect_eq "$(jq -r 'select(.path == "/stranger") | "\(.cn) \(.identity)"' "$ACCESS")" "stranger -" "cn, identity of an unknown CN"
-pass "JSON access log to a file: 5 lines, exactly the documented keys, values match what was sent and seen upstream"
+pass "JSON access log to a file: $nlines lines, exactly the documented keys, values match what was sent and seen upstream; upstream_ms null without an upstream"
 
 [ -s "$ERRLOG" ] || fail "error log file $ERRLOG is empty"
 bad=$(jq -c 'select((.time and .level and .msg) | not)' "$ERRLOG" 2>&1) || fail "error log is not JSON lines: $(head -3 "$ERRLOG")"
@@ -96,7 +134,7 @@ one /after-hup 200 attestor1
 wait_lines "$ACCESS" 1 || fail "after SIGHUP: no new access log file at $ACCESS"
 expect_eq "$(jq -r .path "$ACCESS")" /after-hup "the new access log's only line"
 sleep 0.2
-expect_eq "$(wc -l <"$ACCESS.1" | tr -d ' ')" 5 "lines in the moved-away access log"
+expect_eq "$(wc -l <"$ACCESS.1" | tr -d ' ')" $nlines "lines in the moved-away access log"
 grep -q after-hup "$ACCESS.1" && fail "the moved-away access log got a line after SIGHUP"
 pass "SIGHUP reopens the access and error logs (moved away: new files get the new lines)"
 stop_bg gw || fail "mtlsgate (json) did not exit 0"
