@@ -331,10 +331,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         while (bufferevent_get_openssl_error(c->up->bev) != 0)
             ;
         if (e) {
-            char buf[120];
-
-            ERR_error_string_n(e, buf, sizeof(buf));
-            snprintf(why, sizeof(why), "TLS handshake failed: %s", buf);
+            gw_up_tls_failure(c->up, e, why, sizeof(why));
         } else {
             snprintf(why, sizeof(why), "connect failed: %s",
                      serr ? evutil_socket_error_to_string(serr) : "connection closed");

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,9 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tls_client.h"
 
@@ -245,4 +248,27 @@ void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_r
     u->pool = p;
     p->idle = u;
     p->n_idle++;
+}
+
+const char *gw_up_tls_failure(const struct gw_up_conn *u, unsigned long e, char *buf,
+                              size_t len)
+{
+    SSL *ssl = u && u->tls ? bufferevent_openssl_get_ssl(u->bev) : NULL;
+    const char *reason = e ? ERR_reason_error_string(e) : "unknown error";
+    char packed[160];
+    long vr;
+
+    if (!reason) {
+        ERR_error_string_n(e, packed, sizeof(packed));
+        reason = packed;
+    }
+    /* The verify result stays X509_V_OK unless the chain or the name check
+     * (SSL_set1_host in tls_client_prepare) failed. */
+    vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (vr != X509_V_OK)
+        snprintf(buf, len, "TLS handshake failed: %s (%s)", reason,
+                 X509_verify_cert_error_string(vr));
+    else
+        snprintf(buf, len, "TLS handshake failed: %s", reason);
+    return buf;
 }

@@ -83,4 +83,15 @@ void gw_up_push(struct gw_up_conn *u);
 /* Closes and frees a connection that is not in the pool; NULL is fine. */
 void gw_up_free(struct gw_up_conn *u);
 
+/*
+ * Describes a failed TLS handshake of u in buf (always NUL-terminated) and
+ * returns buf: "TLS handshake failed: <reason of OpenSSL error e>", and when
+ * the upstream's certificate did not verify, OpenSSL's verify result in
+ * parentheses: "TLS handshake failed: certificate verify failed (hostname
+ * mismatch)". e is the error bufferevent_get_openssl_error reported (0: none,
+ * "unknown error"). The caller names the peer (server host:port).
+ */
+const char *gw_up_tls_failure(const struct gw_up_conn *u, unsigned long e, char *buf,
+                              size_t len);
+
 #endif

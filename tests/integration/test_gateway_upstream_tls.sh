@@ -3,10 +3,13 @@
 # certificate for db.internal / 127.0.0.1 issued by server-ca.
 #  - GET, a chunked POST and a Content-Length POST reach it intact over TLS
 #    (db-service reports the TLS version it saw), identity headers included;
-#  - upstream.tls.ca that does not verify it -> 502, an error-log line naming
-#    the verification failure, nothing reaches it;
-#  - upstream.tls.server_name it does not match -> 502; one it matches -> 200
-#    and that name is the SNI the upstream saw;
+#  - upstream.tls.ca that does not verify it -> 502, one error-log line naming
+#    the upstream (host:port), the failure and OpenSSL's verify result
+#    ("certificate verify failed (unable to get local issuer certificate)"),
+#    nothing reaches it;
+#  - upstream.tls.server_name it does not match -> 502, logged with the verify
+#    result "hostname mismatch"; one it matches -> 200 and that name is the
+#    SNI the upstream saw;
 #  - db-service requiring a client certificate: without upstream.tls
 #    certificate/key -> 502; with them the upstream sees the gateway's CN.
 source "$SRC_DIR/tests/lib/common.sh"
@@ -79,6 +82,11 @@ code=$(gw_curl attestor1 /wrong-ca)
 expect_eq "$code" 502 "upstream certificate from a CA not in upstream.tls.ca"
 gw_wait_log_since "$mark" 'verify failed|certificate verify|unable to get (local )?issuer' 5 ||
     fail "no error-log line naming the upstream verification failure: $(gw_log_since "$mark" | head -5)"
+# One line: the peer, the TLS failure, and X509_verify_cert_error_string of
+# SSL_get_verify_result in parentheses.
+want="upstream 127.0.0.1:$DB_PORT: TLS handshake failed: certificate verify failed (unable to get local issuer certificate)"
+gw_log_since "$mark" | grep -qF "$want" ||
+    fail "the error log does not say '$want': $(gw_log_since "$mark" | grep -i 'verify' | head -3)"
 expect_eq "$(upstream_count)" "$before" "requests that reached the upstream through an unverified TLS connection"
 wait_log "$TEST_TMPDIR/db.log" 'received fatal alert' 5 ||
     fail "db-service saw no alert from the gateway: $(tail -3 "$TEST_TMPDIR/db.log")"
@@ -93,6 +101,9 @@ code=$(gw_curl attestor1 /wrong-name)
 expect_eq "$code" 502 "upstream certificate not valid for upstream.tls.server_name"
 gw_wait_log_since "$mark" 'verify failed|hostname mismatch' 5 ||
     fail "no error-log line about the name mismatch: $(gw_log_since "$mark" | head -5)"
+want="upstream 127.0.0.1:$DB_PORT: TLS handshake failed: certificate verify failed (hostname mismatch)"
+gw_log_since "$mark" | grep -qF "$want" ||
+    fail "the error log does not say '$want': $(gw_log_since "$mark" | grep -i 'verify' | head -3)"
 expect_eq "$(upstream_count)" "$before" "requests that reached an upstream with the wrong name"
 
 start_with gw-goodname "    ca: $GW_PKI/root.crt
