@@ -55,6 +55,10 @@ struct gw_admin {
     int port;
     struct admin_conn *conns;
     unsigned n_conns;
+    /* Requests by identity, summed over the workers: kept for the life of
+     * the listener (counts cleared per scrape) so that an identity keeps
+     * its series (idstats.h, "Stable series"). */
+    struct gw_idstats *ids;
 
     /* Upstream probe: the round in flight... */
     struct event *tick_ev;         /* every GW_ADMIN_PROBE_INTERVAL_MS */
@@ -294,18 +298,16 @@ static int metrics(struct gw_admin *a, struct evbuffer *body)
     struct gw_admin_state st;
     struct gw_stats sum;
     struct gw_metrics_input in;
-    struct gw_idstats *ids = gw_idstats_new();
     int status = 500;
 
     memset(&st, 0, sizeof(st));
     memset(&sum, 0, sizeof(sum));
     memset(&in, 0, sizeof(in));
-    if (!ids)
-        goto oom;
-    a->hooks.stats(a->hooks.arg, &sum, ids);
+    gw_idstats_clear_counts(a->ids);
+    a->hooks.stats(a->hooks.arg, &sum, a->ids);
     a->hooks.state(a->hooks.arg, &st);
     in.stats = &sum;
-    in.ids = ids;
+    in.ids = a->ids;
     in.reloads_ok = st.reloads_ok;
     in.reloads_failed = st.reloads_failed;
     in.config_loaded = st.config_loaded;
@@ -326,7 +328,6 @@ oom:
     evbuffer_drain(body, evbuffer_get_length(body));
     evbuffer_add_printf(body, "out of memory\n");
 out:
-    gw_idstats_free(ids);
     return status;
 }
 
@@ -584,6 +585,11 @@ struct gw_admin *gw_admin_start(struct event_base *base, const struct cfg_addr *
     }
     a->base = base;
     a->hooks = *hooks;
+    a->ids = gw_idstats_new();
+    if (!a->ids) {
+        snprintf(err, errlen, "admin listener: out of memory");
+        goto fail;
+    }
     fd = bind_admin(listen, &a->port, &loopback, err, errlen);
     if (fd < 0)
         goto fail;
@@ -643,5 +649,6 @@ void gw_admin_free(struct gw_admin *a)
         event_free(a->tick_ev);
     if (a->deadline_ev)
         event_free(a->deadline_ev);
+    gw_idstats_free(a->ids);
     free(a);
 }

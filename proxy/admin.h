@@ -65,7 +65,9 @@ struct gw_admin_hooks {
     void (*state)(void *arg, struct gw_admin_state *st);
     /*
      * Adds every worker's counters into *sum and every worker's identity
-     * table into ids (gw_idstats_snapshot_add); both are zero on entry.
+     * table into ids (gw_idstats_snapshot_add). *sum is zero on entry; ids
+     * has zero counts but keeps the named rows of earlier scrapes (one
+     * table for the life of the listener, idstats.h "Stable series").
      * Required.
      */
     void (*stats)(void *arg, struct gw_stats *sum, struct gw_idstats *ids);

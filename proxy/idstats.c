@@ -139,6 +139,17 @@ void gw_idstats_snapshot_add(struct gw_idstats *sum, const struct gw_idstats *sr
     add_row(sum, ROW_NONE, &src->slots[ROW_NONE]);
 }
 
+void gw_idstats_clear_counts(struct gw_idstats *sum)
+{
+    size_t i;
+
+    if (!sum)
+        return;
+    /* Names, index and n_named stay: only the counters start again. */
+    for (i = 0; i < N_ROWS; i++)
+        memset(sum->slots[i].count, 0, sizeof(sum->slots[i].count));
+}
+
 size_t gw_idstats_rows(const struct gw_idstats *t)
 {
     return t ? t->n_named + 2 : 0;

@@ -19,6 +19,22 @@
  * Publication: a slot's name is written once, before the slot count is
  * raised with a release store; a reader loads the count with acquire and
  * may then read those names without a lock; the names never change after.
+ *
+ * Stable series. The merged table (a sum) is kept by its reader for the
+ * life of the process and only its counts are cleared before each scrape
+ * (gw_idstats_clear_counts); a sum rebuilt from empty at every scrape would
+ * name the first GW_IDSTATS_MAX identities in the order of that scrape, so
+ * a worker learning new names could push another worker's identities out
+ * of their rows into "_other" between two scrapes: their series vanish and
+ * come back as counter resets. With a kept sum an identity that has a row
+ * keeps it, new identities only take rows that were free, and once the sum
+ * is full everything new goes to "_other". Every series then only grows,
+ * "_other" included: a worker's named row stays named and only counts up, a
+ * name that went to the sum's "_other" went there because the sum was full,
+ * which it stays, and a worker's own "_other" only counts up. Per process,
+ * not per configuration generation: the worker tables live as long as the
+ * workers, which a reload keeps, and identities do not change meaning on a
+ * reload, so neither table is reset.
  */
 #ifndef MTLS_PROXY_IDSTATS_H
 #define MTLS_PROXY_IDSTATS_H
@@ -53,9 +69,18 @@ void gw_idstats_count(struct gw_idstats *t, const char *identity, int status);
 /*
  * Adds every row of src (read with acquire/relaxed loads, so src may be
  * written by its worker at the same time) into sum, which the calling
- * thread owns. A name that does not fit in sum goes to sum's "_other".
+ * thread owns. A name sum already has is added to its row; a new name takes
+ * the next free row; when there is none, it goes to sum's "_other".
  */
 void gw_idstats_snapshot_add(struct gw_idstats *sum, const struct gw_idstats *src);
+
+/*
+ * Sets every count of sum (a table its caller owns, that no worker writes)
+ * to 0 and keeps its named rows, in their order, so that the next
+ * gw_idstats_snapshot_add calls fill the same rows ("Stable series"). NULL
+ * is fine.
+ */
+void gw_idstats_clear_counts(struct gw_idstats *sum);
 
 /*
  * Reading a table its caller owns (a sum), for rendering: rows 0 ..

@@ -185,7 +185,8 @@ static void render_requests(struct out *o, const struct gw_metrics_input *in)
 
     family(o, "mtlsgate_requests_total", "counter",
            "Requests answered, by status class and client identity (\"_none\": no "
-           "identity yet; \"_other\": past the per-worker limit of distinct identities).");
+           "identity yet; \"_other\": identities past the limit of distinct ones, per "
+           "worker or in all; an identity that has its own series keeps it).");
     if (!in->ids) {
         lab[2] = NULL;
         for (cls = 1; cls <= GW_IDSTATS_CLASSES; cls++) {
