@@ -12,7 +12,7 @@ pkgs=(build-essential cmake pkg-config openssl ca-certificates curl
 for w in "${want[@]}"; do
     case "$w" in
     build) ;;
-    test) pkgs+=(jq iproute2 nginx-light postgresql postgresql-client
+    test) pkgs+=(jq python3 iproute2 nginx-light postgresql postgresql-client
                  libpostgresql-jdbc-java default-jdk-headless clang
                  libclang-rt-14-dev prometheus procps) ;;
     bench) pkgs+=(nginx-light apache2-utils wrk procps util-linux linux-perf valgrind) ;;
