@@ -314,6 +314,8 @@ static int metrics(struct gw_admin *a, struct evbuffer *body)
     in.now = time(NULL);
     in.has_log_dropped = 1;
     in.log_dropped = gw_log_dropped();
+    in.has_tls_sessions = st.has_tls_sessions;
+    in.tls_sessions = st.tls_sessions;
     if (st.rt)
         in.generation = st.rt->generation;
     if (st.rt && st.rt->server_ctx) {

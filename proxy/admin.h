@@ -57,6 +57,8 @@ struct gw_admin_state {
     uint64_t reloads_failed;
     time_t config_loaded;          /* when rt's configuration was loaded; 0 = unknown */
     int draining;                  /* 1 once a graceful or immediate stop began */
+    int has_tls_sessions;          /* 1: tls_sessions is the session cache's size */
+    uint64_t tls_sessions;
 };
 
 struct gw_admin_hooks {

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h> /* ev_write: gw_conn_flush_client */
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -207,6 +208,26 @@ static void conn_free(struct gw_conn *c)
     c->magic = 0;
     free(c);
     gw_worker_conn_gone(w);
+}
+
+/*
+ * In socket mode, libevent 2.1's bufferevent_openssl does not write when
+ * output is added: it arms its write event and writes from that event's
+ * callback after the next epoll_wait. Per response that is an epoll_ctl to
+ * arm, one more loop round and an epoll_ctl to disarm. Activating the
+ * write event runs the same callback before the loop polls again; when it
+ * empties the buffer it disarms the event, the arm and the disarm cancel
+ * in libevent's epoll changelist, and no epoll_ctl is made. When the
+ * socket is full, SSL_write says so in that callback and the event stays
+ * armed, as before.
+ */
+void gw_conn_flush_client(struct gw_conn *c)
+{
+    if (c->state == CONN_CLOSING || !c->handshake_done ||
+        !(bufferevent_get_enabled(c->bev) & EV_WRITE) ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        return;
+    event_active(&c->bev->ev_write, EV_WRITE, 1);
 }
 
 static void close_cb(evutil_socket_t fd, short what, void *arg)
@@ -451,6 +472,8 @@ static void handshake_done(struct gw_conn *c)
         return;
     }
     gw_stat_add(&c->w->stats.handshakes[TLS_OK], 1);
+    if (c->peer.resumed)
+        gw_stat_add(&c->w->stats.handshakes_resumed, 1);
     gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->peer.cn,
            c->peer.version ? c->peer.version : "-", c->peer.resumed ? " resumed" : "");
     c->state = CONN_KEEPALIVE_IDLE;

@@ -146,6 +146,8 @@ struct gw_conn {
  *   pool the upstream connection, then the next request or the close.
  * gw_conn_drop_upstream: frees the upstream connection in use (not pooled).
  * gw_conn_pause_client / _upstream: backpressure, reads off (1) or on (0).
+ * gw_conn_flush_client: what is queued for the client goes out in this
+ *   loop iteration (conn.c says why).
  * gw_conn_rt: the runtime of the current request, else the worker's.
  * gw_conn_req_new: a fresh request object (own runtime reference, id).
  */
@@ -158,6 +160,7 @@ void gw_conn_response_done(struct gw_conn *c);
 void gw_conn_drop_upstream(struct gw_conn *c);
 void gw_conn_pause_client(struct gw_conn *c, int pause);
 void gw_conn_pause_upstream(struct gw_conn *c, int pause);
+void gw_conn_flush_client(struct gw_conn *c);
 struct gw_runtime *gw_conn_rt(const struct gw_conn *c);
 
 /*

@@ -253,8 +253,10 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
 
     (void)bev;
     if (c->state == CONN_FORWARD || c->state == CONN_READ_RESPONSE ||
-        c->state == CONN_STREAM_RESPONSE)
+        c->state == CONN_STREAM_RESPONSE) {
         process(c, 0);
+        gw_conn_flush_client(c);
+    }
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)

@@ -244,6 +244,10 @@ static void admin_state(void *arg, struct gw_admin_state *st)
     st->reloads_failed = m->reloads_failed;
     st->config_loaded = m->config_loaded;
     st->draining = m->stopping != 0;
+    if (m->sessions) {
+        st->has_tls_sessions = 1;
+        st->tls_sessions = tls_sessions_count(m->sessions);
+    }
 }
 
 static void admin_stats(void *arg, struct gw_stats *sum, struct gw_idstats *ids)

@@ -168,6 +168,9 @@ static void render_traffic(struct out *o, const struct gw_stats *s)
         lab[3] = tls_refusal_name((enum tls_refusal)r);
         sample_u64(o, "mtlsgate_handshakes_total", lab, s->handshakes[r]);
     }
+    single_u64(o, "mtlsgate_handshakes_resumed_total", "counter",
+               "Admitted handshakes that resumed a session (counted in handshakes_total too).",
+               s->handshakes_resumed);
     single_u64(o, "mtlsgate_upstream_connect_failures_total", "counter",
                "Upstream connects that were refused, failed or timed out.",
                s->upstream_connect_fail);
@@ -363,6 +366,10 @@ int gw_metrics_render(struct evbuffer *out, const struct gw_metrics_input *in)
     render_config(&o, in);
     if (in->trust)
         render_trust(&o, in);
+    if (in->has_tls_sessions)
+        single_u64(&o, "mtlsgate_tls_session_cache_sessions", "gauge",
+                   "Sessions held in the in-memory session cache (tls.session_cache).",
+                   in->tls_sessions);
     if (in->has_log_dropped)
         single_u64(&o, "mtlsgate_log_lines_dropped_total", "counter",
                    "Log lines dropped because a log buffer was full.", in->log_dropped);

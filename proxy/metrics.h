@@ -68,6 +68,8 @@ struct gw_metrics_input {
     time_t now;                      /* for mtlsgate_crls_past_next_update */
     int has_log_dropped;
     uint64_t log_dropped;
+    int has_tls_sessions;            /* 0: the session cache gauge left out */
+    uint64_t tls_sessions;
     const char *version;             /* NULL: MTLSGATE_VERSION */
 };
 

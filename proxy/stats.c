@@ -41,6 +41,7 @@ void gw_stats_snapshot_add(struct gw_stats *sum, const struct gw_stats *src)
 
     for (i = 0; i < TLS_REFUSAL__COUNT; i++)
         add_relaxed(&sum->handshakes[i], &src->handshakes[i]);
+    add_relaxed(&sum->handshakes_resumed, &src->handshakes_resumed);
     for (i = 0; i < 6; i++)
         add_relaxed(&sum->requests[i], &src->requests[i]);
     add_relaxed(&sum->bytes_in, &src->bytes_in);

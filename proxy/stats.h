@@ -24,6 +24,7 @@ extern const uint64_t gw_lat_bounds_ms[GW_LAT_N];
 struct gw_stats {
     /* Handshakes by result: [TLS_OK] = admitted, else by refusal reason. */
     uint64_t handshakes[TLS_REFUSAL__COUNT];
+    uint64_t handshakes_resumed;  /* of handshakes[TLS_OK]: resumed sessions */
     /* Requests answered, by status class: [1]..[5] = 1xx..5xx, [0] other. */
     uint64_t requests[6];
     uint64_t bytes_in;            /* request bytes read from clients */

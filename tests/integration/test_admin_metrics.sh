@@ -127,6 +127,25 @@ expect_eq "$(metric mtlsgate_config_generation)" 1 "config generation at start"
 expect_eq "$(metric mtlsgate_upstream_latency_seconds_count)" 1 "upstream latency observations"
 pass "handshakes refused/expired 1 (other reasons 0), requests 2xx/svc-attestor-1 1, latency count 1"
 
+# Resumption: the session cache gauge and the resumed counter.
+expect_eq "$(metric mtlsgate_handshakes_resumed_total)" 0 "resumed handshakes before any resumption"
+n=$(metric mtlsgate_tls_session_cache_sessions)
+[ "$n" != absent ] && [ "$n" -ge 1 ] || fail "session cache gauge after admitted TLS 1.3 handshakes: $n"
+sc() {
+    printf 'GET /resume HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+        timeout 10 openssl s_client -connect "127.0.0.1:$GW_PORT" -servername localhost -tls1_3 \
+            -CAfile "$GW_PKI/root.crt" -cert "$GW_PKI/attestor1.crt" -key "$GW_PKI/attestor1.key" \
+            -nocommands -ign_eof "$@" 2>&1
+}
+sc -sess_out "$TEST_TMPDIR/m.sess" >"$TEST_TMPDIR/sc1.out"
+sc -sess_in "$TEST_TMPDIR/m.sess" >"$TEST_TMPDIR/sc2.out"
+grep -q 'Reused, TLSv1.3' "$TEST_TMPDIR/sc2.out" || fail "resumption for the metrics: $(grep -E '(New|Reused),|alert' "$TEST_TMPDIR/sc2.out")"
+scrape
+expect_eq "$(metric mtlsgate_handshakes_resumed_total)" 1 "resumed handshakes after one resumption"
+n2=$(metric mtlsgate_tls_session_cache_sessions)
+[ "$n2" -gt "$n" ] || fail "session cache gauge did not grow with new sessions: $n -> $n2"
+pass "mtlsgate_handshakes_resumed_total counts a resumption; mtlsgate_tls_session_cache_sessions grows ($n -> $n2)"
+
 # Expiry gauges against what openssl reads from the same files.
 enddate() { date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s; }
 expect_eq "$(metric mtlsgate_server_certificate_expiry_timestamp_seconds)" \
