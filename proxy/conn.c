@@ -155,6 +155,7 @@ void gw_conn_pause_client(struct gw_conn *c, int pause)
             bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
         if (!c->client_eof)
             bufferevent_enable(c->bev, EV_READ);
+        gw_conn_kick_read(c);
     }
 }
 
@@ -228,6 +229,25 @@ void gw_conn_flush_client(struct gw_conn *c)
         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         return;
     event_active(&c->bev->ev_write, EV_WRITE, 1);
+}
+
+/*
+ * Client SSLs read ahead: one read takes whatever the socket holds (a whole
+ * flight of handshake records, or a record with the next one behind it)
+ * instead of a header read and a body read per record. Then bytes can wait
+ * inside OpenSSL with nothing left in the socket, and libevent 2.1's
+ * bufferevent_openssl only reads on socket readiness (it goes on only
+ * while SSL_pending, the current record, is not 0). So wherever reading
+ * may go on, this runs the read event's callback in this loop iteration
+ * when OpenSSL holds bytes; that callback reads nothing while reads are
+ * disabled or suspended at the watermark, so a spare call costs nothing.
+ */
+void gw_conn_kick_read(struct gw_conn *c)
+{
+    if (c->state == CONN_CLOSING || !c->handshake_done || !SSL_has_pending(c->ssl) ||
+        !(bufferevent_get_enabled(c->bev) & EV_READ))
+        return;
+    event_active(&c->bev->ev_read, EV_READ, 1);
 }
 
 static void close_cb(evutil_socket_t fd, short what, void *arg)
@@ -357,6 +377,7 @@ static void next_request(struct gw_conn *c)
         gw_conn_arm(c, CT_NEXT, 0);
     else
         gw_conn_arm(c, CT_IDLE, rt->cfg->timeouts.keepalive_ms);
+    gw_conn_kick_read(c);
 }
 
 void gw_conn_response_done(struct gw_conn *c)
@@ -480,6 +501,7 @@ static void handshake_done(struct gw_conn *c)
     gw_conn_arm(c, CT_FIRST, rt->cfg->timeouts.header_ms);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         gw_req_try_head(c);
+    gw_conn_kick_read(c);
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -502,6 +524,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     default:
         break; /* the next request waits in the buffer (bounded by the watermark) */
     }
+    gw_conn_kick_read(c);
 }
 
 static void client_write_cb(struct bufferevent *bev, void *arg)
@@ -608,6 +631,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case CT_NEXT:
         if (c->state == CONN_KEEPALIVE_IDLE)
             gw_req_try_head(c);
+        gw_conn_kick_read(c);
         break;
     case CT_NONE:
         break;
@@ -671,6 +695,7 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     ssl = SSL_new(rt->server_ctx);
     if (!ssl || tls_server_attach_peer(ssl, &c->peer) < 0)
         goto fail;
+    SSL_set_read_ahead(ssl, 1); /* see gw_conn_kick_read */
     c->timer = evtimer_new(w->base, timer_cb, c);
     c->up_timer = evtimer_new(w->base, up_timer_cb, c);
     c->close_ev = event_new(w->base, -1, 0, close_cb, c);

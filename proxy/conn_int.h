@@ -148,6 +148,8 @@ struct gw_conn {
  * gw_conn_pause_client / _upstream: backpressure, reads off (1) or on (0).
  * gw_conn_flush_client: what is queued for the client goes out in this
  *   loop iteration (conn.c says why).
+ * gw_conn_kick_read: after anything that may let the client's reading go
+ *   on (input drained, reads enabled): reads what OpenSSL holds already.
  * gw_conn_rt: the runtime of the current request, else the worker's.
  * gw_conn_req_new: a fresh request object (own runtime reference, id).
  */
@@ -161,6 +163,7 @@ void gw_conn_drop_upstream(struct gw_conn *c);
 void gw_conn_pause_client(struct gw_conn *c, int pause);
 void gw_conn_pause_upstream(struct gw_conn *c, int pause);
 void gw_conn_flush_client(struct gw_conn *c);
+void gw_conn_kick_read(struct gw_conn *c);
 struct gw_runtime *gw_conn_rt(const struct gw_conn *c);
 
 /*

@@ -267,6 +267,7 @@ void gw_req_send(struct gw_conn *c)
     c->state = CONN_FORWARD;
     gw_conn_pause_client(c, 0);
     gw_req_forward_body(c);
+    gw_conn_kick_read(c);
 }
 
 /* One step of a chunked body: 1 to go on, 0 when input is used up, -1 when

@@ -268,6 +268,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     if (c->state == CONN_FORWARD && c->client_paused) {
         gw_conn_pause_client(c, 0);
         gw_req_forward_body(c);
+        gw_conn_kick_read(c);
     }
 }
 
