@@ -429,6 +429,27 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 }
 
 /*
+ * 1 when the client certificate of sess passes ssl's context's trust set
+ * at now (the session may resume; the peer is marked re-checked), else 0.
+ */
+static int session_still_trusted(SSL *ssl, SSL_SESSION *sess, time_t now)
+{
+    struct tls_trust *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_trust_idx);
+    struct tls_peer *peer = SSL_get_ex_data(ssl, ssl_peer_idx);
+    X509 *cert = sess != NULL ? SSL_SESSION_get0_peer(sess) : NULL;
+    char detail[160];
+
+    if (t == NULL || cert == NULL ||
+        tls_trust_check(t, cert, NULL, now, detail, sizeof(detail)) != TLS_OK) {
+        ERR_clear_error();
+        return 0;
+    }
+    if (peer != NULL)
+        peer->rechecked = 1;
+    return 1;
+}
+
+/*
  * Ticket decryption (SSL_CTX_set_session_ticket_cb): a session resumes only
  * if its client certificate still passes this context's trust set now.
  * Otherwise the ticket is ignored and the client does a full handshake, in
@@ -437,11 +458,6 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
                                        size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
-    struct tls_trust *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_trust_idx);
-    struct tls_peer *peer = SSL_get_ex_data(ssl, ssl_peer_idx);
-    X509 *cert;
-    char detail[160];
-
     (void)keyname, (void)keyname_len, (void)arg;
     switch (status) {
     case SSL_TICKET_FATAL_ERR_MALLOC:
@@ -453,12 +469,8 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
     default: /* no ticket, or one we cannot decrypt */
         return SSL_TICKET_RETURN_IGNORE_RENEW;
     }
-    cert = sess != NULL ? SSL_SESSION_get0_peer(sess) : NULL;
-    if (t == NULL || cert == NULL ||
-        tls_trust_check(t, cert, NULL, time(NULL), detail, sizeof(detail)) != TLS_OK)
+    if (!session_still_trusted(ssl, sess, time(NULL)))
         return SSL_TICKET_RETURN_IGNORE_RENEW;
-    if (peer != NULL)
-        peer->rechecked = 1;
     return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
 
@@ -481,26 +493,17 @@ static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
 static SSL_SESSION *sess_get_cb(SSL *ssl, const unsigned char *id, int len, int *copy)
 {
     struct tls_sessions *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_sess_idx);
-    struct tls_trust *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_trust_idx);
-    struct tls_peer *peer = SSL_get_ex_data(ssl, ssl_peer_idx);
     time_t now = time(NULL);
     SSL_SESSION *sess;
-    X509 *cert;
-    char detail[160];
 
     *copy = 0; /* the caller takes over the reference tls_sessions_get gave */
     if (c == NULL || len <= 0 || (sess = tls_sessions_get(c, id, (size_t)len, now)) == NULL)
         return NULL;
-    cert = SSL_SESSION_get0_peer(sess);
-    if (t == NULL || cert == NULL ||
-        tls_trust_check(t, cert, NULL, now, detail, sizeof(detail)) != TLS_OK) {
+    if (!session_still_trusted(ssl, sess, now)) {
         tls_sessions_remove(c, id, (size_t)len);
         SSL_SESSION_free(sess);
-        ERR_clear_error();
         return NULL;
     }
-    if (peer != NULL)
-        peer->rechecked = 1;
     return sess;
 }
 
