@@ -644,19 +644,8 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts, char *err, size_
         SSL_CTX_sess_set_get_cb(ctx, sess_get_cb);
         SSL_CTX_sess_set_remove_cb(ctx, sess_remove_cb);
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        if (!SSL_CTX_set_num_tickets(ctx, opts->session_tickets ? 1 : 0)) {
-            tls_err_set(err, errlen, "tls: cannot set the number of tickets");
-            goto out;
-        }
     } else if (opts->session_tickets) {
         SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
-        /* TLS 1.3: one ticket per full handshake, not OpenSSL's two (each
-         * costs a session copy, its encoding and encryption); a client
-         * needs one to resume and gets a fresh one on resumption. */
-        if (!SSL_CTX_set_num_tickets(ctx, 1)) {
-            tls_err_set(err, errlen, "tls: cannot set the number of tickets");
-            goto out;
-        }
         if (!SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_dec_cb, NULL)) {
             tls_err_set(err, errlen, "tls: cannot set the ticket callback");
             goto out;
@@ -675,10 +664,14 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts, char *err, size_
         }
     } else {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        if (!SSL_CTX_set_num_tickets(ctx, 0)) {
-            tls_err_set(err, errlen, "tls: cannot disable tickets");
-            goto out;
-        }
+    }
+    /* TLS 1.3: one ticket per full handshake, not OpenSSL's two (a stateless
+     * one costs a session copy, its encoding and encryption); a client needs
+     * one to resume and gets a fresh one on resumption. None without
+     * session_tickets. */
+    if (!SSL_CTX_set_num_tickets(ctx, opts->session_tickets ? 1 : 0)) {
+        tls_err_set(err, errlen, "tls: cannot set the number of tickets");
+        goto out;
     }
     ret = ctx;
     ctx = NULL;

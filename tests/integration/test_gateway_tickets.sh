@@ -143,23 +143,23 @@ case "$(session_line "$out")" in Reused*) ;; *) fail "session_cache: 0: the stat
 pass "session cache: a TLS 1.3 ticket is the 32-byte session id; session_cache: 0 and ticket_key_file give stateless tickets ($n bytes) that resume"
 out=$(sc "$PORT_D" -tls1_2 -sess_out "$TEST_TMPDIR/d12.pem")
 grep -q 'HTTP/1.1 200' <<<"$out" || fail "session cache: first TLS 1.2 request not served"
-for ver in -tls1_3 -tls1_2; do
-    v=${ver#-tls}
-    v=${v/_/}
-    out=$(sc "$PORT_D" "$ver" -sess_in "$TEST_TMPDIR/d$v.pem")
-    case "$(session_line "$out")" in Reused*) ;; *) fail "session cache: $ver session did not resume: $(session_line "$out")" ;; esac
-    grep -q '"x-client-identity":"svc-attestor-1"' <<<"$out" || fail "session cache: $ver resumed but identity not forwarded"
-done
-n=$(grep -c 'reload (SIGHUP).*in service' "$TEST_TMPDIR/gwd.log")
+# d_resumes WHEN: D's saved TLS 1.3 and TLS 1.2 sessions resume on D, are
+# served, and the identity is forwarded.
+d_resumes() {
+    local ver v
+    for ver in -tls1_3 -tls1_2; do
+        v=${ver#-tls}
+        v=${v/_/}
+        out=$(sc "$PORT_D" "$ver" -sess_in "$TEST_TMPDIR/d$v.pem")
+        case "$(session_line "$out")" in Reused*) ;; *) fail "session cache: $ver session did not resume $1: $(session_line "$out")" ;; esac
+        grep -q 'HTTP/1.1 200' <<<"$out" || fail "session cache: $ver resumed $1, not served"
+        grep -q '"x-client-identity":"svc-attestor-1"' <<<"$out" || fail "session cache: $ver resumed $1, identity not forwarded"
+    done
+}
+d_resumes "before a reload"
 kill -HUP "$(bg_pid gwd)"
 wait_log "$TEST_TMPDIR/gwd.log" 'reload \(SIGHUP\).*in service' 10 || fail "gwd: no reload after SIGHUP"
-for ver in -tls1_3 -tls1_2; do
-    v=${ver#-tls}
-    v=${v/_/}
-    out=$(sc "$PORT_D" "$ver" -sess_in "$TEST_TMPDIR/d$v.pem")
-    case "$(session_line "$out")" in Reused*) ;; *) fail "session cache: $ver session did not resume after a reload: $(session_line "$out")" ;; esac
-    grep -q 'HTTP/1.1 200' <<<"$out" || fail "session cache: $ver resumed after reload, not served"
-done
+d_resumes "after a reload"
 out=$(sc "$PORT_A" -tls1_3 -sess_in "$TEST_TMPDIR/d13.pem")
 case "$(session_line "$out")" in New*) ;; *) fail "a cached session of D resumed on A (another process): $(session_line "$out") $(grep -E "alert|error|HTTP" <<<"$out" | head -3)" ;; esac
 pass "session cache: TLS 1.3 and TLS 1.2 sessions resume, also after a SIGHUP reload; not on another process"
