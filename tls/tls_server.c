@@ -383,6 +383,33 @@ static int strong_enough(SSL *ssl, X509 *leaf, const struct tls_trust *t)
 }
 
 /*
+ * Frees the certificates the client sent besides its own, once they have
+ * been checked. The stack X509_STORE_CTX_get0_untrusted() returns in a
+ * handshake's verification is the one OpenSSL keeps afterwards as the
+ * session's peer chain, for the connection's and the cached session's whole
+ * life: about 4.8 KiB of parsed intermediate per connection that nothing
+ * reads again (a resumption re-checks the leaf alone, session_still_trusted;
+ * a ticket never carried the chain). The leaf stays at index 0, where OpenSSL
+ * takes it as the session's peer. Runs before the session is cached, so no
+ * other thread can be reading it.
+ */
+static void drop_sent_chain(X509_STORE_CTX *xctx)
+{
+    STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xctx);
+    X509 *leaf = X509_STORE_CTX_get0_cert(xctx);
+    int i;
+
+    for (i = sk_X509_num(sent) - 1; i >= 0; i--) {
+        X509 *x = sk_X509_value(sent, i);
+
+        if (x != leaf) {
+            (void)sk_X509_delete(sent, i);
+            X509_free(x);
+        }
+    }
+}
+
+/*
  * The whole certificate check of a handshake (SSL_CTX_set_cert_verify_
  * callback): tls_trust_check() first, which answers from the trust set's
  * verdict cache for a certificate that passed before (no chain building, no
@@ -393,7 +420,8 @@ static int strong_enough(SSL *ssl, X509 *leaf, const struct tls_trust *t)
  * X509_verify_cert() decides. Refused: goes through OpenSSL's own
  * X509_verify_cert() with verify_cb, which records the reason and leaves the
  * X509_V_ERR_* that picks the alert, exactly as without this callback.
- * Should the two ever disagree, the refusal stands.
+ * Should the two ever disagree, the refusal stands. Admitted, the chain the
+ * client sent is freed (drop_sent_chain).
  */
 static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 {
@@ -411,10 +439,13 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
                         sizeof(detail)) == TLS_OK) {
         if (strong_enough(ssl, leaf, t)) {
             ERR_clear_error();
+            drop_sent_chain(xctx);
             return 1;
         }
         ERR_clear_error();
         ok = X509_verify_cert(xctx); /* OpenSSL decides on key and digest strength */
+        if (ok == 1)
+            drop_sent_chain(xctx); /* the verified chain holds its own references */
         return ok < 0 ? 0 : ok;
     }
     ERR_clear_error();

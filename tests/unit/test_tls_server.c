@@ -107,6 +107,8 @@ struct hs {
     int alert;                /* last alert the client received, -1 none */
     struct tls_peer peer;
     SSL_SESSION *session;     /* client's session afterwards (owned) */
+    int sent_chain;           /* certificates the client sent besides its own */
+    int kept_chain;           /* of them, what the server's session keeps (-1: none) */
 };
 
 static void client_info_cb(const SSL *ssl, int where, int ret)
@@ -237,6 +239,14 @@ static void handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *resume, struct 
         (void)SSL_shutdown(c);
     ERR_clear_error();
     h->session = SSL_get1_session(c);
+    {
+        STACK_OF(X509) *extra = NULL;
+        STACK_OF(X509) *kept = SSL_get_peer_cert_chain(s);
+
+        if (SSL_CTX_get0_chain_certs(cctx, &extra) == 1)
+            h->sent_chain = sk_X509_num(extra);
+        h->kept_chain = kept != NULL ? sk_X509_num(kept) : -1;
+    }
     SSL_free(c);
     SSL_free(s);
 }
@@ -285,6 +295,12 @@ static void check_case(SSL_CTX *sctx, const struct case_ *k, int version)
         assert_int_equal(strlen(h.peer.sha256), 64);
         assert_int_equal(h.peer.resumed, 0);
         assert_true(strstr(h.peer.subject, "CN=") != NULL);
+        /* The client sent its intermediate; once checked, the server's
+         * session keeps none of it (drop_sent_chain), only the leaf. */
+        assert_int_equal(h.sent_chain, 1);
+        if (h.kept_chain != 0)
+            fail_msg("%s TLS %x: the server keeps %d certificate(s) of the chain the client sent",
+                     who, version, h.kept_chain);
     } else {
         if (h.server_ok || h.got_data)
             fail_msg("%s TLS %x: admitted", who, version);
