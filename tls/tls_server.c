@@ -390,8 +390,10 @@ static int strong_enough(SSL *ssl, X509 *leaf, const struct tls_trust *t)
  * life: about 4.8 KiB of parsed intermediate per connection that nothing
  * reads again (a resumption re-checks the leaf alone, session_still_trusted;
  * a ticket never carried the chain). The leaf stays at index 0, where OpenSSL
- * takes it as the session's peer. Runs before the session is cached, so no
- * other thread can be reading it.
+ * takes it as the session's peer. While the callback runs the stack is
+ * still the handshake's own, attached to no session, so no other thread can
+ * be reading it. (Where X509_verify_cert() built the chain, the verified
+ * chain holds its own references and keeps what it uses.)
  */
 static void drop_sent_chain(X509_STORE_CTX *xctx)
 {
