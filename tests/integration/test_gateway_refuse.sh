@@ -29,16 +29,6 @@ expect_eq "$base" 1 "upstream requests after the sanity request"
 #  - the upstream saw nothing;
 #  - gw.log got a line matching LOG_REASON_RE and SUBJECT_RE.
 declare -A ALERTS=()
-# wait_refusal_line MARK REASON_RE SUBJECT_RE: up to 5 s for one line after
-# MARK that matches both.
-wait_refusal_line() {
-    local i
-    for i in $(seq 1 100); do
-        gw_log_since "$1" | grep -Ei -- "$2" | grep -E -- "$3" >/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
 refuse() {
     local name=$1 reason=$2 alert=$3 subject=$4 mark code rc out v
     mark=$(gw_log_mark)
@@ -59,7 +49,7 @@ refuse() {
     gw_wait_log_since "$mark" "$reason" 5 ||
         fail "$name: no log line with reason /$reason/ in gw.log; new lines: $(gw_log_since "$mark" | head -5)"
     if [ -n "$subject" ]; then
-        wait_refusal_line "$mark" "$reason" "$subject" ||
+        gw_wait_log_line_since "$mark" "$reason" "$subject" 5 ||
             fail "$name: no refusal line with reason /$reason/ names the subject /$subject/: $(gw_log_since "$mark" | grep -Ei -- "$reason" | head -3)"
     fi
     pass "$name refused: alerts ${ALERTS["$name -tls1_3"]} (1.3) / ${ALERTS["$name -tls1_2"]} (1.2), logged as $reason"

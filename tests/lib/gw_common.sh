@@ -46,6 +46,8 @@
 #                              the server to close); prints s_client's output
 #   gw_log_mark / gw_log_since MARK   lines of gw.log written after a mark
 #   gw_wait_log_since MARK RE [S]     waits for such a line matching RE (ERE, -i)
+#   gw_wait_log_line_since MARK RE ALSO [S]  ... matching RE and, in the same
+#                              line, ALSO (ERE, case-sensitive)
 #   cert_sha256 CRT            sha256 of CRT's DER, lower-case hex
 #   gw_make_second_gateway_cert DIR  a new gateway cert/key/bundle (same
 #                              names) in DIR, signed by server-ca; prints serial
@@ -296,9 +298,13 @@ gw_log_since() {
 }
 
 gw_wait_log_since() {
-    local mark=$1 re=$2 secs=${3:-5} i
+    gw_wait_log_line_since "$1" "$2" '' "${3:-5}"
+}
+
+gw_wait_log_line_since() {
+    local mark=$1 re=$2 also=$3 secs=${4:-5} i
     for i in $(seq 1 $((secs * 20))); do
-        gw_log_since "$mark" | grep -Ei -- "$re" >/dev/null && return 0
+        gw_log_since "$mark" | grep -Ei -- "$re" | grep -E -- "$also" >/dev/null && return 0
         sleep 0.05
     done
     return 1
