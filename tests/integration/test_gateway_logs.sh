@@ -129,7 +129,7 @@ mv "$ACCESS" "$ACCESS.1"
 mv "$ERRLOG" "$ERRLOG.1"
 kill -HUP "$(bg_pid gw)"
 wait_lines "$ERRLOG" 1 || fail "after SIGHUP: no new error log file"
-grep -q 'reload (SIGHUP)' "$ERRLOG" || fail "the new error log has no reload line: $(head -3 "$ERRLOG")"
+wait_log "$ERRLOG" 'reload \(SIGHUP\)' 5 || fail "the new error log has no reload line: $(head -3 "$ERRLOG")"
 one /after-hup 200 attestor1
 wait_lines "$ACCESS" 1 || fail "after SIGHUP: no new access log file at $ACCESS"
 expect_eq "$(jq -r .path "$ACCESS")" /after-hup "the new access log's only line"

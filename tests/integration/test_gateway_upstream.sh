@@ -140,6 +140,9 @@ el=$(($(now_ms) - t_fail))
 [ "$el" -lt $((FAIL_S * 1000)) ] || fail "test too slow: 10 requests took $el ms, more than fail_timeout"
 # B was marked failed during the requests: between t_fail and t_down.
 t_down=$(now_ms)
+# The log thread writes lines out every 50 ms: wait for B's before counting.
+gw_wait_log_since "$mark" "upstream $B: .*marked failed" 5 ||
+    fail "B down: no 'upstream $B: ... marked failed' line: $(gw_log_since "$mark" | tail -3)"
 nmark=$(gw_log_since "$mark" | grep -c "upstream $B: .*marked failed")
 expect_eq "$nmark" 1 "B down: times B was tried within fail_timeout ('marked failed' lines)"
 pass "B down: $n200 of 10 answered 200 by A ($n502 x 502), B tried once then skipped"
