@@ -37,6 +37,25 @@ struct view {
     } s[MAX_SERIES];
 };
 
+/* N_WORKERS per-worker tables, as each worker owns one. */
+static void workers_new(struct gw_idstats **w)
+{
+    size_t k;
+
+    for (k = 0; k < N_WORKERS; k++) {
+        w[k] = gw_idstats_new();
+        assert_non_null(w[k]);
+    }
+}
+
+static void workers_free(struct gw_idstats **w)
+{
+    size_t k;
+
+    for (k = 0; k < N_WORKERS; k++)
+        gw_idstats_free(w[k]);
+}
+
 /* What the admin listener does per scrape, into the one sum it keeps. */
 static void scrape(struct gw_idstats *sum, struct gw_idstats *const *w, struct view *out)
 {
@@ -139,7 +158,6 @@ static void test_no_flapping_across_workers(void **state)
     struct view *v1 = calloc(1, sizeof(*v1)), *v2 = calloc(1, sizeof(*v2));
     struct view *v3 = calloc(1, sizeof(*v3)), *v4 = calloc(1, sizeof(*v4));
     uint64_t requests = 0;
-    size_t k;
 
     (void)state;
     assert_non_null(sum);
@@ -147,10 +165,7 @@ static void test_no_flapping_across_workers(void **state)
     assert_non_null(v2);
     assert_non_null(v3);
     assert_non_null(v4);
-    for (k = 0; k < N_WORKERS; k++) {
-        w[k] = gw_idstats_new();
-        assert_non_null(w[k]);
-    }
+    workers_new(w);
 
     count_range(w[0], "a", 0, 200, 200);
     count_range(w[1], "b", 0, 100, 200);
@@ -193,8 +208,7 @@ static void test_no_flapping_across_workers(void **state)
     assert_int_equal(view_total(v4), requests);
     assert_true(lookup(v4, GW_IDSTATS_OTHER, 2) == lookup(v3, GW_IDSTATS_OTHER, 2) + 600);
 
-    for (k = 0; k < N_WORKERS; k++)
-        gw_idstats_free(w[k]);
+    workers_free(w);
     gw_idstats_free(sum);
     free(v1);
     free(v2);
@@ -216,10 +230,7 @@ static void test_clear_keeps_names(void **state)
     assert_non_null(sum);
     assert_non_null(v1);
     assert_non_null(v2);
-    for (k = 0; k < N_WORKERS; k++) {
-        w[k] = gw_idstats_new();
-        assert_non_null(w[k]);
-    }
+    workers_new(w);
     count_range(w[1], "x", 0, 3, 200);
     scrape(sum, w, v1);
     assert_int_equal(gw_idstats_rows(sum), 3 + 2);
@@ -239,8 +250,7 @@ static void test_clear_keeps_names(void **state)
         assert_int_equal(gw_idstats_row_count(sum, k, 2), 0);
     gw_idstats_clear_counts(NULL); /* NULL is fine */
 
-    for (k = 0; k < N_WORKERS; k++)
-        gw_idstats_free(w[k]);
+    workers_free(w);
     gw_idstats_free(sum);
     free(v1);
     free(v2);
