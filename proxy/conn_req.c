@@ -237,10 +237,16 @@ void gw_req_upstream_connect_failed(struct gw_conn *c, const char *why)
 {
     struct gw_runtime *rt = c->req->rt;
 
-    gw_log(c->w->log, CFG_LOG_WARN, c->id, "upstream %s: %s; marked failed for %u ms",
-           rt->servers[c->up->server].name, why, rt->cfg->upstream.fail_timeout_ms);
+    /* "marked failed" once per failure period; a server tried again while
+     * marked (no healthy one left) says so instead of claiming a new mark. */
+    if (gw_up_mark_failed(rt, c->up->server))
+        gw_log(c->w->log, CFG_LOG_WARN, c->id,
+               "upstream %s: %s; failed again, skipped for another %u ms",
+               rt->servers[c->up->server].name, why, rt->cfg->upstream.fail_timeout_ms);
+    else
+        gw_log(c->w->log, CFG_LOG_WARN, c->id, "upstream %s: %s; marked failed for %u ms",
+               rt->servers[c->up->server].name, why, rt->cfg->upstream.fail_timeout_ms);
     gw_stat_add(&c->w->stats.upstream_connect_fail, 1);
-    gw_up_mark_failed(rt, c->up->server);
     gw_conn_drop_upstream(c);
     gw_req_upstream_start(c, 1);
 }

@@ -99,11 +99,13 @@ static struct gw_up_conn *take_idle(struct gw_up_pool *p, const struct gw_runtim
     return u;
 }
 
-void gw_up_mark_failed(struct gw_runtime *rt, size_t idx)
+int gw_up_mark_failed(struct gw_runtime *rt, size_t idx)
 {
-    uint64_t until = gw_mono_us() / 1000 + rt->cfg->upstream.fail_timeout_ms;
+    uint64_t now = gw_mono_us() / 1000;
+    uint64_t was = __atomic_exchange_n(&rt->servers[idx].failed_until_ms,
+                                       now + rt->cfg->upstream.fail_timeout_ms, __ATOMIC_RELAXED);
 
-    __atomic_store_n(&rt->servers[idx].failed_until_ms, until, __ATOMIC_RELAXED);
+    return was > now;
 }
 
 /* Next server index not in tried: healthy ones first, then any. -1 if none. */
@@ -192,7 +194,7 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&s->addr,
                                        (int)s->addrlen) < 0) {
             snprintf(err, errlen, "%s: connect: %s", s->name, strerror(errno));
-            gw_up_mark_failed(rt, (size_t)idx);
+            (void)gw_up_mark_failed(rt, (size_t)idx);
             gw_up_free(u);
             u = NULL;
             continue;

@@ -60,8 +60,12 @@ void gw_up_pool_flush(struct gw_up_pool *p);
 struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, int fresh,
                                  uint64_t *tried, char *err, size_t errlen) GW_UP_MUSTCHECK;
 
-/* Marks server idx of rt failed for upstream.fail_timeout from now. */
-void gw_up_mark_failed(struct gw_runtime *rt, size_t idx);
+/*
+ * Marks server idx of rt failed for upstream.fail_timeout from now. Returns
+ * 1 when it was already marked (tried anyway because no healthy server was
+ * left, or picked by another worker just before the mark), 0 otherwise.
+ */
+int gw_up_mark_failed(struct gw_runtime *rt, size_t idx);
 
 /*
  * Gives a connection back after a complete response: pooled when current

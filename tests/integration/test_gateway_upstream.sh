@@ -167,6 +167,7 @@ pass "B restarted: no traffic within fail_timeout, $db of 6 requests after it"
 # --- both down: 502 at once ---------------------------------------------------------------------
 stop_bg dba || fail "db-service A did not exit 0"
 stop_bg dbb2 || fail "db-service B did not exit 0"
+mark=$(gw_log_mark)
 t0=$(now_ms)
 code=$(gw_curl attestor1 /all-down)
 el=$(($(now_ms) - t0))
@@ -179,6 +180,27 @@ bound=$((rr_ms * 20 / 16))
 [ "$bound" -le 15000 ] || bound=15000
 [ "$el" -lt "$bound" ] || fail "both upstreams down: the 502 took $el ms (bound $bound ms)"
 pass "both upstreams down: 502 in $el ms"
+
+# Both are marked failed now (their lines first: the log thread writes
+# them up to 50 ms later); the next request still tries both (no healthy
+# one is left) and the lines say so instead of claiming new marks.
+for srv in "$A" "$B"; do
+    gw_wait_log_line_since "$mark" "upstream $srv: .*marked failed" "" 5 ||
+        fail "both down: no 'upstream $srv: ... marked failed' line: $(gw_log_since "$mark" | tail -3)"
+done
+mark=$(gw_log_mark)
+code=$(gw_curl attestor1 /all-down-again)
+expect_eq "$code" 502 "both upstreams down, second request"
+[ "$(($(now_ms) - t0))" -lt $((FAIL_S * 1000)) ] ||
+    fail "test too slow: the two all-down requests took more than fail_timeout"
+gw_wait_log_line_since "$mark" "upstream $B: .*failed again" "" 5 ||
+    fail "both down again: no 'upstream $B: ... failed again' line: $(gw_log_since "$mark" | tail -3)"
+gw_wait_log_line_since "$mark" "upstream $A: .*failed again" "" 5 ||
+    fail "both down again: no 'upstream $A: ... failed again' line: $(gw_log_since "$mark" | tail -3)"
+nmark=$(gw_log_since "$mark" | grep -c "marked failed")
+[ "$nmark" = 0 ] ||
+    fail "both down again: $nmark 'marked failed' lines for servers already marked: $(gw_log_since "$mark" | grep "marked failed")"
+pass "both upstreams down again: tried anyway, logged as 'failed again'"
 
 stop_bg gw-fo || fail "mtlsgate did not exit 0"
 check_sanitizers
