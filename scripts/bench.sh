@@ -809,6 +809,19 @@ report() {
                 a[++n] = byround[s, m, "mtlsgate", r] / byround[s, m, "nginx", r]
         return n ? sprintf("%.2fx", median(a, n)) : "-"
     }
+    # "k/n": of the n rounds with both front ends, those whose own ratio
+    # meets the target; a verdict that some rounds contradict says so.
+    function rounds_met(s, m, op, tgt,   r, n, k, v) {
+        n = 0; k = 0
+        for (r = 1; r <= maxround; r++)
+            if ((s, m, "nginx", r) in byround && (s, m, "mtlsgate", r) in byround &&
+                byround[s, m, "nginx", r] > 0) {
+                v = byround[s, m, "mtlsgate", r] / byround[s, m, "nginx", r]
+                n++
+                if ((op == ">=" && v >= tgt) || (op == "<=" && v <= tgt)) k++
+            }
+        return k "/" n
+    }
     $1 == pass {
         k = $4 SUBSEP $5 SUBSEP $3
         if ($6 == "") next
@@ -848,6 +861,11 @@ report() {
                 rv = med[km] / med[kn]; ratio = sprintf("%.2fx", rv)
                 if (op == ">=") met = (rv >= tgt) ? "yes" : "**no**"
                 else if (op == "<=") met = (rv <= tgt) ? "yes" : "**no**"
+                if (op != "") {
+                    split(rounds_met(s, m, op, tgt), rm, "/")
+                    if (rm[1] > 0 && rm[1] < rm[2])
+                        met = met " (" rm[1] " of " rm[2] " rounds)"
+                }
             }
             target = op == "" ? "-" : (op == ">=" ? ">= " : "<= ") tgt "x"
             # A throughput compares the servers only while the server core
