@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -19,6 +20,11 @@
 #include "log.h"
 
 #define LISTEN_BACKLOG 511
+
+/* What the main thread asks of a worker (gw_worker.notify). */
+#define GW_WK_SWAP 1u                  /* take w->pending */
+#define GW_WK_DRAIN 2u                 /* graceful stop */
+#define GW_WK_STOP 4u                  /* end the loop now */
 
 struct gw_workers {
     unsigned n;
@@ -178,13 +184,10 @@ void gw_worker_conn_gone(struct gw_worker *w)
         set_accepting(w, 1);
 }
 
-static void swap_cb(evutil_socket_t fd, short what, void *arg)
+static void swap_runtime(struct gw_worker *w)
 {
-    struct gw_worker *w = arg;
     struct gw_runtime *rt;
 
-    (void)fd;
-    (void)what;
     pthread_mutex_lock(&w->lock);
     rt = w->pending;
     w->pending = NULL;
@@ -202,12 +205,8 @@ static void swap_cb(evutil_socket_t fd, short what, void *arg)
            (unsigned long long)rt->generation);
 }
 
-static void drain_cb(evutil_socket_t fd, short what, void *arg)
+static void drain(struct gw_worker *w)
 {
-    struct gw_worker *w = arg;
-
-    (void)fd;
-    (void)what;
     free_listeners(w);
     evtimer_del(w->resume_ev);
     w->draining = 1;
@@ -217,13 +216,39 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * The main thread wrote the eventfd. The counter is read before the bits
+ * are taken: a bit set after that is followed by a write of its own, so
+ * no request is lost (one that was already taken costs an empty call).
+ */
+static void notify_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
+    uint64_t n;
+    unsigned bits;
 
-    (void)fd;
     (void)what;
-    event_base_loopbreak(w->base);
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        gw_log(w->log, CFG_LOG_ERROR, 0, "worker %u: eventfd read: %s", w->id, strerror(errno));
+    bits = __atomic_exchange_n(&w->notify, 0u, __ATOMIC_ACQ_REL);
+    if (bits & GW_WK_SWAP)
+        swap_runtime(w);
+    if (bits & GW_WK_DRAIN)
+        drain(w);
+    if (bits & GW_WK_STOP)
+        event_base_loopbreak(w->base);
+}
+
+/* Any thread: asks worker w for what bit says (see notify_cb). */
+static void worker_notify(struct gw_worker *w, unsigned bit)
+{
+    const uint64_t one = 1;
+
+    __atomic_fetch_or(&w->notify, bit, __ATOMIC_ACQ_REL);
+    /* Fails only when the counter would overflow: it is then non-zero and
+     * the worker is woken anyway. */
+    if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        fprintf(stderr, "mtlsgate: worker %u: eventfd write: %s\n", w->id, strerror(errno));
 }
 
 static void *worker_main(void *arg)
@@ -249,6 +274,8 @@ static void *worker_main(void *arg)
  * (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST): a connection that turns its reads
  * off and on again within one iteration, as every proxied request does,
  * costs no epoll_ctl at all. Safe here: no descriptor is ever dup()ed.
+ * No lock (EVENT_BASE_FLAG_NOLOCK): only its thread touches it, so every
+ * event_add, event_del and loop turn would lock and unlock for nothing.
  * NULL when out of memory.
  */
 static struct event_base *new_base(void)
@@ -259,6 +286,7 @@ static struct event_base *new_base(void)
     if (!ec)
         goto out;
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     base = event_base_new_with_config(ec);
 out:
     event_config_free(ec);
@@ -280,12 +308,15 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     w->base = new_base();
     if (!w->base)
         goto fail;
-    w->swap_ev = event_new(w->base, -1, 0, swap_cb, w);
-    w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
-    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0) {
+        snprintf(err, errlen, "worker %u: eventfd: %s", k, strerror(errno));
+        return -1;
+    }
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     w->resume_ev = evtimer_new(w->base, resume_cb, w);
     w->idstats = gw_idstats_new();
-    if (!w->idstats || !w->swap_ev || !w->drain_ev || !w->stop_ev || !w->resume_ev)
+    if (!w->idstats || !w->notify_ev || !w->resume_ev || event_add(w->notify_ev, NULL) < 0)
         goto fail;
     for (i = 0; i < ws->n_listen; i++) {
         w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE,
@@ -318,12 +349,10 @@ static void worker_fini(struct gw_worker *w)
     for (i = 0; i < GW_MAX_LISTEN; i++)
         if (w->fds[i] >= 0)
             close(w->fds[i]);
-    if (w->swap_ev)
-        event_free(w->swap_ev);
-    if (w->drain_ev)
-        event_free(w->drain_ev);
-    if (w->stop_ev)
-        event_free(w->stop_ev);
+    if (w->notify_ev)
+        event_free(w->notify_ev);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
     if (w->resume_ev)
         event_free(w->resume_ev);
     gw_up_pool_flush(&w->pool);
@@ -353,9 +382,11 @@ struct gw_workers *gw_workers_start(unsigned n, struct gw_runtime *rt, int *fds,
     ws->n = n;
     ws->n_listen = n_listen;
     ws->done_ev = done_ev;
-    for (k = 0; k < n; k++)
+    for (k = 0; k < n; k++) {
+        ws->w[k].notify_fd = -1;
         for (i = 0; i < GW_MAX_LISTEN; i++)
             ws->w[k].fds[i] = -1;
+    }
     for (k = 0; k < n; k++) {
         if (worker_init(ws, k, rt, fds + (size_t)k * n_listen, err, errlen) < 0) {
             /* the sockets of the workers not yet set up */
@@ -400,7 +431,7 @@ void gw_workers_publish(struct gw_workers *ws, struct gw_runtime *rt)
         w->pending = rt;
         pthread_mutex_unlock(&w->lock);
         gw_runtime_unref(old);
-        event_active(w->swap_ev, EV_READ, 0);
+        worker_notify(w, GW_WK_SWAP);
     }
 }
 
@@ -409,7 +440,7 @@ void gw_workers_drain(struct gw_workers *ws)
     unsigned k;
 
     for (k = 0; k < ws->n; k++)
-        event_active(ws->w[k].drain_ev, EV_READ, 0);
+        worker_notify(&ws->w[k], GW_WK_DRAIN);
 }
 
 void gw_workers_stop(struct gw_workers *ws)
@@ -417,8 +448,8 @@ void gw_workers_stop(struct gw_workers *ws)
     unsigned k;
 
     for (k = 0; k < ws->n; k++)
-        if (ws->w[k].stop_ev)
-            event_active(ws->w[k].stop_ev, EV_READ, 0);
+        if (ws->w[k].notify_ev)
+            worker_notify(&ws->w[k], GW_WK_STOP);
 }
 
 unsigned gw_workers_running(struct gw_workers *ws)

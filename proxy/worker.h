@@ -7,9 +7,11 @@
  * and request-object cache. Nothing on the request path is shared between
  * workers except the reference-counted runtime.
  *
- * The main thread talks to a worker only through events activated on the
- * worker's base (libevent with evthread_use_pthreads): "take this new
- * runtime", "drain", "stop now".
+ * A worker's event base has no lock (EVENT_BASE_FLAG_NOLOCK): only the
+ * worker's own thread may touch it or anything on it. The main thread talks
+ * to a worker through one eventfd: it sets a bit in `notify` ("take this
+ * new runtime", "drain", "stop now") and writes the eventfd, whose read
+ * event runs on the worker.
  */
 #ifndef MTLS_PROXY_WORKER_H
 #define MTLS_PROXY_WORKER_H
@@ -63,9 +65,9 @@ struct gw_worker {
     /* Handed over by the main thread. */
     pthread_mutex_t lock;              /* guards pending */
     struct gw_runtime *pending;
-    struct event *swap_ev;
-    struct event *drain_ev;
-    struct event *stop_ev;
+    unsigned notify;                   /* GW_WK_* bits; atomic */
+    int notify_fd;                     /* eventfd the main thread writes */
+    struct event *notify_ev;           /* its read event, on the worker */
     struct event *resume_ev;           /* accepts paused after an accept error */
 };
 
