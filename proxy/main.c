@@ -60,6 +60,7 @@ static void usage(FILE *f)
             "       mtlsgate -s reload -c FILE    tell the running gateway to reload\n"
             "       mtlsgate -s stop -c FILE      tell the running gateway to stop gracefully\n"
             "       mtlsgate -V                   print the version\n"
+            "Long forms: --config FILE, --test, --signal reload|stop, --version, --help.\n"
             "Signals: HUP reload, TERM/INT graceful stop, QUIT (or a second TERM) stop now.\n");
 }
 
@@ -506,10 +507,15 @@ static void tune_malloc(void)
 
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"signal", required_argument, NULL, 's'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
     const char *path = NULL, *sig = NULL;
     int test = 0, opt;
 
-    while ((opt = getopt(argc, argv, "c:ts:Vh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:ts:Vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;

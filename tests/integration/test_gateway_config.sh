@@ -72,6 +72,21 @@ base() {
 base >"$C/good.yml"
 check_t "$C/good.yml" 0
 
+# The long forms are the same options: --test --config FILE checks the same
+# file, --version and --help print and exit 0, a wrong option exits 2.
+out=$(timeout 30 "$GW_BIN" --test --config "$C/good.yml" 2>&1) ||
+    fail "mtlsgate --test --config good.yml failed: $out"
+grep -q "configuration ok" <<<"$out" || fail "mtlsgate --test --config good.yml: no 'configuration ok': $out"
+base "9=  servers: [\"127.0.0.1:0\"]" >"$C/long-bad.yml"
+out=$(timeout 30 "$GW_BIN" --test --config="$C/long-bad.yml" 2>&1) &&
+    fail "mtlsgate --test --config=long-bad.yml exited 0: $out"
+grep -q "long-bad.yml:9:" <<<"$out" || fail "mtlsgate --test --config=long-bad.yml: problem not at line 9: $out"
+expect_eq "$("$GW_BIN" --version)" "$("$GW_BIN" -V)" "mtlsgate --version"
+"$GW_BIN" --help | grep -q -- "--config FILE" || fail "mtlsgate --help does not list --config"
+"$GW_BIN" --no-such-option >/dev/null 2>&1
+expect_eq "$?" 2 "exit status of mtlsgate --no-such-option"
+pass "long options: --test --config, --config=FILE, --version, --help; unknown ones exit 2"
+
 # --- YAML-level problems: FILE:LINE:COLUMN and the key -----------------------
 base "4=  certficate: $K/gateway.bundle.crt" >"$C/unknown-key.yml"
 check_t "$C/unknown-key.yml" fail 'unknown-key\.yml:4:[0-9]+:.*certficate'
