@@ -1,5 +1,6 @@
 /*
- * worker.c - worker threads, their listeners and the hand-over events.
+ * worker.c - worker threads, their listeners and the main thread's requests
+ * to them (a new runtime, drain, stop) through an eventfd each.
  */
 #include "worker.h"
 
@@ -184,6 +185,7 @@ void gw_worker_conn_gone(struct gw_worker *w)
         set_accepting(w, 1);
 }
 
+/* Worker thread: takes the runtime the main thread left in w->pending, if any. */
 static void swap_runtime(struct gw_worker *w)
 {
     struct gw_runtime *rt;
@@ -205,6 +207,7 @@ static void swap_runtime(struct gw_worker *w)
            (unsigned long long)rt->generation);
 }
 
+/* Worker thread: graceful stop; the loop ends when the last connection has gone. */
 static void drain(struct gw_worker *w)
 {
     free_listeners(w);
@@ -239,7 +242,7 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
 }
 
-/* Any thread: asks worker w for what bit says (see notify_cb). */
+/* Main thread: asks worker w for what bit says (see notify_cb). */
 static void worker_notify(struct gw_worker *w, unsigned bit)
 {
     const uint64_t one = 1;
@@ -248,7 +251,7 @@ static void worker_notify(struct gw_worker *w, unsigned bit)
     /* Fails only when the counter would overflow: it is then non-zero and
      * the worker is woken anyway. */
     if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        fprintf(stderr, "mtlsgate: worker %u: eventfd write: %s\n", w->id, strerror(errno));
+        gw_log(NULL, CFG_LOG_ERROR, 0, "worker %u: eventfd write: %s", w->id, strerror(errno));
 }
 
 static void *worker_main(void *arg)
@@ -311,7 +314,7 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->notify_fd < 0) {
         snprintf(err, errlen, "worker %u: eventfd: %s", k, strerror(errno));
-        return -1;
+        goto out;
     }
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     w->resume_ev = evtimer_new(w->base, resume_cb, w);
@@ -335,6 +338,7 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     return 0;
 fail:
     snprintf(err, errlen, "worker %u: cannot set up its event loop (out of memory)", k);
+out:
     return -1;
 }
 

@@ -65,7 +65,7 @@ struct gw_worker {
     /* Handed over by the main thread. */
     pthread_mutex_t lock;              /* guards pending */
     struct gw_runtime *pending;
-    unsigned notify;                   /* GW_WK_* bits; atomic */
+    unsigned notify;                   /* requests (bits, worker.c); atomic */
     int notify_fd;                     /* eventfd the main thread writes */
     struct event *notify_ev;           /* its read event, on the worker */
     struct event *resume_ev;           /* accepts paused after an accept error */
