@@ -239,13 +239,12 @@ void gw_req_upstream_connect_failed(struct gw_conn *c, const char *why)
 
     /* "marked failed" once per failure period; a server tried again while
      * marked (no healthy one left) says so instead of claiming a new mark. */
-    if (gw_up_mark_failed(rt, c->up->server))
-        gw_log(c->w->log, CFG_LOG_WARN, c->id,
-               "upstream %s: %s; failed again, skipped for another %u ms",
-               rt->servers[c->up->server].name, why, rt->cfg->upstream.fail_timeout_ms);
-    else
-        gw_log(c->w->log, CFG_LOG_WARN, c->id, "upstream %s: %s; marked failed for %u ms",
-               rt->servers[c->up->server].name, why, rt->cfg->upstream.fail_timeout_ms);
+    int again = gw_up_mark_failed(rt, c->up->server);
+
+    gw_log(c->w->log, CFG_LOG_WARN, c->id, "upstream %s: %s; %s %u ms",
+           rt->servers[c->up->server].name, why,
+           again ? "failed again, skipped for another" : "marked failed for",
+           rt->cfg->upstream.fail_timeout_ms);
     gw_stat_add(&c->w->stats.upstream_connect_fail, 1);
     gw_conn_drop_upstream(c);
     gw_req_upstream_start(c, 1);

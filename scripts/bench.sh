@@ -800,26 +800,26 @@ report() {
         lo = a[1]; hi = a[n]
         return fmt(med[k], dec) " (" fmt(lo, dec) "-" fmt(hi, dec) ")"
     }
-    # median over the rounds of mtlsgate/nginx measured in the same round
-    function paired(s, m,   r, n, a) {
+    # a[1..n] = mtlsgate/nginx of each round that measured both; returns n
+    function round_ratios(s, m, a,   r, n) {
         n = 0
         for (r = 1; r <= maxround; r++)
             if ((s, m, "nginx", r) in byround && (s, m, "mtlsgate", r) in byround &&
                 byround[s, m, "nginx", r] > 0)
                 a[++n] = byround[s, m, "mtlsgate", r] / byround[s, m, "nginx", r]
+        return n
+    }
+    # median over the rounds of mtlsgate/nginx measured in the same round
+    function paired(s, m,   n, a) {
+        n = round_ratios(s, m, a)
         return n ? sprintf("%.2fx", median(a, n)) : "-"
     }
     # "k/n": of the n rounds with both front ends, those whose own ratio
     # meets the target; a verdict that some rounds contradict says so.
-    function rounds_met(s, m, op, tgt,   r, n, k, v) {
-        n = 0; k = 0
-        for (r = 1; r <= maxround; r++)
-            if ((s, m, "nginx", r) in byround && (s, m, "mtlsgate", r) in byround &&
-                byround[s, m, "nginx", r] > 0) {
-                v = byround[s, m, "mtlsgate", r] / byround[s, m, "nginx", r]
-                n++
-                if ((op == ">=" && v >= tgt) || (op == "<=" && v <= tgt)) k++
-            }
+    function rounds_met(s, m, op, tgt,   i, n, k, a) {
+        n = round_ratios(s, m, a); k = 0
+        for (i = 1; i <= n; i++)
+            if ((op == ">=" && a[i] >= tgt) || (op == "<=" && a[i] <= tgt)) k++
         return k "/" n
     }
     $1 == pass {
