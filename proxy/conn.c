@@ -695,6 +695,7 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     ssl = SSL_new(rt->server_ctx);
     if (!ssl || tls_server_attach_peer(ssl, &c->peer) < 0)
         goto fail;
+    c->peer.certpool = w->certpool;
     SSL_set_read_ahead(ssl, 1); /* see gw_conn_kick_read */
     c->timer = evtimer_new(w->base, timer_cb, c);
     c->up_timer = evtimer_new(w->base, up_timer_cb, c);

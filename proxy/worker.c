@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "tls_certpool.h"
 
 #define LISTEN_BACKLOG 511
 
@@ -319,7 +320,8 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     w->resume_ev = evtimer_new(w->base, resume_cb, w);
     w->idstats = gw_idstats_new();
-    if (!w->idstats || !w->notify_ev || !w->resume_ev || event_add(w->notify_ev, NULL) < 0)
+    w->certpool = tls_certpool_new(GW_CERTPOOL_SIZE);
+    if (!w->idstats || !w->certpool || !w->notify_ev || !w->resume_ev || event_add(w->notify_ev, NULL) < 0)
         goto fail;
     for (i = 0; i < ws->n_listen; i++) {
         w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE,
@@ -365,6 +367,7 @@ static void worker_fini(struct gw_worker *w)
     gw_runtime_unref(w->rt);
     gw_runtime_unref(w->pending);
     gw_idstats_free(w->idstats);
+    tls_certpool_free(w->certpool);
     pthread_mutex_destroy(&w->lock);
 }
 

@@ -29,6 +29,7 @@
 #define GW_WK_MUSTCHECK __attribute__((warn_unused_result))
 #define GW_MAX_LISTEN 16
 #define GW_REQ_CACHE 64         /* request objects kept per worker */
+#define GW_CERTPOOL_SIZE 64     /* client certificates pooled per worker */
 
 struct event;
 struct event_base;
@@ -37,6 +38,8 @@ struct gw_conn;
 struct gw_req;
 struct gw_logbuf;
 struct gw_workers;
+
+struct tls_certpool;
 
 struct gw_worker {
     unsigned id;
@@ -53,6 +56,8 @@ struct gw_worker {
     struct gw_runtime *rt;             /* current runtime (one reference) */
     struct gw_stats stats;
     struct gw_idstats *idstats;        /* requests by identity (metrics) */
+    struct tls_certpool *certpool;     /* clients' parsed leaves, shared by
+                                          this worker's connections */
     struct gw_up_pool pool;
     struct gw_logbuf *log;
     struct gw_conn *conns;             /* every open client connection */

@@ -412,6 +412,35 @@ static void drop_sent_chain(X509_STORE_CTX *xctx)
 }
 
 /*
+ * Swaps the client's freshly parsed leaf, once admitted, for the pooled
+ * copy of the same certificate (tls_certpool.h), so that connections which
+ * present one certificate share one parsed copy. Called before OpenSSL's
+ * X509_verify_cert() may build a chain (which would hold the leaf too).
+ * OpenSSL 3.0 takes the session's peer from index 0 of the stack
+ * X509_STORE_CTX_get0_untrusted() returns (tls_process_client_certificate);
+ * that slot takes the pooled copy with its own reference, and the store
+ * context's borrowed pointer to the leaf follows. Any other shape (the leaf
+ * not first, a chain already built) is left as it is.
+ */
+static void share_leaf(X509_STORE_CTX *xctx, struct tls_certpool *pool)
+{
+    STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xctx);
+    X509 *leaf = X509_STORE_CTX_get0_cert(xctx), *shared;
+
+    if (pool == NULL || leaf == NULL || X509_STORE_CTX_get0_chain(xctx) != NULL ||
+        sk_X509_num(sent) < 1 || sk_X509_value(sent, 0) != leaf)
+        return;
+    shared = tls_certpool_get1(pool, leaf);
+    if (shared == NULL || shared == leaf) {
+        X509_free(shared); /* leaf is pooled now: drop the extra reference */
+        return;
+    }
+    (void)sk_X509_set(sent, 0, shared); /* takes the reference get1 gave */
+    X509_STORE_CTX_set_cert(xctx, shared);
+    X509_free(leaf);
+}
+
+/*
  * The whole certificate check of a handshake (SSL_CTX_set_cert_verify_
  * callback): tls_trust_check() first, which answers from the trust set's
  * verdict cache for a certificate that passed before (no chain building, no
@@ -423,7 +452,7 @@ static void drop_sent_chain(X509_STORE_CTX *xctx)
  * X509_verify_cert() with verify_cb, which records the reason and leaves the
  * X509_V_ERR_* that picks the alert, exactly as without this callback.
  * Should the two ever disagree, the refusal stands. Admitted, the chain the
- * client sent is freed (drop_sent_chain).
+ * client sent is freed (drop_sent_chain) and the leaf shared (share_leaf).
  */
 static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 {
@@ -439,12 +468,12 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
     if (t != NULL && leaf != NULL &&
         tls_trust_check(t, leaf, X509_STORE_CTX_get0_untrusted(xctx), time(NULL), detail,
                         sizeof(detail)) == TLS_OK) {
-        if (strong_enough(ssl, leaf, t)) {
-            ERR_clear_error();
+        ERR_clear_error();
+        share_leaf(xctx, peer != NULL ? peer->certpool : NULL);
+        if (strong_enough(ssl, X509_STORE_CTX_get0_cert(xctx), t)) {
             drop_sent_chain(xctx);
             return 1;
         }
-        ERR_clear_error();
         ok = X509_verify_cert(xctx); /* OpenSSL decides on key and digest strength */
         if (ok == 1)
             drop_sent_chain(xctx); /* the verified chain holds its own references */

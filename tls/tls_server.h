@@ -12,6 +12,7 @@
 #include <openssl/types.h>
 
 #include "tls_sessions.h"
+#include "tls_certpool.h"
 #include "tls_trust.h"
 
 /*
@@ -94,6 +95,12 @@ struct tls_peer {
                                              certificate passed the current
                                              trust set in the ticket or session
                                              cache callback */
+    struct tls_certpool *certpool;        /* set by the caller after
+                                             tls_server_attach_peer (which
+                                             zeroes it): this thread's pool
+                                             (tls_certpool.h); an admitted
+                                             leaf is swapped for the pooled
+                                             copy. NULL: no sharing */
 };
 
 /*

@@ -23,7 +23,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include "tls_certpool.h"
 #include "tls_client.h"
 #include "tls_server.h"
 #include "tls_trust.h"
@@ -734,6 +736,83 @@ static void test_threads(void **state)
     SSL_CTX_free(sctx);
 }
 
+/* ------------------------------------------------------------ shared leaves */
+
+/* A server SSL of sctx after a full handshake with a client of cctx, with
+ * `pool` as the peer's certificate pool; *c gets the client SSL. 1 when
+ * the server admitted the client. */
+static int pooled_handshake(SSL_CTX *cctx, SSL_CTX *sctx, struct tls_certpool *pool,
+                            struct tls_peer *peer, SSL **c, SSL **s)
+{
+    int cst, sst, ok;
+
+    ssl_pair(cctx, sctx, c, s);
+    assert_int_equal(tls_server_attach_peer(*s, peer), 0);
+    peer->certpool = pool;
+    handshake_both(*c, *s, &cst, &sst, NULL);
+    ok = sst == 1 && tls_server_peer_finish(*s, peer) == 0;
+    ERR_clear_error();
+    return ok;
+}
+
+/*
+ * Connections that present one certificate share one parsed copy of it
+ * (share_leaf, tls_certpool.h): server SSLs alive at the same time hold the
+ * pooled copy as their peer, over TLS 1.3 and 1.2; another certificate gets
+ * its own; a refused one is never pooled; without a pool each connection
+ * holds its own parse. The copies outlive the pool (ASan checks the reads
+ * and that nothing leaks).
+ */
+static void test_shared_leaf(void **state)
+{
+    struct tls_trust *t = trust_new("client-chain.crt", "client-ca.crl", 1);
+    SSL_CTX *sctx = server_new(t, 1, NULL);
+    SSL_CTX *cc[6] = { client_new("attestor1", TLS1_3_VERSION),
+                       client_new("attestor1", TLS1_2_VERSION),
+                       client_new("attestor1", 0), client_new("attestor2", 0),
+                       client_new("revoked", 0), client_new("attestor1", 0) };
+    static const int admitted[6] = { 1, 1, 1, 1, 0, 1 };
+    struct tls_certpool *pool = tls_certpool_new(4);
+    struct tls_peer peer[6];
+    SSL *c[6], *s[6];
+    X509 *leaf[6];
+    int i;
+
+    (void)state;
+    tls_trust_unref(t);
+    assert_non_null(pool);
+    for (i = 0; i < 6; i++) {
+        /* The last one has no pool. */
+        int ok = pooled_handshake(cc[i], sctx, i < 5 ? pool : NULL, &peer[i], &c[i], &s[i]);
+
+        if (ok != admitted[i])
+            fail_msg("client %d: %s (%s)", i, ok ? "admitted" : "refused", peer[i].detail);
+        leaf[i] = SSL_get0_peer_certificate(s[i]);
+        if (ok)
+            assert_non_null(leaf[i]);
+    }
+    assert_string_equal(peer[0].cn, "attestor1");
+    assert_string_equal(peer[1].cn, "attestor1");
+    assert_string_equal(peer[3].cn, "attestor2");
+    assert_ptr_equal(leaf[1], leaf[0]);
+    assert_ptr_equal(leaf[2], leaf[0]);
+    assert_ptr_not_equal(leaf[3], leaf[0]);
+    assert_int_equal(tls_certpool_count(pool), 2); /* attestor1, attestor2; not revoked */
+    assert_int_equal(tls_certpool_hits(pool), 2);
+    assert_ptr_not_equal(leaf[5], leaf[0]);
+    assert_int_equal(X509_cmp(leaf[5], leaf[0]), 0);
+    assert_string_equal(peer[5].sha256, peer[0].sha256);
+    tls_certpool_free(pool);
+    assert_int_equal(X509_cmp(leaf[2], leaf[5]), 0);
+    assert_int_equal(X509_check_purpose(leaf[1], X509_PURPOSE_SSL_CLIENT, 0), 1);
+    for (i = 0; i < 6; i++) {
+        SSL_free(c[i]);
+        SSL_free(s[i]);
+        SSL_CTX_free(cc[i]);
+    }
+    SSL_CTX_free(sctx);
+}
+
 /* ------------------------------------------------------------ upstream client */
 
 /* The gateway as a TLS client of an upstream that presents gateway.crt
@@ -815,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_min_version_13),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_shared_leaf),
         cmocka_unit_test(test_upstream_client),
     };
 
