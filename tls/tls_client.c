@@ -3,6 +3,7 @@
  */
 #include "tls_client.h"
 #include "tls_errors.h"
+#include "tls_pem.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -53,10 +54,8 @@ SSL_CTX *tls_client_ctx_new(const char *ca, const char *cert, const char *key,
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (cert != NULL) {
         /* Key first, so that a mismatch is reported by the check below. */
-        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-            tls_err_set(err, errlen, "%s: cannot load the private key", key);
+        if (tls_pem_use_key(ctx, key, err, errlen) != 0)
             goto out;
-        }
         if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
             tls_err_set(err, errlen, "%s: cannot load the client certificate chain", cert);
             goto out;

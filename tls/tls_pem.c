@@ -116,6 +116,21 @@ int tls_pem_load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
     return 0;
 }
 
+int tls_pem_use_key(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+{
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    if (tls_pem_load_key(path, &key, err, errlen) != 0)
+        return -1;
+    rc = SSL_CTX_use_PrivateKey(ctx, key) == 1 ? 0 : -1;
+    if (rc != 0)
+        tls_err_set(err, errlen, "%s: the private key cannot be used for TLS", path);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return rc;
+}
+
 int tls_pem_load_crls(const char *path, STACK_OF(X509_CRL) **out, char *err, size_t errlen)
 {
     BIO *bio;

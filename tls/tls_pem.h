@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <openssl/types.h>
 #include <openssl/safestack.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #define TLS_MUSTCHECK __attribute__((warn_unused_result))
@@ -33,6 +34,14 @@ int tls_pem_load_cert(const char *path, X509 **out, char *err, size_t errlen) TL
  * from a PEM file. *out is owned by the caller (EVP_PKEY_free).
  */
 int tls_pem_load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen) TLS_MUSTCHECK;
+
+/*
+ * Loads a private key as tls_pem_load_key() does and makes it ctx's key
+ * (SSL_CTX_use_PrivateKey). Unlike SSL_CTX_use_PrivateKey_file(), an
+ * encrypted key fails at once instead of asking for a passphrase on the
+ * terminal (which would hang a daemon, or its reload, on /dev/tty).
+ */
+int tls_pem_use_key(SSL_CTX *ctx, const char *path, char *err, size_t errlen) TLS_MUSTCHECK;
 
 /*
  * Reads every CRL in a PEM file into a new stack (*out owned by caller:

@@ -647,10 +647,8 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts, char *err, size_
     }
     /* Key first: loaded after it, a certificate that does not match drops
      * the key, and SSL_CTX_check_private_key says so in our words. */
-    if (SSL_CTX_use_PrivateKey_file(ctx, opts->key, SSL_FILETYPE_PEM) != 1) {
-        tls_err_set(err, errlen, "%s: cannot load the private key", opts->key);
+    if (tls_pem_use_key(ctx, opts->key, err, errlen) != 0)
         goto out;
-    }
     if (SSL_CTX_use_certificate_chain_file(ctx, opts->certificate) != 1) {
         tls_err_set(err, errlen, "%s: cannot load the server certificate chain",
                     opts->certificate);

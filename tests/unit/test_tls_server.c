@@ -31,16 +31,24 @@
 #include "tls_trust.h"
 #include "unit_pki.h"
 
-/* The test PKI, plus only-ca2.crt: the second client CA and the root. */
+/* The test PKI, plus only-ca2.crt (the second client CA and the root),
+ * gateway-enc.key and attestor1-enc.key. */
 static int pki_setup(void **state)
 {
-    char cmd[512];
+    char cmd[768];
 
     (void)state;
     if (unit_pki_make("test-tls-server") != 0)
         return -1;
     snprintf(cmd, sizeof(cmd), "cat '%s/client-ca2.crt' '%s/root.crt' > '%s/only-ca2.crt'", pki,
              pki, pki);
+    if (system(cmd) != 0)
+        return -1;
+    /* Encrypted copies of two keys (passphrase "secret"). */
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && openssl pkey -in gateway.key -aes256 -passout pass:secret "
+             "-out gateway-enc.key && openssl pkey -in attestor1.key -aes256 "
+             "-passout pass:secret -out attestor1-enc.key", pki);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -617,7 +625,11 @@ static void test_ctx_errors(void **state)
     o = good;
     o.certificate = cert;
     o.key = P("missing.key");
-    expect_ctx_error(&o, "missing.key: cannot load the private key");
+    expect_ctx_error(&o, "missing.key: cannot read: No such file or directory");
+    /* An encrypted key is refused at once: no passphrase prompt on a
+     * terminal (OpenSSL's default), which would hang the daemon. */
+    o.key = P("gateway-enc.key");
+    expect_ctx_error(&o, "gateway-enc.key: no usable private key (corrupt, encrypted or not PEM)");
     o = good;
     o.certificate = P("missing.crt");
     o.key = P("gateway.key");
@@ -877,6 +889,9 @@ static void test_upstream_client(void **state)
     assert_null(tls_client_ctx_new(P("root.crt"), P("missing.pem"), P("attestor1.key"), err,
                                    sizeof(err)));
     assert_non_null(strstr(err, "missing.pem"));
+    assert_null(tls_client_ctx_new(P("root.crt"), P("attestor1.pem"), P("attestor1-enc.key"), err,
+                                   sizeof(err)));
+    assert_non_null(strstr(err, "attestor1-enc.key: no usable private key"));
     assert_int_equal(ERR_peek_error(), 0);
     SSL_CTX_free(wrongca);
     SSL_CTX_free(nocert);
