@@ -308,12 +308,52 @@ out:
     return rc;
 }
 
-/* notBefore = now - 5 min, notAfter = now + days, cut to the issuer's notAfter. */
+/*
+ * Refuses (-1, err naming the issuer, when it expired and what to do) when
+ * spec's issuer is no longer valid at now: a certificate cut to its
+ * notAfter would end before it begins, or be born expired.
+ */
+static int issuer_alive(const struct ct_cert_spec *spec, time_t now, char *err, size_t errlen)
+{
+    const ASN1_TIME *na;
+    char subj[256], ts[64];
+    time_t when = 0;
+    const char *what, *hint;
+
+    if (spec->issuer == NULL)
+        return 0;
+    na = X509_get0_notAfter(spec->issuer);
+    if (na != NULL && ASN1_TIME_cmp_time_t(na, now) > 0)
+        return 0;
+    if (spec->profile == CT_PROFILE_INTERMEDIATE) {
+        what = "root CA";
+        hint = "a root cannot be renewed in place: make a new PKI with certs-tool init";
+    } else if (spec->profile == CT_PROFILE_SERVER) {
+        what = "server intermediate";
+        hint = "run certs-tool rollover server";
+    } else {
+        what = "client intermediate";
+        hint = "run certs-tool rollover client";
+    }
+    if (tls_x509_not_after(spec->issuer, &when) != 0)
+        when = 0;
+    snprintf(err, errlen, "%s %s expired on %s: cannot issue '%s'; %s", what,
+             tls_x509_subject(spec->issuer, subj, sizeof(subj)), tls_time_str(when, ts, sizeof(ts)),
+             spec->cn, hint);
+    return -1;
+}
+
+/*
+ * notBefore = now - 5 min, notAfter = now + days, cut to the issuer's
+ * notAfter; refused (issuer_alive) when the issuer has expired.
+ */
 static int set_validity(X509 *x, const struct ct_cert_spec *spec, int *clamped, char *err,
                         size_t errlen)
 {
     time_t now = spec->now ? spec->now : time(NULL);
 
+    if (issuer_alive(spec, now, err, errlen) != 0)
+        return -1;
     if (X509_time_adj_ex(X509_getm_notBefore(x), 0, -CT_BACKDATE_SECONDS, &now) == NULL ||
         X509_time_adj_ex(X509_getm_notAfter(x), spec->days, 0, &now) == NULL) {
         tls_err_set(err, errlen, "cannot set validity");

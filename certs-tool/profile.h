@@ -17,7 +17,8 @@
  * random bits from RAND_bytes, top bits fixed to 01 so the DER length is
  * always 16; well above the 64 bits required), subject O=<org>, CN=<name>,
  * notBefore 5 minutes in the past (clock skew), notAfter now + days, clamped
- * so that no certificate outlives its issuer. Nothing from a CSR other than
+ * so that no certificate outlives its issuer; an issuer whose notAfter has
+ * passed issues nothing (ct_profile_make refuses, naming it). Nothing from a CSR other than
  * its public key ever reaches a certificate: the profile alone decides the
  * extensions.
  */
@@ -94,8 +95,11 @@ struct ct_cert_spec {
 
 /*
  * Builds and signs one certificate per spec. *clamped (when not NULL) is set
- * to 1 when notAfter had to be cut to the issuer's notAfter. Returns the new
- * certificate (caller frees) or NULL with err set.
+ * to 1 when notAfter had to be cut to the issuer's notAfter. Refuses when
+ * the issuer's notAfter is at or before spec->now: "client intermediate
+ * SUBJECT expired on DATE: cannot issue 'CN'; run certs-tool rollover
+ * client" (the root, for an intermediate). Returns the new certificate
+ * (caller frees) or NULL with err set.
  */
 X509 *ct_profile_make(const struct ct_cert_spec *spec, int *clamped, char *err, size_t errlen) CT_MUSTCHECK;
 

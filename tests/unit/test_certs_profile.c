@@ -324,6 +324,97 @@ static void test_validity_clamped_to_issuer(void **state)
     free_pki(&pki);
 }
 
+/* ct_profile_make with issuer (ca, or the root for an intermediate) at now; NULL expected. */
+static void expect_refused(enum ct_profile profile, enum ct_kind kind, const struct ct_ca *ca,
+                           time_t now, const char *const *words)
+{
+    struct ct_cert_spec spec;
+    struct ct_san_list sans;
+    char err[CT_ERR_MAX];
+    EVP_PKEY *k = key(CT_KEY_EC_P256);
+    X509 *x;
+    size_t i;
+
+    memset(&spec, 0, sizeof(spec));
+    memset(&sans, 0, sizeof(sans));
+    assert_int_equal(ct_san_add_name(&sans, "late.test", err, sizeof(err)), 0);
+    spec.profile = profile;
+    spec.kind = kind;
+    spec.org = "Test Org";
+    spec.cn = "late";
+    spec.subject_key = k;
+    spec.issuer = ca->cert;
+    spec.issuer_key = ca->key;
+    spec.days = 365;
+    spec.now = now;
+    spec.sans = &sans;
+    err[0] = '\0';
+    x = ct_profile_make(&spec, NULL, err, sizeof(err));
+    if (x != NULL)
+        fail_msg("'late' issued by an expired issuer (profile %d)", (int)profile);
+    for (i = 0; words[i] != NULL; i++)
+        if (strstr(err, words[i]) == NULL)
+            fail_msg("'%s' lacks '%s'", err, words[i]);
+    EVP_PKEY_free(k);
+}
+
+/*
+ * An issuer past its notAfter issues nothing (cutting the validity to its
+ * notAfter would give notAfter < notBefore, or a certificate born expired);
+ * one that is still valid for a minute still issues, cut to its notAfter.
+ */
+static void test_expired_issuer_refused(void **state)
+{
+    static const char *const client_words[] = {"client intermediate", "CN=Test Client CA",
+                                               "expired on", "cannot issue 'late'",
+                                               "certs-tool rollover client", NULL};
+    static const char *const server_words[] = {"server intermediate", "CN=Test Server CA",
+                                               "expired on", "certs-tool rollover server", NULL};
+    static const char *const root_words[] = {"root CA", "CN=Test Root CA", "expired on",
+                                             "certs-tool init", NULL};
+    struct ct_pki pki;
+    struct ct_ca root;
+    time_t now = time(NULL);
+    char want[64];
+    const char *const date_words[] = {want, NULL};
+    EVP_PKEY *k;
+    X509 *c;
+    int clamped = 0;
+
+    (void)state;
+    /* Intermediates made 10 days ago for 2 days: expired 8 days ago. */
+    make_pki(&pki, CT_KEY_EC_P256, now - 10 * DAY, 2);
+    expect_refused(CT_PROFILE_CLIENT, CT_KIND_CLIENT, &pki.client_ca, now, client_words);
+    expect_refused(CT_PROFILE_SERVER, CT_KIND_SERVER, &pki.server_ca, now, server_words);
+    tls_time_str(now - 8 * DAY, want, sizeof(want));
+    expect_refused(CT_PROFILE_CLIENT, CT_KIND_CLIENT, &pki.client_ca, now, date_words);
+    free_pki(&pki);
+
+    /* Expired one minute ago: notAfter would still follow notBefore, yet refused. */
+    make_pki(&pki, CT_KEY_EC_P256, now - 2 * DAY - 60, 2);
+    expect_refused(CT_PROFILE_CLIENT, CT_KIND_CLIENT, &pki.client_ca, now, client_words);
+    free_pki(&pki);
+
+    /* Valid one more minute: issued, cut to the intermediate's notAfter. */
+    make_pki(&pki, CT_KEY_EC_P256, now - 2 * DAY + 60, 2);
+    k = key(CT_KEY_EC_P256);
+    c = make_cert(CT_PROFILE_CLIENT, CT_KIND_CLIENT, "just", k, &pki.client_ca, 365, now, NULL,
+                  &clamped);
+    assert_int_equal(clamped, 1);
+    assert_true(ASN1_TIME_compare(X509_get0_notBefore(c), X509_get0_notAfter(c)) < 0);
+    X509_free(c);
+    EVP_PKEY_free(k);
+    free_pki(&pki);
+
+    /* An expired root makes no intermediate (rollover). */
+    root.key = key(CT_KEY_EC_P256);
+    root.cert = make_cert(CT_PROFILE_ROOT, CT_KIND_CLIENT, "Test Root CA", root.key, NULL, 2,
+                          now - 5 * DAY, NULL, NULL);
+    expect_refused(CT_PROFILE_INTERMEDIATE, CT_KIND_CLIENT, &root, now, root_words);
+    X509_free(root.cert);
+    EVP_PKEY_free(root.key);
+}
+
 static void test_profile_refusals(void **state)
 {
     struct ct_pki pki;
@@ -952,6 +1043,7 @@ int main(void)
         cmocka_unit_test(test_profiles_other_key_types),
         cmocka_unit_test(test_signature_digests),
         cmocka_unit_test(test_validity_clamped_to_issuer),
+        cmocka_unit_test(test_expired_issuer_refused),
         cmocka_unit_test(test_profile_refusals),
         cmocka_unit_test(test_san_parse),
         cmocka_unit_test(test_org_and_key_types),
