@@ -28,20 +28,98 @@
 
 /* ---- shared with sign-csr ------------------------------------------------ */
 
+/* The extensions of every file a leaf of kind may be written to (ct_issue_stage). */
+static const char *const client_exts[] = {"crt", "pem", "key", "pk8", "p12", NULL};
+static const char *const server_exts[] = {"crt", CT_BUNDLE_EXT, "key", NULL};
+
+const char *const *ct_issue_exts(enum ct_kind kind)
+{
+    return kind == CT_KIND_SERVER ? server_exts : client_exts;
+}
+
+/* 1 when the index lists a certificate (valid or revoked) of kind named name. */
+static int index_knows(const struct ct_index *idx, enum ct_kind kind, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < idx->n; i++)
+        if (idx->v[i].kind == kind && strcmp(idx->v[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when server `other` exists: listed in the index (any status), or its key is on disk. */
+static int server_exists(const char *dir, const struct ct_index *idx, const char *other)
+{
+    char path[CT_PATH_MAX], e2[CT_ERR_MAX];
+
+    if (index_knows(idx, CT_KIND_SERVER, other))
+        return 1;
+    return ct_leaf_path(path, dir, CT_KIND_SERVER, other, "key", e2, sizeof(e2)) == 0 &&
+           ct_exists(path);
+}
+
+/*
+ * Server names are the only ones whose files can meet: servers/X.bundle.crt
+ * (X's bundle) is also the certificate of server "X.bundle". Refuses name
+ * when the other name of such a pair exists, --force or not: --force
+ * replaces name's own files, never another name's.
+ */
+static int check_server_clash(const char *dir, const struct ct_index *idx, const char *name,
+                              char *err, size_t errlen)
+{
+    static const char suffix[] = "." CT_BUNDLE_STEM;
+    char other[CT_NAME_MAX + sizeof(suffix)], path[CT_PATH_MAX];
+    size_t n = strlen(name), sl = sizeof(suffix) - 1;
+
+    /* name's bundle would be other's certificate */
+    snprintf(other, sizeof(other), "%s%s", name, suffix);
+    if (server_exists(dir, idx, other)) {
+        if (ct_leaf_path(path, dir, CT_KIND_SERVER, name, CT_BUNDLE_EXT, err, errlen) != 0)
+            return -1;
+        snprintf(err, errlen, "server name '%s' clashes with server '%s': %s would be both "
+                 "the bundle of '%s' and the certificate of '%s'; pick another name", name, other,
+                 path, name, other);
+        return -1;
+    }
+    /* name's certificate would be other's bundle */
+    if (n > sl && strcmp(name + n - sl, suffix) == 0) {
+        snprintf(other, sizeof(other), "%.*s", (int)(n - sl), name);
+        if (server_exists(dir, idx, other) ||
+            (ct_leaf_path(path, dir, CT_KIND_SERVER, other, "crt", err, errlen) == 0 &&
+             ct_exists(path))) {
+            if (ct_leaf_path(path, dir, CT_KIND_SERVER, name, "crt", err, errlen) != 0)
+                return -1;
+            snprintf(err, errlen, "server name '%s' clashes with server '%s': %s would be both "
+                     "the certificate of '%s' and the bundle of '%s'; pick another name", name,
+                     other, path, name, other);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind,
                         const char *name, int force, char *err, size_t errlen)
 {
     char path[CT_PATH_MAX];
     const struct ct_index_entry *e;
+    const char *const *ext;
 
-    if (ct_leaf_path(path, dir, kind, name, "crt", err, errlen) != 0)
+    if (kind == CT_KIND_SERVER && check_server_clash(dir, idx, name, err, errlen) != 0)
         return -1;
     if (force)
         return 0;
-    if (ct_exists(path)) {
-        snprintf(err, errlen,
-                 "%s: already exists (--force replaces it and revokes the old certificate)", path);
-        return -1;
+    /* Every file the new certificate would write or remove: none may exist. */
+    for (ext = ct_issue_exts(kind); *ext != NULL; ext++) {
+        if (ct_leaf_path(path, dir, kind, name, *ext, err, errlen) != 0)
+            return -1;
+        if (ct_exists(path)) {
+            snprintf(err, errlen,
+                     "%s: already exists (--force replaces it and revokes the old certificate)",
+                     path);
+            return -1;
+        }
     }
     if ((e = ct_index_find_valid(idx, name, kind)) != NULL) {
         snprintf(err, errlen,
@@ -256,7 +334,7 @@ int ct_issue_stage(struct ct_txn *t, const struct ct_pki *pki, struct ct_index *
     chain[0] = leaf->cert;
     chain[1] = ca->cert;
     if (ct_pem_certs(chain, 2, &buf, &len, err, errlen) != 0 ||
-        put_buf(t, pki->dir, leaf, leaf->kind == CT_KIND_SERVER ? "bundle.crt" : "pem", &buf, len,
+        put_buf(t, pki->dir, leaf, leaf->kind == CT_KIND_SERVER ? CT_BUNDLE_EXT : "pem", &buf, len,
                 0644, err, errlen) != 0)
         goto out;
     if (leaf->key != NULL) {

@@ -24,9 +24,25 @@ struct ct_leaf {
     time_t now;           /* time recorded for superseded entries; 0 = now */
 };
 
+/* A server's certificate + intermediate: servers/NAME.bundle.crt. */
+#define CT_BUNDLE_STEM "bundle"
+#define CT_BUNDLE_EXT CT_BUNDLE_STEM ".crt"
+
+/*
+ * The extensions (after NAME.) of every file ct_issue_stage may write or
+ * remove for a leaf of kind, NULL-terminated: crt, pem, key, pk8, p12 for a
+ * client; crt, bundle.crt, key for a server.
+ */
+const char *const *ct_issue_exts(enum ct_kind kind);
+
 /*
  * Refuses (-1, err set) when NAME already has a certificate of this kind:
- * its .crt file exists or the index lists a valid one; unless force.
+ * one of its files (ct_issue_exts) exists or the index lists a valid one;
+ * unless force. A server NAME is refused even with force when its files
+ * would overwrite another server's: server "NAME.bundle" (whose .crt is
+ * NAME's bundle) exists, or NAME is "X.bundle" and server X exists (in the
+ * index, any status, or by its files). Client names cannot meet that way:
+ * their extensions hold no '.'.
  */
 int ct_issue_check_free(const char *dir, struct ct_index *idx, enum ct_kind kind,
                         const char *name, int force, char *err, size_t errlen) CT_MUSTCHECK;

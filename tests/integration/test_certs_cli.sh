@@ -367,7 +367,8 @@ bad "issue with a CA key that does not match" "does not match the certificate" "
 cp key.good pki/private/client-ca.key
 # Refused write: a directory in the way of an output is found before anything is renamed.
 mkdir pki/clients/blocked.p12
-bad "issue with an output path taken by a directory" "blocked.p12: is a directory" "$CT" issue blocked
+bad "issue over a stray output file of the name" "clients/blocked.p12: already exists" "$CT" issue blocked
+bad "issue --force with an output path taken by a directory" "blocked.p12: is a directory" "$CT" issue blocked --force
 rmdir pki/clients/blocked.p12
 ok "the PKI still works after all that" "$CT" verify pki/clients/attestor1.crt
 
