@@ -392,16 +392,32 @@ static const struct ct_cmd_spec revoke_spec = {
     "Revoke the valid certificate of NAME and refresh the CRL.",
     "Marks it revoked in index.tsv and rewrites client-ca.crl (server-ca.crl with\n"
     "--server): one CRL per trusted intermediate, each signed by it, so that\n"
-    "servers loading the file reject the certificate.",
+    "servers loading the file reject the certificate. NAME already revoked: the\n"
+    "CRL file is written again (the recorded date and reason are kept).",
     revoke_table,
     1,
     1,
 };
 
+/* The newest revoked entry of kind named name, or NULL. */
+static const struct ct_index_entry *last_revoked(const struct ct_index *idx, enum ct_kind kind,
+                                                 const char *name)
+{
+    size_t i;
+
+    for (i = idx->n; i-- > 0;)
+        if (idx->v[i].kind == kind && idx->v[i].status == CT_STATUS_REVOKED &&
+            strcmp(idx->v[i].name, name) == 0)
+            return &idx->v[i];
+    return NULL;
+}
+
 /*
  * `revoke`: marks every valid entry of NAME (of the kind) revoked, then
  * stages the index and the refreshed CRL file of the kind (one CRL per
- * trusted generation) together.
+ * trusted generation) together. When NAME has no valid entry but a revoked
+ * one, only the CRL file is written again: a revoke is idempotent, and
+ * running it again completes one whose CRL never got written.
  */
 static int revoke_run(int argc, char **argv, char *err, size_t errlen)
 {
@@ -414,6 +430,7 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
     char serials[256], ts[64];
     size_t i, used = 0;
     int help, reason, n = 0, total = 0, retired_gen = 0, rc = -1;
+    const struct ct_index_entry *again = NULL;
     time_t now = time(NULL);
 
     memset(&pki, 0, sizeof(pki));
@@ -448,8 +465,9 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
         ct_list_append(serials, sizeof(serials), &used, e->serial);
         n++;
     }
-    if (n == 0) {
-        snprintf(err, errlen, "no valid %s certificate named '%s' in %s/index.tsv",
+    /* Already revoked: the CRL is written again (it may have missed the entry). */
+    if (n == 0 && (again = last_revoked(&idx, kind, args[0])) == NULL) {
+        snprintf(err, errlen, "no %s certificate named '%s' in %s/index.tsv",
                  ct_kind_name(kind), args[0], o.dir);
         goto out;
     }
@@ -457,12 +475,18 @@ static int revoke_run(int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (ct_index_stage(t, o.dir, &idx, err, errlen) != 0 ||
+    if ((n > 0 && ct_index_stage(t, o.dir, &idx, err, errlen) != 0) ||
         ct_crl_stage(t, &pki, &idx, kind, o.days, &total, err, errlen) != 0 ||
         ct_txn_commit(t, err, errlen) != 0)
         goto out;
-    printf("revoked %s certificate '%s' (serial %s) on %s, reason %s\n", ct_kind_name(kind),
-           args[0], serials, tls_time_str(now, ts, sizeof(ts)), ct_reason_name(reason));
+    if (n > 0)
+        printf("revoked %s certificate '%s' (serial %s) on %s, reason %s\n", ct_kind_name(kind),
+               args[0], serials, tls_time_str(now, ts, sizeof(ts)), ct_reason_name(reason));
+    else
+        printf("%s certificate '%s' (serial %s) was already revoked on %s, reason %s; "
+               "CRL written again\n", ct_kind_name(kind), args[0], again->serial,
+               tls_time_str(again->revoked_at, ts, sizeof(ts)),
+               ct_reason_name(again->reason) ? ct_reason_name(again->reason) : "unspecified");
     printf("  %s/%s updated: %d revoked certificate%s\n", o.dir, ct_crl_file(kind), total,
            total == 1 ? "" : "s");
     if (retired_gen != 0)

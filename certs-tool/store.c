@@ -193,6 +193,9 @@ struct txn_item {
     enum txn_op op;
     char *path;
     char *tmp;   /* TXN_PUT: the staged temporary file; NULL once renamed */
+    char *bak;   /* during a commit: the previous target, kept for a rollback; NULL when none */
+    int late;    /* committed after every other item (index.tsv, cas.tsv) */
+    int applied; /* during a commit: renamed into place / removed */
 };
 
 struct txn_dir {
@@ -278,8 +281,9 @@ static int txn_has(const struct ct_txn *t, const char *path)
     return 0;
 }
 
-int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len, mode_t mode,
-               char *err, size_t errlen)
+/* ct_txn_put; late items are committed after all the others (ct_txn_commit). */
+static int txn_put(struct ct_txn *t, const char *path, const void *data, size_t len, mode_t mode,
+                   int late, char *err, size_t errlen)
 {
     const char *base = path;
     char *dir = NULL, *tmp = NULL, *pcopy = NULL;
@@ -333,6 +337,9 @@ int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len,
     t->items[t->nitems].op = TXN_PUT;
     t->items[t->nitems].path = pcopy;
     t->items[t->nitems].tmp = tmp;
+    t->items[t->nitems].bak = NULL;
+    t->items[t->nitems].late = late;
+    t->items[t->nitems].applied = 0;
     t->nitems++;
     pcopy = NULL;
     tmp = NULL;
@@ -345,6 +352,12 @@ out:
     free(tmp);
     free(pcopy);
     return rc;
+}
+
+int ct_txn_put(struct ct_txn *t, const char *path, const void *data, size_t len, mode_t mode,
+               char *err, size_t errlen)
+{
+    return txn_put(t, path, data, len, mode, 0, err, errlen);
 }
 
 int ct_txn_remove(struct ct_txn *t, const char *path, char *err, size_t errlen)
@@ -364,6 +377,9 @@ int ct_txn_remove(struct ct_txn *t, const char *path, char *err, size_t errlen)
     t->items[t->nitems].op = TXN_REMOVE;
     t->items[t->nitems].path = pcopy;
     t->items[t->nitems].tmp = NULL;
+    t->items[t->nitems].bak = NULL;
+    t->items[t->nitems].late = 0;
+    t->items[t->nitems].applied = 0;
     t->nitems++;
     return 0;
 }
@@ -418,43 +434,97 @@ static int fsync_dir(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-int ct_txn_commit(struct ct_txn *t, char *err, size_t errlen)
+/* Copies the file src into the open file fd (a fallback where hard links fail); 0 / -1 with errno. */
+static int copy_into(const char *src, int fd)
+{
+    char buf[8192];
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    ssize_t r;
+    int rc = -1;
+
+    if (in < 0)
+        return -1;
+    for (;;) {
+        r = read(in, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (write_all(fd, buf, (size_t)r) != 0)
+            goto out;
+    }
+    if (r == 0)
+        rc = 0;
+out:
+    close(in);
+    return rc;
+}
+
+/*
+ * Keeps the current target of it, when there is one, in it->bak (a hidden
+ * file beside it) for a rollback, without changing what readers of the
+ * target see. For a PUT, a hard link to the target (a copy with the same
+ * mode where links fail); for a REMOVE, an empty file the removal will
+ * rename the target onto. 0 / -1 with err set and nothing left behind.
+ */
+static int keep_old(struct txn_item *it, char *err, size_t errlen)
 {
     struct stat st;
+    const char *base;
+    char *dir = NULL, *bak = NULL;
+    size_t blen;
+    int fd = -1, rc = -1;
+
+    if (lstat(it->path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: cannot stat: %s", it->path, strerror(errno));
+        return -1;
+    }
+    if ((dir = dir_of(it->path, &base)) == NULL ||
+        (bak = malloc(blen = strlen(dir) + strlen(base) + 16)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", it->path);
+        goto out;
+    }
+    snprintf(bak, blen, "%s/.%s.old-XXXXXX", dir, base);
+    if ((fd = mkstemp(bak)) < 0) {
+        snprintf(err, errlen, "%s: cannot create a file in %s: %s", it->path, dir,
+                 strerror(errno));
+        goto out;
+    }
+    if (it->op == TXN_PUT) {
+        /* mkstemp reserved a unique name; a hard link there keeps the old file as it is. */
+        close(fd);
+        fd = -1;
+        if (unlink(bak) != 0 || link(it->path, bak) != 0) {
+            /* No hard links on this file system (or this file): a copy, same mode. */
+            if (!S_ISREG(st.st_mode) ||
+                (fd = open(bak, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+                copy_into(it->path, fd) != 0 || fchmod(fd, st.st_mode & 07777) != 0 ||
+                fsync(fd) != 0) {
+                snprintf(err, errlen, "%s: cannot keep the old file for a rollback: %s", it->path,
+                         S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+                unlink(bak);
+                goto out;
+            }
+        }
+    }
+    it->bak = bak;
+    bak = NULL;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    free(bak);
+    return rc;
+}
+/* fsyncs each distinct directory of t's items once, then the parents of the directories it made. */
+static int fsync_dirs(const struct ct_txn *t, char *err, size_t errlen)
+{
     size_t i, j;
     const char *base;
 
-    /* Everything that can be checked is checked before the first rename. */
-    for (i = 0; i < t->nitems; i++) {
-        if (lstat(t->items[i].path, &st) == 0 && S_ISDIR(st.st_mode)) {
-            snprintf(err, errlen, "%s: is a directory", t->items[i].path);
-            return -1;
-        }
-    }
-    for (i = 0; i < t->ndirs; i++) {
-        if (!t->dirs[i].created && chmod(t->dirs[i].path, t->dirs[i].mode) != 0) {
-            snprintf(err, errlen, "%s: cannot set mode: %s", t->dirs[i].path, strerror(errno));
-            return -1;
-        }
-    }
-    for (i = 0; i < t->nitems; i++) {
-        struct txn_item *it = &t->items[i];
-
-        if (it->op == TXN_PUT) {
-            if (rename(it->tmp, it->path) != 0) {
-                snprintf(err, errlen, "%s: cannot rename into place: %s", it->path,
-                         strerror(errno));
-                return -1;
-            }
-            free(it->tmp);
-            it->tmp = NULL;
-        } else if (unlink(it->path) != 0 && errno != ENOENT) {
-            snprintf(err, errlen, "%s: cannot remove: %s", it->path, strerror(errno));
-            return -1;
-        }
-    }
-    t->committed = 1;
-    /* fsync each distinct directory once: the renames are durable after this. */
     for (i = 0; i < t->nitems; i++) {
         char *dir = dir_of(t->items[i].path, &base);
         int seen = 0;
@@ -494,6 +564,127 @@ int ct_txn_commit(struct ct_txn *t, char *err, size_t errlen)
     return 0;
 }
 
+/* Makes one item visible: the rename into place, or the removal (onto its backup). */
+static int txn_apply(struct txn_item *it, char *err, size_t errlen)
+{
+    if (it->op == TXN_PUT) {
+        if (rename(it->tmp, it->path) != 0) {
+            snprintf(err, errlen, "%s: cannot rename into place: %s", it->path, strerror(errno));
+            return -1;
+        }
+        free(it->tmp);
+        it->tmp = NULL;
+    } else if (it->bak != NULL && rename(it->path, it->bak) != 0) {
+        snprintf(err, errlen, "%s: cannot remove: %s", it->path, strerror(errno));
+        return -1;
+    }
+    /* A REMOVE without a backup: the path did not exist, nothing to do. */
+    it->applied = 1;
+    return 0;
+}
+
+/*
+ * Undoes the applied items of order[0..n), newest first: a backup goes back
+ * over its target, a file that did not exist before is unlinked. Appends
+ * the outcome to err (which holds why the commit failed).
+ */
+static void txn_rollback(struct ct_txn *t, const size_t *order, size_t n, char *err,
+                         size_t errlen)
+{
+    char first[256] = "", scratch[CT_ERR_MAX];
+    size_t k, left = 0, used = strlen(err);
+
+    for (k = n; k-- > 0;) {
+        struct txn_item *it = &t->items[order[k]];
+        int rc = 0;
+
+        if (!it->applied)
+            continue;
+        if (it->bak != NULL) {
+            if ((rc = rename(it->bak, it->path)) == 0) {
+                free(it->bak);
+                it->bak = NULL;
+            }
+        } else if (it->op == TXN_PUT && unlink(it->path) != 0 && errno != ENOENT) {
+            rc = -1;
+        }
+        if (rc == 0) {
+            it->applied = 0;
+        } else if (left++ == 0) {
+            snprintf(first, sizeof(first), "%.200s: %s", it->path, strerror(errno));
+        }
+    }
+    (void)fsync_dirs(t, scratch, sizeof(scratch)); /* best effort: the error is already said */
+    if (used >= errlen)
+        return;
+    if (left == 0)
+        snprintf(err + used, errlen - used, "; nothing was changed");
+    else
+        snprintf(err + used, errlen - used,
+                 "; could not undo %zu of the changes made before (first: %s; hidden "
+                 ".NAME.old-* files beside them hold the previous contents)", left, first);
+}
+
+int ct_txn_commit(struct ct_txn *t, char *err, size_t errlen)
+{
+    struct stat st;
+    size_t i, n = 0, *order = NULL;
+    int late, rc = -1;
+
+    /* Everything that can be checked is checked before the first rename. */
+    for (i = 0; i < t->nitems; i++) {
+        if (lstat(t->items[i].path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s: is a directory", t->items[i].path);
+            return -1;
+        }
+    }
+    for (i = 0; i < t->ndirs; i++) {
+        if (!t->dirs[i].created && chmod(t->dirs[i].path, t->dirs[i].mode) != 0) {
+            snprintf(err, errlen, "%s: cannot set mode: %s", t->dirs[i].path, strerror(errno));
+            return -1;
+        }
+    }
+    /* The order: staging order, the late items (the indexes) last. */
+    if ((order = malloc((t->nitems ? t->nitems : 1) * sizeof(*order))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (late = 0; late <= 1; late++)
+        for (i = 0; i < t->nitems; i++)
+            if (t->items[i].late == late)
+                order[n++] = i;
+    /* The previous targets are kept aside until every change is made... */
+    for (i = 0; i < n; i++)
+        if (keep_old(&t->items[order[i]], err, errlen) != 0)
+            goto out;
+    for (i = 0; i < n; i++) {
+        if (txn_apply(&t->items[order[i]], err, errlen) != 0) {
+            /* ...so that one failure undoes the changes before it. */
+            txn_rollback(t, order, i, err, errlen);
+            goto out;
+        }
+    }
+    t->committed = 1;
+    rc = 0;
+out:
+    /* Backups no longer needed: all of them after a commit (a removed file's
+     * is the removal), else those of items not changed or changed back. */
+    for (i = 0; i < t->nitems; i++) {
+        struct txn_item *it = &t->items[i];
+
+        if (it->bak != NULL && (rc == 0 || !it->applied)) {
+            unlink(it->bak);
+            free(it->bak);
+            it->bak = NULL;
+        }
+    }
+    free(order);
+    /* fsync each directory touched: the renames are durable after this. */
+    if (rc == 0 && fsync_dirs(t, err, errlen) != 0)
+        rc = -1;
+    return rc;
+}
+
 void ct_txn_free(struct ct_txn *t)
 {
     size_t i;
@@ -504,6 +695,7 @@ void ct_txn_free(struct ct_txn *t)
         if (t->items[i].tmp != NULL)
             unlink(t->items[i].tmp);
         free(t->items[i].tmp);
+        free(t->items[i].bak); /* left only when a rollback failed: its file stays */
         free(t->items[i].path);
     }
     /* Newest first, so that children go before their parents. */
@@ -640,15 +832,18 @@ out:
     return rc;
 }
 
-/* Stages DIR/rel with data (what every ct_*_stage ends with). */
+/*
+ * Stages DIR/rel with data (what every ct_*_stage ends with); late: committed
+ * after the other files (the indexes, see ct_txn_commit).
+ */
 static int stage_rel(struct ct_txn *t, const char *dir, const char *rel, const char *data,
-                     size_t len, mode_t mode, char *err, size_t errlen)
+                     size_t len, mode_t mode, int late, char *err, size_t errlen)
 {
     char path[CT_PATH_MAX];
 
     if (ct_path(path, dir, rel, err, errlen) != 0)
         return -1;
-    return ct_txn_put(t, path, data, len, mode, err, errlen);
+    return txn_put(t, path, data, len, mode, late, err, errlen);
 }
 
 int ct_stage_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *const *certs,
@@ -659,7 +854,7 @@ int ct_stage_certs(struct ct_txn *t, const char *dir, const char *rel, X509 *con
     int rc = -1;
 
     if (ct_pem_certs(certs, n, &pem, &len, err, errlen) == 0)
-        rc = stage_rel(t, dir, rel, pem, len, 0644, err, errlen);
+        rc = stage_rel(t, dir, rel, pem, len, 0644, 0, err, errlen);
     free(pem);
     return rc;
 }
@@ -672,7 +867,7 @@ int ct_stage_key(struct ct_txn *t, const char *dir, const char *rel, EVP_PKEY *k
     int rc = -1;
 
     if (ct_pem_key(key, &pem, &len, err, errlen) == 0)
-        rc = stage_rel(t, dir, rel, pem, len, 0600, err, errlen);
+        rc = stage_rel(t, dir, rel, pem, len, 0600, 0, err, errlen);
     if (pem != NULL)
         OPENSSL_cleanse(pem, len);
     free(pem);
@@ -1161,7 +1356,7 @@ int ct_index_stage(struct ct_txn *t, const char *dir, const struct ct_index *idx
     int rc = -1;
 
     if (ct_index_format(idx, &text, &len, err, errlen) == 0)
-        rc = stage_rel(t, dir, "index.tsv", text, len, 0644, err, errlen);
+        rc = stage_rel(t, dir, "index.tsv", text, len, 0644, 1, err, errlen);
     free(text);
     return rc;
 }
@@ -1463,7 +1658,7 @@ int ct_gens_stage(struct ct_txn *t, const char *dir, const struct ct_gens *gens,
     int rc = -1;
 
     if (ct_gens_format(gens, &text, &len, err, errlen) == 0)
-        rc = stage_rel(t, dir, "cas.tsv", text, len, 0644, err, errlen);
+        rc = stage_rel(t, dir, "cas.tsv", text, len, 0644, 1, err, errlen);
     free(text);
     return rc;
 }

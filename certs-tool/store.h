@@ -22,7 +22,11 @@
  * written in full to a temporary file in its target directory and fsync'ed;
  * only when every output of a command is staged are they renamed into place
  * and their directories fsync'ed. A command that fails before the commit
- * leaves every file as it was, and no temporary file behind.
+ * leaves every file as it was, and no temporary file behind; one whose
+ * commit fails halfway (a rename refused) puts back what it had already
+ * changed. The indexes (index.tsv, cas.tsv) are committed last, so that
+ * even if putting back fails they still describe the old state and the
+ * same command can be run again.
  *
  * All fallible calls return 0 / -1 (or NULL) and, on failure, put one line
  * naming the file and the cause into err.
@@ -121,10 +125,16 @@ int ct_txn_mkdir(struct ct_txn *t, const char *path, mode_t mode,
 
 /*
  * Makes the staged changes visible: first checks that no target is a
- * directory (so that a rename cannot fail halfway for that reason), then
- * renames every temporary file over its target, performs the staged
- * removals and fsyncs each directory touched. On failure before the first
- * rename nothing has changed.
+ * directory (so that a rename cannot fail halfway for that reason) and
+ * keeps each existing target aside (a hard link, else a copy, as a hidden
+ * ".NAME.old-XXXXXX" beside it; readers still see the target). Then renames
+ * every temporary file over its target and performs the staged removals,
+ * in staging order except that the files staged by ct_index_stage and
+ * ct_gens_stage come last; then drops the kept copies and fsyncs each
+ * directory touched. When a rename or removal fails, the changes already
+ * made are undone (the kept copies go back) and err says so: "...; nothing
+ * was changed", or which file could not be put back (its old contents then
+ * stay in its hidden copy).
  */
 int ct_txn_commit(struct ct_txn *t, char *err, size_t errlen) CT_MUSTCHECK;
 

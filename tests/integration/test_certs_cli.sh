@@ -335,7 +335,7 @@ bad "option given twice" "--days given twice" "$CT" issue newname --days 1 --day
 bad "--days not a number" "--days: 'soon' is not a number" "$CT" issue newname --days soon
 bad "missing NAME" "missing argument" "$CT" issue
 bad "two NAMEs" "unexpected argument 'b'" "$CT" issue a b
-bad "revoke an unknown name" "no valid client certificate named 'nobody'" "$CT" revoke nobody
+bad "revoke an unknown name" "no client certificate named 'nobody'" "$CT" revoke nobody
 bad "revoke with an unknown reason" "unknown reason 'boredom'" "$CT" revoke attestor2 --reason boredom
 bad "revoke a bad name" "contains '/'" "$CT" revoke ../attestor2
 bad "verify a missing file" "missing.crt: cannot read" "$CT" verify missing.crt
@@ -397,7 +397,14 @@ openssl verify -crl_check -CAfile pki/root.crt -untrusted pki/client-ca.crt \
 pass "openssl verify -crl_check rejects attestor2 and accepts attestor1"
 bad "verify a revoked certificate" "attestor2.crt: revoked on " "$CT" verify pki/clients/attestor2.crt
 expect_contains "$ERR" "(keyCompromise)" "verify gives the reason"
-bad "revoke it again" "no valid client certificate named 'attestor2'" "$CT" revoke attestor2
+# Revoking again is idempotent: the CRL is written again (a new number), the index is untouched.
+index_before=$(sha256sum pki/index.tsv)
+ok "revoke it again" "$CT" revoke attestor2 --reason superseded
+expect_contains "$OUT" "client certificate 'attestor2' (serial $serial2) was already revoked on" "revoke again output"
+expect_contains "$OUT" "reason keyCompromise; CRL written again" "revoke again keeps the recorded reason"
+expect_eq "$(sha256sum pki/index.tsv)" "$index_before" "revoke again leaves index.tsv as it was"
+expect_eq "$(openssl crl -in pki/client-ca.crl -noout -crlnumber)" "crlNumber=0x03" "CRL number after revoking again"
+expect_contains "$(openssl crl -in pki/client-ca.crl -noout -text)" "Serial Number: $serial2" "the CRL written again lists attestor2"
 ok "list after revoke" "$CT" list
 echo "$OUT" | grep -Eq "^attestor2 +client +1 +$serial2 .*revoked .*\(keyCompromise\)$" || fail "list: attestor2 not revoked"
 grep -Eq "^$serial2	attestor2	client	[^	]+	revoked	[^	]+	keyCompromise	1$" pki/index.tsv || fail "index.tsv entry"
@@ -406,7 +413,7 @@ ok "revoke a server certificate" "$CT" revoke --server web.test
 expect_contains "$(openssl crl -in pki/server-ca.crl -noout -text)" "$(serial_of pki/servers/web.test.crt)" "server CRL"
 
 ok "crl --days 7" "$CT" crl --days 7
-expect_eq "$(openssl crl -in pki/client-ca.crl -noout -crlnumber)" "crlNumber=0x03" "CRL number increases"
+expect_eq "$(openssl crl -in pki/client-ca.crl -noout -crlnumber)" "crlNumber=0x04" "CRL number increases"
 next=$(date -d "$(openssl crl -in pki/client-ca.crl -noout -nextupdate | cut -d= -f2)" +%s)
 now=$(date +%s)
 [ $((next - now)) -gt $((7 * 86400 - 120)) ] && [ $((next - now)) -le $((7 * 86400 + 5)) ] ||

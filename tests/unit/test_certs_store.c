@@ -275,6 +275,91 @@ static void test_txn_commit_refuses_directory_target(void **state)
     rmdir(P("b.crt"));
 }
 
+/* Removes the staged temporary of tmpdir/base (".base.tmp-XXXXXX"): its rename will fail. */
+static void lose_temporary(const char *base)
+{
+    char prefix[128];
+    DIR *d = opendir(tmpdir);
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    snprintf(prefix, sizeof(prefix), ".%s.tmp-", base);
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) {
+            assert_int_equal(unlink(P(de->d_name)), 0);
+            n++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
+/*
+ * A commit whose rename fails halfway (after other files were renamed into
+ * place and one removed) puts everything back: old contents and modes, the
+ * removed file, no new file, nothing hidden left behind; and says so.
+ */
+static void test_txn_commit_rollback(void **state)
+{
+    struct ct_txn *t = ct_txn_new();
+    char err[CT_ERR_MAX];
+
+    (void)state;
+    assert_non_null(t);
+    write_text(P("a.crt"), "a old\n");
+    assert_false(ct_exists(P("a.key")));
+    write_text(P("c.crl"), "c old\n");
+    write_text(P("d.pem"), "d old\n");
+    write_text(P("index.tsv"), "index old\n");
+    /* index.tsv staged first: committed last all the same */
+    assert_int_equal(ct_index_stage(t, tmpdir, &(struct ct_index){NULL, 0, 0}, err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_put(t, P("a.crt"), "a new\n", 6, 0644, err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_put(t, P("a.key"), "k\n", 2, 0600, err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_remove(t, P("c.crl"), err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_put(t, P("d.pem"), "d new\n", 6, 0644, err, sizeof(err)), 0);
+    assert_int_equal(chmod(P("a.crt"), 0640), 0);
+    lose_temporary("d.pem");
+    assert_int_equal(ct_txn_commit(t, err, sizeof(err)), -1);
+    ct_txn_free(t);
+    assert_string_equal(read_text(P("a.crt")), "a old\n");
+    assert_int_equal(mode_of(P("a.crt")), 0640);
+    assert_false(ct_exists(P("a.key")));
+    assert_string_equal(read_text(P("c.crl")), "c old\n");
+    assert_string_equal(read_text(P("d.pem")), "d old\n");
+    assert_string_equal(read_text(P("index.tsv")), "index old\n");
+    assert_int_equal(count_entries(tmpdir), 4); /* no temporary, no kept copy */
+    if (strstr(err, "d.pem: cannot rename into place") == NULL ||
+        strstr(err, "nothing was changed") == NULL)
+        fail_msg("commit error: %s", err);
+
+    /* The late item failing (the index, last) undoes all the others too. */
+    t = ct_txn_new();
+    assert_int_equal(ct_index_stage(t, tmpdir, &(struct ct_index){NULL, 0, 0}, err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_put(t, P("a.crt"), "a new\n", 6, 0644, err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_remove(t, P("c.crl"), err, sizeof(err)), 0);
+    lose_temporary("index.tsv");
+    assert_int_equal(ct_txn_commit(t, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "index.tsv: cannot rename into place"));
+    ct_txn_free(t);
+    assert_string_equal(read_text(P("a.crt")), "a old\n");
+    assert_string_equal(read_text(P("c.crl")), "c old\n");
+    assert_int_equal(count_entries(tmpdir), 4);
+
+    /* And the same changes, committed, leave no kept copy either. */
+    t = ct_txn_new();
+    assert_int_equal(ct_txn_put(t, P("a.crt"), "a new\n", 6, 0644, err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_remove(t, P("c.crl"), err, sizeof(err)), 0);
+    assert_int_equal(ct_txn_commit(t, err, sizeof(err)), 0);
+    ct_txn_free(t);
+    assert_string_equal(read_text(P("a.crt")), "a new\n");
+    assert_false(ct_exists(P("c.crl")));
+    assert_int_equal(count_entries(tmpdir), 3);
+    unlink(P("a.crt"));
+    unlink(P("d.pem"));
+    unlink(P("index.tsv"));
+}
+
 /*
  * A write that fails halfway (file size limit: EFBIG) must leave no partial
  * file and no temporary. Run in a child so the limit does not leak.
@@ -796,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_txn_commit),
         cmocka_unit_test(test_txn_abort_leaves_nothing),
         cmocka_unit_test(test_txn_commit_refuses_directory_target),
+        cmocka_unit_test(test_txn_commit_rollback),
         cmocka_unit_test(test_txn_write_failure_midway),
         cmocka_unit_test(test_txn_mkdir_rollback),
         cmocka_unit_test(test_read_file),
