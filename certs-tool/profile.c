@@ -188,6 +188,41 @@ out:
 
 /* ---- names ----------------------------------------------------------------- */
 
+/*
+ * 1 when s is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), else 0.
+ */
+static int utf8_ok(const unsigned char *s)
+{
+    while (*s != '\0') {
+        unsigned c = *s, cp, min;
+        int n, i;
+
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        for (i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
 int ct_org_check(const char *org, char *err, size_t errlen)
 {
     const unsigned char *p;
@@ -208,6 +243,12 @@ int ct_org_check(const char *org, char *err, size_t errlen)
                      ct_quote(org, q, sizeof(q)));
             return -1;
         }
+    }
+    /* It goes into a UTF8String; the message shows the bytes escaped. */
+    if (!utf8_ok((const unsigned char *)org)) {
+        snprintf(err, errlen, "organisation name '%s' is not valid UTF-8",
+                 ct_quote(org, q, sizeof(q)));
+        return -1;
     }
     return 0;
 }
@@ -302,8 +343,12 @@ static int set_subject(X509 *x, const char *org, const char *cn, char *err, size
         goto out;
     rc = 0;
 out:
-    if (rc != 0)
-        tls_err_set(err, errlen, "cannot set subject O=%s, CN=%s", org ? org : "", cn);
+    if (rc != 0) {
+        char qo[96], qc[96];
+
+        tls_err_set(err, errlen, "cannot set subject O=%s, CN=%s", ct_quote(org, qo, sizeof(qo)),
+                    ct_quote(cn, qc, sizeof(qc)));
+    }
     X509_NAME_free(name);
     return rc;
 }

@@ -76,7 +76,10 @@ int ct_san_parse(const char *text, struct ct_san_list *list, char *err, size_t e
  */
 int ct_san_add_name(struct ct_san_list *list, const char *name, char *err, size_t errlen) CT_MUSTCHECK;
 
-/* Checks an organisation name: 1..CT_ORG_MAX bytes, no control characters. */
+/*
+ * Checks an organisation name: 1..CT_ORG_MAX bytes, no control characters,
+ * well-formed UTF-8. err quotes it with ct_quote (bytes escaped).
+ */
 int ct_org_check(const char *org, char *err, size_t errlen) CT_MUSTCHECK;
 
 /* What to certify. */

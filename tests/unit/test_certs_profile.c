@@ -497,6 +497,27 @@ static void test_org_and_key_types(void **state)
     assert_int_equal(ct_org_check("", err, sizeof(err)), -1);
     assert_int_equal(ct_org_check("a\nb", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "control character"));
+    /* Well-formed UTF-8 only (it becomes a UTF8String), quoted with its bytes escaped. */
+    assert_int_equal(ct_org_check("Soci\xc3\xa9t\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x94\x92",
+                                  err, sizeof(err)), 0);
+    assert_int_equal(ct_org_check("bad\xff\xfe", err, sizeof(err)), -1);
+    assert_string_equal(err, "organisation name 'bad\\xff\\xfe' is not valid UTF-8");
+    {
+        static const char *const bad_utf8[] = {
+            "\x80", "a\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+            "\xf5\x80\x80\x80", "\xe6\x97", "\xc3\x28",
+        };
+        const char *p;
+        size_t i;
+
+        for (i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
+            if (ct_org_check(bad_utf8[i], err, sizeof(err)) == 0)
+                fail_msg("invalid UTF-8 #%zu accepted", i);
+            assert_non_null(strstr(err, "not valid UTF-8"));
+            for (p = err; *p != '\0'; p++) /* no raw byte reaches the message */
+                assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+        }
+    }
     assert_int_equal(ct_key_type_parse("ed25519", &kt, err, sizeof(err)), 0);
     assert_int_equal(kt, CT_KEY_ED25519);
     assert_int_equal(ct_key_type_parse("rsa-4096", &kt, err, sizeof(err)), 0);
