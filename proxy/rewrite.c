@@ -10,9 +10,28 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+/* One character of a header name as the gateway compares its own names:
+ * ASCII case folded, and '_' taken as '-' (see gw_rw_is_own_header). */
+static unsigned char own_fold(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return (unsigned char)(ch - 'A' + 'a');
+    return ch == '_' ? '-' : ch;
+}
+
+/* 1 when h's name equals name under own_fold. */
 static int name_is(const struct http1_header *h, const char *name)
 {
-    return name && http1_name_eq(h, name);
+    size_t i;
+
+    if (!name)
+        return 0;
+    for (i = 0; i < h->name_len; i++) {
+        if (name[i] == '\0' ||
+            own_fold((unsigned char)h->name[i]) != own_fold((unsigned char)name[i]))
+            return 0;
+    }
+    return name[h->name_len] == '\0';
 }
 
 int gw_rw_is_own_header(const struct gw_hdr_names *n, const struct http1_header *h)

@@ -38,7 +38,14 @@ struct gw_fwd_info {
 /*
  * 1 when h must not be forwarded from a client: one of the gateway's own
  * names (the four above, X-Forwarded-For, X-Forwarded-Proto, Forwarded),
- * compared case-insensitively.
+ * compared case-insensitively and with '_' taken as '-'. CGI, WSGI, PHP and
+ * Rack backends read headers as HTTP_X_CLIENT_IDENTITY, where both
+ * "X-Client-Identity" and "X_Client_Identity" land; a client-sent
+ * "X_Client_Identity: admin" must not reach such a backend beside (or, in
+ * some servers, instead of) the gateway's own header. Only look-alikes of
+ * the gateway's own names are dropped; other names with '_' pass, since
+ * dropping them all (nginx's underscores_in_headers off) would break
+ * backends that use them legitimately.
  */
 int gw_rw_is_own_header(const struct gw_hdr_names *names, const struct http1_header *h);
 

@@ -60,6 +60,22 @@ done
 expect_not_contains "$(cat "$GW_UPSTREAM_LOG")" "identity=admin" "db-service log after spoof"
 pass "client-sent X-Client-*/X-Forwarded-*/X-Request-Id never reach the upstream"
 
+# --- underscore look-alikes of the gateway's names are removed too ----------
+# CGI/WSGI/PHP backends read X_Client_Identity and X-Client-Identity as the
+# same HTTP_X_CLIENT_IDENTITY; other names with '_' are forwarded.
+code=$(gw_curl attestor1 /spoof-underscore     -H 'X_Client_Identity: admin' -H 'x_client-cn: root' -H 'X_Client_Cert_Sha256: 00ff'     -H 'X_Forwarded_For: 6.6.6.6' -H 'X_Forwarded_Proto: http' -H 'X_Request_Id: forged-id'     -H 'X_Custom: kept') || fail "underscore spoof: curl failed"
+expect_eq "$code" 200 "GET with underscore look-alike headers"
+all=$(gw_up '.header_list | map(.[1]) | join("\n")')
+for bad in admin root 00ff 6.6.6.6 http forged-id; do
+    if grep -qx -- "$bad" <<<"$all"; then
+        fail "client-sent underscore header value '$bad' reached the upstream: $(cat "$GW_BODY")"
+    fi
+done
+expect_eq "$(gw_up '[.header_list[] | select(.[0] | test("_"))] | map(.[0]) | join(",")')" X_Custom \
+    "header names with '_' that reached the upstream"
+expect_eq "$(gw_up '.headers["x-client-identity"]')" svc-attestor-1 "X-Client-Identity after underscore spoof"
+pass "X_Client_Identity and other underscore look-alikes never reach the upstream; X_Custom does"
+
 # --- hop-by-hop headers (RFC 9110 7.6.1) --------------------------------------
 code=$(gw_curl attestor1 /hop -H 'Connection: keep-alive, X-Hop' -H 'X-Hop: secret' \
     -H 'Keep-Alive: timeout=5' -H 'Proxy-Connection: keep-alive' -H 'X-End-To-End: kept') \
@@ -110,7 +126,7 @@ wait_log "$GW_LOG" 'attestor1.*svc-attestor-1.*/tls13|/tls13.*svc-attestor-1' 5 
 pass "access log names the CN and the identity"
 
 n=$(upstream_count)
-expect_eq "$n" 8 "requests seen by db-service in total"
+expect_eq "$n" 9 "requests seen by db-service in total"
 
 # --- identities.unknown: cn, and an upstream that answers chunked -------------------
 stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM (status $?)"

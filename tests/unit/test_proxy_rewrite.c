@@ -69,6 +69,27 @@ static void test_request_spoofed_headers_dropped(void **state)
     free(s);
 }
 
+/* CGI/WSGI backends read X_Client_Identity and X-Client-Identity as the
+ * same HTTP_X_CLIENT_IDENTITY: underscore look-alikes of the gateway's own
+ * names are dropped too; other names with '_' pass. */
+static void test_request_underscore_lookalikes_dropped(void **state)
+{
+    char *s;
+
+    (void)state;
+    s = rewrite_req("GET /x HTTP/1.1\r\nHost: gw\r\nX_Client_Identity: admin\r\n"
+                    "x_client-cn: root\r\nX-CLIENT_CERT_SHA256: 00\r\nX_Request_Id: mine\r\n"
+                    "X_Forwarded_For: 6.6.6.6\r\nx_forwarded_proto: http\r\n"
+                    "X_Custom_Thing: kept\r\nX_Client_Identity_Extra: kept2\r\n\r\n");
+    assert_string_equal(s, "GET /x HTTP/1.1\r\nHost: gw\r\nX_Custom_Thing: kept\r\n"
+                           "X_Client_Identity_Extra: kept2\r\n"
+                           "X-Client-Identity: svc-attestor-1\r\nX-Client-CN: attestor1\r\n"
+                           "X-Client-Cert-Sha256: ab12\r\nX-Forwarded-For: 127.0.0.1\r\n"
+                           "X-Forwarded-Proto: https\r\nX-Request-Id: 00ff\r\n"
+                           "Connection: keep-alive\r\n\r\n");
+    free(s);
+}
+
 static void test_request_hop_by_hop_and_framing(void **state)
 {
     char *s;
@@ -186,6 +207,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_spoofed_headers_dropped),
+        cmocka_unit_test(test_request_underscore_lookalikes_dropped),
         cmocka_unit_test(test_request_hop_by_hop_and_framing),
         cmocka_unit_test(test_request_http10_and_absolute),
         cmocka_unit_test(test_response),
