@@ -29,12 +29,17 @@ int gw_route_path_safe(const char *path, size_t len)
         if (path[i] == '\\' || is_encoded_special(path + i, end - i))
             return 0;
         if (path[i] == '/') {
-            /* a segment "." or ".." following this slash */
+            /* A segment "." or ".." following this slash, also with path
+             * parameters behind it ("..;x", "..;", "..%3b"): Tomcat, Jetty
+             * and Spring strip ";..." from a segment before resolving dot
+             * segments, so "/allowed/..;/admin" becomes "/admin" there. */
             size_t seg = i + 1, n = 0;
 
             while (seg + n < end && path[seg + n] == '.')
                 n++;
-            if ((n == 1 || n == 2) && (seg + n == end || path[seg + n] == '/'))
+            if ((n == 1 || n == 2) &&
+                (seg + n == end || path[seg + n] == '/' || path[seg + n] == ';' ||
+                 (end - (seg + n) >= 3 && strncasecmp(path + seg + n, "%3b", 3) == 0)))
                 return 0;
         }
     }
@@ -70,6 +75,17 @@ int gw_route_allowed(const struct cfg_rule *rules, size_t n, int has_allow,
         return 1;
     for (i = 0; i < n; i++)
         if (gw_route_rule_match(&rules[i], method, method_len, path, path_len))
+            return 1;
+    return 0;
+}
+
+int gw_route_method_idempotent(const char *method, size_t len)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    size_t i;
+
+    for (i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        if (strlen(idempotent[i]) == len && memcmp(idempotent[i], method, len) == 0)
             return 1;
     return 0;
 }

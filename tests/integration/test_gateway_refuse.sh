@@ -157,6 +157,16 @@ for p in "/attestations/../admin" "/attestations/%2e%2e/admin" "/attestations/%2
 done
 pass "path tricks (.., %2e%2e, .%2e, ..%2f) are refused and never reach the upstream"
 
+# dot-segments with path parameters: Tomcat, Jetty and Spring strip ";..." from
+# a segment before resolving it, so /attestations/..;/admin is /admin there
+for p in "/attestations/..;/admin" "/attestations/..;x=1/admin" "/attestations/.;/../admin" \
+    "/attestations/..%3b/admin" "/attestations/..%3B/admin" "/attestations/..;"; do
+    code=$(gw_curl attestor2 "$p" --path-as-is -X POST --data-binary 'x') || fail "attestor2 POST $p: curl failed"
+    expect_eq "$code" 400 "attestor2 POST $p (a dot-segment with path parameters)"
+    expect_eq "$(upstream_count)" "$base" "attestor2 POST $p: requests seen by the upstream"
+done
+pass "dot-segments with path parameters (..;, ..;x=1, .;, ..%3b) get 400 and never reach the upstream"
+
 stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
 stop_bg db || fail "db-service did not exit 0"
 check_sanitizers

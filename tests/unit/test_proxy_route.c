@@ -44,6 +44,20 @@ static const struct safe_case safe_cases[] = {
     {"/a%5Cb", 0},
     {"/a\\b", 0},
     {"/a/..?x", 0},
+    /* dot-segments with path parameters: Tomcat/Spring strip ";..." */
+    {"/attestations/..;/admin", 0},
+    {"/attestations/..;", 0},
+    {"/attestations/..;x=1/admin", 0},
+    {"/attestations/.;/admin", 0},
+    {"/attestations/..%3b/admin", 0},
+    {"/attestations/..%3B/admin", 0},
+    {"/attestations/.%3bx/admin", 0},
+    {"/attestations/%2e%2e;/admin", 0},
+    {"/a;x/b", 1},              /* a parameter on a name is no dot-segment */
+    {"/a/...;/b", 1},
+    {"/a/..b;/c", 1},
+    {"/a/;/b", 1},
+    {"/a?q=/..;/x", 1},         /* the query is not a path */
 };
 
 static void test_path_safe(void **state)
@@ -116,12 +130,34 @@ static void test_allowed(void **state)
     assert_false(gw_route_allowed(rules, 2, 1, "PUT", 3, "/attestations", 13));
 }
 
+static void test_method_idempotent(void **state)
+{
+    static const struct {
+        const char *method;
+        int idempotent;
+    } cases[] = {
+        {"GET", 1}, {"HEAD", 1}, {"OPTIONS", 1}, {"TRACE", 1}, {"PUT", 1}, {"DELETE", 1},
+        {"POST", 0}, {"PATCH", 0}, {"CONNECT", 0}, {"get", 0}, {"GE", 0}, {"GETS", 0},
+        {"", 0},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (gw_route_method_idempotent(cases[i].method, strlen(cases[i].method)) !=
+            cases[i].idempotent)
+            fail_msg("method '%s': expected %s", cases[i].method,
+                     cases[i].idempotent ? "idempotent" : "not idempotent");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_safe),
         cmocka_unit_test(test_rule_match),
         cmocka_unit_test(test_allowed),
+        cmocka_unit_test(test_method_idempotent),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
