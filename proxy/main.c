@@ -125,6 +125,8 @@ static void reload(struct gw_main *m, const char *why)
     rt = build(m, &keys, m->rt->cfg, err, sizeof(err));
     if (!rt) {
         m->reloads_failed++;
+        /* logrotate's HUP must reopen the logs even when the config is bad */
+        gw_log_reopen();
         gw_log(NULL, CFG_LOG_ERROR, 0, "reload (%s) refused, still serving generation %llu: %s",
                why, (unsigned long long)m->generation, err);
         return;
