@@ -45,6 +45,9 @@ static struct {
     int format;
     int reopen;
     int stop;
+    int pending;                  /* new destinations for the logger (under lock) */
+    int new_fd[CH__COUNT];
+    char *new_path[CH__COUNT];
     uint64_t dropped;
 } L = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -55,6 +58,8 @@ static struct {
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+static void close_dests(void);
 
 const char *gw_log_level_name(enum cfg_log_level level)
 {
@@ -501,8 +506,42 @@ static void reopen_files(void)
     }
 }
 
+/* Closes dests of a pending swap that was never installed (paths freed). */
+static void drop_dests(int fd[CH__COUNT], char *path[CH__COUNT])
+{
+    int ch;
+
+    for (ch = 0; ch < CH__COUNT; ch++) {
+        if (path[ch] && fd[ch] > 2)
+            close(fd[ch]);
+        free(path[ch]);
+        path[ch] = NULL;
+        fd[ch] = 2;
+    }
+}
+
+/* Logger thread: makes fd/path the destinations, closing the old files. */
+static void install_dests(int fd[CH__COUNT], char *path[CH__COUNT])
+{
+    int ch;
+
+    for (ch = 0; ch < CH__COUNT; ch++) {
+        int old = L.fd[ch];
+
+        __atomic_store_n(&L.fd[ch], fd[ch], __ATOMIC_RELAXED);
+        if (L.path[ch] && old > 2)
+            close(old);
+        free(L.path[ch]);
+        L.path[ch] = path[ch];
+        path[ch] = NULL;
+    }
+}
+
 static void *logger_main(void *arg)
 {
+    int new_fd[CH__COUNT], swap;
+    char *new_path[CH__COUNT];
+
     (void)arg;
     pthread_mutex_lock(&L.lock);
     while (!L.stop) {
@@ -515,7 +554,19 @@ static void *logger_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&L.cond, &L.lock, &ts);
+        swap = L.pending;
+        if (swap) {
+            memcpy(new_fd, L.new_fd, sizeof(new_fd));
+            memcpy(new_path, L.new_path, sizeof(new_path));
+            memset(L.new_path, 0, sizeof(L.new_path));
+            L.pending = 0;
+        }
         pthread_mutex_unlock(&L.lock);
+        if (swap) {
+            flush_all(); /* what was logged before goes where it was headed */
+            install_dests(new_fd, new_path);
+            __atomic_store_n(&L.reopen, 0, __ATOMIC_RELAXED); /* just opened */
+        }
         if (__atomic_exchange_n(&L.reopen, 0, __ATOMIC_RELAXED))
             reopen_files();
         flush_all();
@@ -526,29 +577,73 @@ static void *logger_main(void *arg)
     return NULL;
 }
 
-/* Sets up one channel's destination: stderr, off (access only), or a file. */
-static int setup_dest(int ch, const char *dest, char *err, size_t errlen)
+/*
+ * Opens one channel's destination into *fd / *path: stderr (2, NULL), off
+ * (access only: -1, NULL), or a file (its fd and a copy of its name). 0, or
+ * -1 with the file and cause in err and *fd = 2, *path = NULL.
+ */
+static int open_one(int ch, const char *dest, int *fd, char **path, char *err, size_t errlen)
 {
-    if (!dest || strcmp(dest, "stderr") == 0) {
-        L.fd[ch] = 2;
+    *fd = 2;
+    *path = NULL;
+    if (!dest || strcmp(dest, "stderr") == 0)
         return 0;
-    }
     if (ch == CH_ACCESS && strcmp(dest, "off") == 0) {
-        L.fd[ch] = -1;
+        *fd = -1;
         return 0;
     }
-    L.fd[ch] = open_dest(dest);
-    if (L.fd[ch] < 0) {
-        snprintf(err, errlen, "%s: cannot open log file: %s", dest, strerror(errno));
-        L.fd[ch] = 2;
+    *fd = open_dest(dest);
+    if (*fd < 0) {
+        snprintf(err, errlen, "%s: %s: cannot open the log file: %s",
+                 ch == CH_ACCESS ? "log.access" : "log.error", dest, strerror(errno));
+        *fd = 2;
         return -1;
     }
-    L.path[ch] = strdup(dest);
-    if (!L.path[ch]) {
+    *path = strdup(dest);
+    if (!*path) {
         snprintf(err, errlen, "%s: out of memory", dest);
+        close(*fd);
+        *fd = 2;
         return -1;
     }
     return 0;
+}
+
+/* Sets up one channel's destination at start. */
+static int setup_dest(int ch, const char *dest, char *err, size_t errlen)
+{
+    return open_one(ch, dest, &L.fd[ch], &L.path[ch], err, errlen);
+}
+
+int gw_log_set_dests(const char *access, const char *error, char *err, size_t errlen)
+{
+    int fd[CH__COUNT] = {2, 2};
+    char *path[CH__COUNT] = {NULL, NULL};
+    int rc = -1;
+
+    if (open_one(CH_ERROR, error, &fd[CH_ERROR], &path[CH_ERROR], err, errlen) < 0 ||
+        open_one(CH_ACCESS, access, &fd[CH_ACCESS], &path[CH_ACCESS], err, errlen) < 0)
+        goto out;
+    if (!__atomic_load_n(&L.running, __ATOMIC_ACQUIRE)) {
+        /* no logger thread: lines go straight to L.fd from this thread */
+        close_dests();
+        install_dests(fd, path);
+        rc = 0;
+        goto out;
+    }
+    pthread_mutex_lock(&L.lock);
+    drop_dests(L.new_fd, L.new_path); /* an earlier swap not yet taken */
+    memcpy(L.new_fd, fd, sizeof(fd));
+    memcpy(L.new_path, path, sizeof(path));
+    memset(path, 0, sizeof(path));
+    L.pending = 1;
+    pthread_cond_signal(&L.cond);
+    pthread_mutex_unlock(&L.lock);
+    rc = 0;
+out:
+    if (rc < 0)
+        drop_dests(fd, path);
+    return rc;
 }
 
 static void close_dests(void)
@@ -613,6 +708,10 @@ void gw_log_stop(void)
     pthread_mutex_unlock(&L.lock);
     pthread_join(L.thread, NULL);
     __atomic_store_n(&L.running, 0, __ATOMIC_RELEASE);
+    if (L.pending) { /* set after the thread's last turn: never installed */
+        drop_dests(L.new_fd, L.new_path);
+        L.pending = 0;
+    }
     for (i = 0; i < L.n_bufs; i++)
         logbuf_free(L.bufs[i]);
     L.n_bufs = 0;

@@ -72,6 +72,19 @@ void gw_log_stop(void);
 /* Changes level and format at run time (a reload); destinations stay. */
 void gw_log_reconfigure(enum cfg_log_level level, enum cfg_log_format format);
 
+/*
+ * Changes the destinations at run time (a reload that changed log.access or
+ * log.error; values as in struct gw_log_opts). Opens every file destination
+ * now, on the calling thread (the main thread), so that a file that cannot
+ * be opened is reported before anything changes: -1 with the file and cause
+ * in err, and the old destinations stay. On 0 the logger thread writes out
+ * what was logged so far to the old destinations, then switches to the new
+ * ones and closes the old files. Also reopens (a file named again is opened
+ * afresh, as by gw_log_reopen).
+ */
+int gw_log_set_dests(const char *access, const char *error, char *err,
+                     size_t errlen) GW_LOG_MUSTCHECK;
+
 /* Asks the logger thread to reopen the log files (after log rotation). */
 void gw_log_reopen(void);
 

@@ -114,15 +114,52 @@ out:
     return rt;
 }
 
+/* Whether two optional strings differ (NULL = unset). */
+static int str_changed(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* (Re)arms the watch timer every ms milliseconds; 0 disarms it. */
+static void arm_watch(struct gw_main *m, unsigned ms)
+{
+    struct timeval tv;
+
+    event_del(m->ev_watch);
+    if (ms == 0)
+        return;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    event_add(m->ev_watch, &tv);
+}
+
+/*
+ * Builds the new set and swaps it in, or keeps the old one and says why.
+ * Either way the log files are reopened (logrotate's HUP). Everything that
+ * can fail (the build, opening new log destinations) comes before the swap.
+ */
 static void reload(struct gw_main *m, const char *why)
 {
+    const struct cfg *old;
     struct tls_ticket_keys *keys = NULL;
     struct gw_runtime *rt;
+    unsigned old_watch;
     char err[1024];
 
     if (m->stopping)
         return;
-    rt = build(m, &keys, m->rt->cfg, err, sizeof(err));
+    old = m->rt->cfg;
+    rt = build(m, &keys, old, err, sizeof(err));
+    if (rt && (str_changed(old->log.access, rt->cfg->log.access) ||
+               str_changed(old->log.error, rt->cfg->log.error)) &&
+        gw_log_set_dests(rt->cfg->log.access, rt->cfg->log.error, err, sizeof(err)) < 0) {
+        gw_runtime_unref(rt);
+        tls_ticket_keys_unref(keys);
+        keys = NULL;
+        rt = NULL;
+    } else if (rt) {
+        gw_log_reopen(); /* same destinations: reopen them */
+    }
     if (!rt) {
         m->reloads_failed++;
         /* logrotate's HUP must reopen the logs even when the config is bad */
@@ -131,6 +168,7 @@ static void reload(struct gw_main *m, const char *why)
                why, (unsigned long long)m->generation, err);
         return;
     }
+    old_watch = old->watch_interval_ms;
     m->generation++;
     m->config_loaded = time(NULL);
     gw_workers_publish(m->ws, rt);
@@ -141,8 +179,9 @@ static void reload(struct gw_main *m, const char *why)
     m->keys_from_file = rt->cfg->tls.ticket_key_file != NULL;
     tls_sessions_set_capacity(m->sessions, rt->cfg->tls.session_cache);
     gw_runtime_files_digest(rt->cfg, m->digest);
+    if (rt->cfg->watch_interval_ms != old_watch)
+        arm_watch(m, rt->cfg->watch_interval_ms);
     gw_log_reconfigure(rt->cfg->log.level, rt->cfg->log.format);
-    gw_log_reopen();
     m->reloads_ok++;
     gw_log(NULL, CFG_LOG_INFO, 0, "reload (%s): configuration generation %llu in service", why,
            (unsigned long long)m->generation);
@@ -317,12 +356,8 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
         goto fail;
     }
-    if (cfg->watch_interval_ms) {
-        gw_runtime_files_digest(cfg, m->digest);
-        tv.tv_sec = cfg->watch_interval_ms / 1000;
-        tv.tv_usec = (cfg->watch_interval_ms % 1000) * 1000;
-        event_add(m->ev_watch, &tv);
-    }
+    gw_runtime_files_digest(cfg, m->digest);
+    arm_watch(m, cfg->watch_interval_ms);
     tv.tv_sec = TICKET_ROTATE_S;
     tv.tv_usec = 0;
     event_add(m->ev_rotate, &tv);
