@@ -476,3 +476,128 @@ size_t cfg_restart_needed(const struct cfg *old, const struct cfg *new_cfg,
     }
     return changed;
 }
+
+static void addrs_free_n(struct cfg_addr *a, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        cfg_addr_free(&a[i]);
+    free(a);
+}
+
+/* A new copy of n addresses (n may be 0: NULL); 0 / -1 (out of memory). */
+static int addrs_copy(const struct cfg_addr *a, size_t n, struct cfg_addr **out)
+{
+    struct cfg_addr *list = NULL;
+    size_t i;
+
+    *out = NULL;
+    if (n == 0 || a == NULL)
+        return 0;
+    if ((list = calloc(n, sizeof(*list))) == NULL)
+        return -1;
+    for (i = 0; i < n; i++) {
+        list[i].host = strdup(a[i].host);
+        list[i].port = strdup(a[i].port);
+        if (list[i].host == NULL || list[i].port == NULL) {
+            addrs_free_n(list, i + 1);
+            return -1;
+        }
+    }
+    *out = list;
+    return 0;
+}
+
+/* Copies the value of key k from src into dst (a zeroed field). 0 / -1. */
+static int field_copy(struct cfg *dst, const struct cfg *src, const struct cfg_key *k)
+{
+    const char *fs = (const char *)src + k->off;
+    char *fd = (char *)dst + k->off;
+
+    switch (k->type) {
+    case CT_STRING:
+    case CT_PATH: {
+        const char *s;
+        char *d = NULL;
+
+        memcpy(&s, fs, sizeof(s));
+        if (s != NULL && (d = strdup(s)) == NULL)
+            return -1;
+        memcpy(fd, &d, sizeof(d));
+        return 0;
+    }
+    case CT_ADDRS: {
+        const struct cfg_addr *s;
+        struct cfg_addr *d;
+        size_t n;
+
+        memcpy(&s, fs, sizeof(s));
+        memcpy(&n, (const char *)src + k->off_n, sizeof(n));
+        if (addrs_copy(s, n, &d) != 0)
+            return -1;
+        if (d == NULL)
+            n = 0;
+        memcpy(fd, &d, sizeof(d));
+        memcpy((char *)dst + k->off_n, &n, sizeof(n));
+        return 0;
+    }
+    case CT_ADDR: {
+        const struct cfg_addr *s;
+        struct cfg_addr *d = NULL;
+
+        memcpy(&s, fs, sizeof(s));
+        if (s != NULL) {
+            if ((d = malloc(sizeof(*d))) == NULL)
+                return -1;
+            d->host = strdup(s->host);
+            d->port = strdup(s->port);
+            if (d->host == NULL || d->port == NULL) {
+                cfg_addr_free(d);
+                free(d);
+                return -1;
+            }
+        }
+        memcpy(fd, &d, sizeof(d));
+        return 0;
+    }
+    case CT_SECTION:
+    case CT_IDENTITIES:
+        return 0;
+    default:
+        memcpy(fd, fs, k->size);
+        return 0;
+    }
+}
+
+struct cfg *cfg_restart_snapshot(const struct cfg *c)
+{
+    struct cfg *s = NULL;
+    size_t i;
+    int ok = 0;
+
+    if (c == NULL || (s = calloc(1, sizeof(*s))) == NULL)
+        goto out;
+    if ((c->path != NULL && (s->path = strdup(c->path)) == NULL) ||
+        (c->dir != NULL && (s->dir = strdup(c->dir)) == NULL))
+        goto out;
+    if (c->origin != NULL) {
+        size_t sz = sizeof(*s->origin) + cfg_nkeys * sizeof(struct cfg_mark);
+
+        if ((s->origin = calloc(1, sz)) == NULL)
+            goto out;
+        memcpy(s->origin->mark, c->origin->mark, cfg_nkeys * sizeof(struct cfg_mark));
+        if (c->origin->name != NULL && (s->origin->name = strdup(c->origin->name)) == NULL)
+            goto out;
+    }
+    for (i = 0; i < cfg_nkeys; i++)
+        if ((cfg_keys[i].flags & CF_RESTART) && field_copy(s, c, &cfg_keys[i]) != 0)
+            goto out;
+    ok = 1;
+out:
+    if (!ok) {
+        cfg_free(s);
+        s = NULL;
+    }
+    return s;
+}

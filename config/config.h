@@ -177,13 +177,23 @@ const char *cfg_where(const struct cfg *c, const char *key, char *buf, size_t le
 
 /*
  * For a reload: compares the keys that only take effect at start (listen,
- * workers, user, pid_file, admin.listen) between the running config and
- * the new one, adds one message per changed key to diag ("FILE:L:C: listen:
+ * workers, user, pid_file, admin.listen) between the running config (the
+ * one the process started with, or its cfg_restart_snapshot) and the new
+ * one, adds one message per changed key to diag ("FILE:L:C: listen:
  * changed; takes effect only after a restart") and returns how many
  * changed. The rest of the new config can still be applied.
  */
 size_t cfg_restart_needed(const struct cfg *old, const struct cfg *new_cfg,
                           struct cfg_diag *diag);
+
+/*
+ * A copy of c holding only what cfg_restart_needed compares: the keys that
+ * take effect at start (and c's path and origin, for messages); every other
+ * key is unset (0 / NULL). The gateway keeps one from its start, so that a
+ * reload compares with what is really running, not with the last reload.
+ * Free with cfg_free. NULL when out of memory.
+ */
+struct cfg *cfg_restart_snapshot(const struct cfg *c) CFG_MUSTCHECK;
 
 /* The i-th known key ("tls.key"), NULL past the end: the schema, for docs. */
 const char *cfg_key_name(size_t i);

@@ -40,6 +40,7 @@ struct gw_main {
     struct gw_workers *ws;
     struct gw_admin *admin;       /* NULL when admin.listen is not set */
     struct gw_runtime *rt;
+    struct cfg *boot;             /* the restart-only keys as started */
     time_t config_loaded;
     struct tls_ticket_keys *keys;
     int keys_from_file;
@@ -80,9 +81,13 @@ static struct tls_ticket_keys *keys_for(struct gw_main *m, const struct cfg *cfg
     return tls_ticket_keys_new(err, errlen);
 }
 
-/* Builds a runtime from the config file; NULL with the reason in err. */
+/*
+ * Builds a runtime from the config file; NULL with the reason in err. Each
+ * restart-only key that differs from the value the process started with
+ * (boot) gets a warning, at every reload while it differs.
+ */
 static struct gw_runtime *build(struct gw_main *m, struct tls_ticket_keys **keys_out,
-                                const struct cfg *old, char *err, size_t errlen)
+                                const struct cfg *boot, char *err, size_t errlen)
 {
     struct cfg *cfg = NULL;
     struct cfg_diag diag = {0};
@@ -95,7 +100,7 @@ static struct gw_runtime *build(struct gw_main *m, struct tls_ticket_keys **keys
                  diag.n > 1 ? " (and more problems: run mtlsgate -t)" : "");
         goto out;
     }
-    if (old && cfg_restart_needed(old, cfg, &diag) > 0)
+    if (boot && cfg_restart_needed(boot, cfg, &diag) > 0)
         for (i = 0; i < diag.n; i++)
             gw_log(NULL, CFG_LOG_WARN, 0, "reload: %s", diag.msg[i]);
     keys = keys_for(m, cfg, err, errlen);
@@ -149,7 +154,7 @@ static void reload(struct gw_main *m, const char *why)
     if (m->stopping)
         return;
     old = m->rt->cfg;
-    rt = build(m, &keys, old, err, sizeof(err));
+    rt = build(m, &keys, m->boot, err, sizeof(err));
     if (rt && (str_changed(old->log.access, rt->cfg->log.access) ||
                str_changed(old->log.error, rt->cfg->log.error)) &&
         gw_log_set_dests(rt->cfg->log.access, rt->cfg->log.error, err, sizeof(err)) < 0) {
@@ -449,6 +454,10 @@ static int run(const char *path)
     }
     m.generation = 1;
     m.config_loaded = time(NULL);
+    if (!(m.boot = cfg_restart_snapshot(m.rt->cfg))) {
+        gw_log(NULL, CFG_LOG_ERROR, 0, "out of memory");
+        goto out;
+    }
     fds = calloc((size_t)n_workers * m.rt->cfg->n_listen + 1, sizeof(*fds));
     if (!fds) {
         gw_log(NULL, CFG_LOG_ERROR, 0, "out of memory");
@@ -475,6 +484,7 @@ out:
     if (m.base)
         event_base_free(m.base);
     gw_runtime_unref(m.rt);
+    cfg_free(m.boot);
     tls_ticket_keys_unref(m.keys);
     tls_sessions_unref(m.sessions);
     cfg_free(cfg);

@@ -7,7 +7,10 @@
 #    access lines go to the new access file (none to stderr), the error lines
 #    to the new error file; watch turned on by a reload reloads on a CRL
 #    change; turned off again, a change is not picked up; a log destination
-#    that cannot be opened refuses the reload (the old ones keep working).
+#    that cannot be opened refuses the reload (the old ones keep working);
+#  - a restart-only key (listen) is compared with the value the process
+#    started with: every reload warns while it differs, none once restored,
+#    and the process keeps listening where it started.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
 
@@ -89,6 +92,32 @@ sleep 2.5
 expect_eq "$(grep -c 'watched file changed' "$ERROR2")" 1 "reloads by the watcher after watch was turned off"
 pass "watch turned off by a reload: a CRL change is no longer picked up"
 stop_bg gw-dest || fail "mtlsgate (gw-dest) did not exit 0"
+
+# --- restart-only keys: compared with what is running -------------------------------------------------
+gw_write_config "$GW_CONF" workers=1
+gw_start_gateway "$GW_CONF" gw-restart
+read -r P2 <<<"$(free_ports 1)"
+warn_re='listen: changed; takes effect only after a restart'
+gw_write_config "$GW_CONF" workers=1 listen="127.0.0.1:$P2"
+for n in 1 2; do
+    mark=$(gw_log_mark)
+    kill -HUP "$(bg_pid gw-restart)"
+    gw_wait_log_since "$mark" 'reload \(SIGHUP\): configuration generation .* in service' 5 ||
+        fail "listen changed, reload $n: not in service: $(gw_log_since "$mark" | head -3)"
+    gw_log_since "$mark" | grep -q "$warn_re" ||
+        fail "listen changed, reload $n: no restart warning (the running listener is still $GW_PORT): $(gw_log_since "$mark" | head -3)"
+done
+gw_write_config "$GW_CONF" workers=1
+mark=$(gw_log_mark)
+kill -HUP "$(bg_pid gw-restart)"
+gw_wait_log_since "$mark" 'reload \(SIGHUP\): configuration generation 4 in service' 5 ||
+    fail "listen restored: reload not in service: $(gw_log_since "$mark" | head -3)"
+gw_log_since "$mark" | grep -q "$warn_re" &&
+    fail "listen restored to the running value: the reload still warns: $(gw_log_since "$mark" | grep "$warn_re")"
+code=$(gw_curl attestor1 /still-here) || fail "attestor1 on the original port after the reloads: curl failed"
+expect_eq "$code" 200 "attestor1 on the original port after the reloads"
+pass "a changed listen warns at every reload while it differs from the running one, not once restored"
+stop_bg gw-restart || fail "mtlsgate (gw-restart) did not exit 0"
 
 stop_bg db || fail "db-service did not exit 0"
 check_sanitizers

@@ -953,6 +953,47 @@ static void test_restart_needed(void **state)
     assert_int_equal(cfg_restart_needed(NULL, NULL, NULL), 0);
 }
 
+/* The snapshot kept from the start compares like the config it was taken
+   from: the same keys equal, a change in each restart-only key seen, and
+   only restart-only keys copied. */
+static void test_restart_snapshot(void **state)
+{
+    struct cfg *a, *snap, *b;
+    struct cfg_diag d = {0};
+
+    (void)state;
+    make_dir("run");
+    a = load_ok(BASE "workers: 2\nadmin: { listen: \"127.0.0.1:9090\" }\n"
+                     "pid_file: run/gw.pid\nlog: { level: debug }\n");
+    snap = cfg_restart_snapshot(a);
+    assert_non_null(snap);
+    assert_int_equal(cfg_restart_needed(snap, a, &d), 0);
+    assert_int_equal(cfg_restart_needed(a, snap, &d), 0);
+    assert_int_equal(d.n, 0);
+    assert_int_equal(snap->workers, 2);
+    assert_int_equal(snap->n_listen, 1);
+    assert_string_equal(snap->listen[0].port, "8443");
+    assert_non_null(snap->admin.listen);
+    assert_string_equal(snap->admin.listen->port, "9090");
+    assert_string_equal(snap->pid_file, a->pid_file);
+    assert_null(snap->tls.certificate);     /* not restart-only: not copied */
+    assert_null(snap->upstream.servers);
+    cfg_free(a);                            /* the snapshot owns its copies */
+    b = load_ok("listen: [\"127.0.0.1:8444\"]\n"
+                "tls:\n  certificate: pki/gw.crt\n  key: pki/gw.key\n  client_ca: pki/ca.crt\n"
+                "upstream:\n  servers: [\"127.0.0.1:8080\"]\n"
+                "workers: 3\n");
+    assert_int_equal(cfg_restart_needed(snap, b, &d), 4);
+    assert_string_equal(d.msg[0], "gw.yml:1:9: listen: changed; takes effect only after a restart");
+    assert_string_equal(d.msg[1], "gw.yml:8:10: workers: changed; takes effect only after a restart");
+    assert_string_equal(d.msg[2], "gw.yml: pid_file: changed; takes effect only after a restart");
+    assert_string_equal(d.msg[3], "gw.yml: admin.listen: changed; takes effect only after a restart");
+    cfg_diag_free(&d);
+    cfg_free(b);
+    cfg_free(snap);
+    assert_null(cfg_restart_snapshot(NULL));
+}
+
 static void test_load_buffer(void **state)
 {
     static const char text[] = BASE "log: { format: json }\n";
@@ -1097,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_where),
         cmocka_unit_test(test_restart_needed),
+        cmocka_unit_test(test_restart_snapshot),
         cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_diag_addf),
         cmocka_unit_test(test_example_file),
