@@ -69,13 +69,23 @@ static int check_header_name(const char *s, char *why, size_t len)
     return 0;
 }
 
-/* user: must exist now, so that a typo is found by -t and not at start. */
+/*
+ * user: must exist now, so that a typo is found by -t and not at start, and
+ * must not be root (uid 0): dropping to root drops nothing.
+ */
 static int check_user(const char *s, char *why, size_t len)
 {
-    if (getpwnam(s) != NULL)
-        return 0;
-    snprintf(why, len, "is not a user on this system");
-    return -1;
+    const struct passwd *pw = getpwnam(s);
+
+    if (pw == NULL) {
+        snprintf(why, len, "is not a user on this system");
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(why, len, "has uid 0 (root): name an unprivileged user to drop privileges to");
+        return -1;
+    }
+    return 0;
 }
 
 /* tls.ciphers & co: handed to OpenSSL as is; refuse only obvious junk. */

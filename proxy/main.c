@@ -7,9 +7,11 @@
  *   mtlsgate -s stop -c FILE    make the running instance stop gracefully (SIGTERM)
  *   mtlsgate -V | -h
  *
- * Start order: config, logger, runtime (TLS contexts, identities, upstream
- * addresses), listening sockets, pid file, privilege drop, workers. The
- * main thread then only runs signals, the watch timer and reloads.
+ * Start order: config, logger, pid file lock (a second instance with the
+ * same pid_file stops here, before binding), runtime (TLS contexts,
+ * identities, upstream addresses), listening sockets, pid written,
+ * privilege drop, workers. The main thread then only runs signals, the
+ * watch timer and reloads. The pid file is removed on every exit path.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,6 +43,7 @@ struct gw_main {
     struct gw_admin *admin;       /* NULL when admin.listen is not set */
     struct gw_runtime *rt;
     struct cfg *boot;             /* the restart-only keys as started */
+    struct gw_pidfile *pidfile;   /* locked from start to exit; NULL: none */
     time_t config_loaded;
     struct tls_ticket_keys *keys;
     int keys_from_file;
@@ -345,7 +348,7 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
             goto fail;
         }
     }
-    if (cfg->pid_file && gw_proc_write_pid(cfg->pid_file, err, sizeof(err)) < 0) {
+    if (m->pidfile && gw_pidfile_write(m->pidfile, err, sizeof(err)) < 0) {
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
         goto fail;
     }
@@ -408,7 +411,6 @@ static int run(const char *path)
     char err[1024];
     unsigned n_workers = 1;
     int *fds = NULL, rc = 1, log_up = 0;
-    char *pid_file = NULL;
     size_t i;
 
     memset(&m, 0, sizeof(m));
@@ -432,10 +434,13 @@ static int run(const char *path)
         goto out;
     }
     log_up = 1;
+    /* Before anything is bound: a second instance with this pid_file stops here. */
+    if (cfg->pid_file && gw_pidfile_lock(cfg->pid_file, &m.pidfile, err, sizeof(err)) < 0) {
+        gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
+        goto out;
+    }
     gw_proc_raise_nofile();
     n_workers = worker_count(cfg);
-    if (cfg->pid_file && !(pid_file = strdup(cfg->pid_file)))
-        goto out;
     m.keys = keys_for(&m, cfg, err, sizeof(err));
     if (cfg->tls.session_tickets && !m.keys) {
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
@@ -470,9 +475,7 @@ static int run(const char *path)
     rc = serve(&m, fds, n_workers);
 out:
     free(fds);
-    if (rc == 0 && pid_file)
-        unlink(pid_file); /* best effort: after a privilege drop it may fail */
-    free(pid_file);
+    gw_pidfile_release(m.pidfile); /* removed (or emptied) on every exit path */
     free_event(m.ev_hup);
     free_event(m.ev_term);
     free_event(m.ev_int);

@@ -11,74 +11,170 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-int gw_proc_write_pid(const char *path, char *err, size_t errlen)
-{
-    char tmp[4096], buf[32];
-    int fd = -1, rc = -1, n;
+struct gw_pidfile {
+    int fd;                       /* open read-write, OFD-locked */
+    char *path;
+    int written;
+};
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-        snprintf(err, errlen, "%s: pid file path too long", path);
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot create pid file: %s", tmp, strerror(errno));
-        goto out;
-    }
-    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-    if (write(fd, buf, (size_t)n) != n || fsync(fd) != 0) {
-        snprintf(err, errlen, "%s: cannot write pid file: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
+/* Fills l for an exclusive lock of the whole file. */
+static void whole_file_lock(struct flock *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->l_type = F_WRLCK;
+    l->l_whence = SEEK_SET;
+}
+
+/* The pid in the file open at fd (0 when none is readable). */
+static long pid_in(int fd)
+{
+    char buf[32], *end;
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    long v;
+
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    return errno || end == buf || v <= 1 ? 0 : v;
+}
+
+int gw_pidfile_lock(const char *path, struct gw_pidfile **out, char *err, size_t errlen)
+{
+    struct gw_pidfile *pf = NULL;
+    struct stat fst, pst;
+    struct flock l;
+    int fd = -1, rc = -1, tries;
+
+    *out = NULL;
+    for (tries = 0; tries < 10; tries++) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) {
+            snprintf(err, errlen, "pid_file: %s: cannot open: %s", path, strerror(errno));
+            goto out;
+        }
+        whole_file_lock(&l);
+        if (fcntl(fd, F_OFD_SETLK, &l) != 0) {
+            long pid;
+
+            if (errno != EAGAIN && errno != EACCES) {
+                snprintf(err, errlen, "pid_file: %s: cannot lock: %s", path, strerror(errno));
+                goto out;
+            }
+            pid = pid_in(fd);
+            if (pid > 0)
+                snprintf(err, errlen, "pid_file: %s is locked by a running mtlsgate (pid %ld); "
+                         "stop it first, or give this one another pid_file", path, pid);
+            else
+                snprintf(err, errlen, "pid_file: %s is locked by a running mtlsgate (starting); "
+                         "stop it first, or give this one another pid_file", path);
+            goto out;
+        }
+        /* The file we locked must still be the one at path: an instance
+           that was stopping may have removed it between our open and lock. */
+        if (fstat(fd, &fst) == 0 && stat(path, &pst) == 0 && fst.st_dev == pst.st_dev &&
+            fst.st_ino == pst.st_ino)
+            break;
+        close(fd);
         fd = -1;
-        snprintf(err, errlen, "%s: cannot write pid file: %s", tmp, strerror(errno));
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "pid_file: %s: keeps being replaced; cannot lock it", path);
         goto out;
     }
+    /* Ours now: a stale pid in it must not be signalled by mtlsgate -s. */
+    if (ftruncate(fd, 0) != 0) {
+        snprintf(err, errlen, "pid_file: %s: cannot empty: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!(pf = calloc(1, sizeof(*pf))) || !(pf->path = strdup(path))) {
+        snprintf(err, errlen, "pid_file: %s: out of memory", path);
+        goto out;
+    }
+    pf->fd = fd;
     fd = -1;
-    if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot rename pid file into place: %s", path,
-                 strerror(errno));
-        goto out;
-    }
+    *out = pf;
+    pf = NULL;
     rc = 0;
 out:
     if (fd >= 0)
         close(fd);
-    if (rc < 0)
-        unlink(tmp);
+    if (pf) {
+        free(pf->path);
+        free(pf);
+    }
     return rc;
+}
+
+int gw_pidfile_write(struct gw_pidfile *pf, char *err, size_t errlen)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+    if (ftruncate(pf->fd, 0) != 0 || pwrite(pf->fd, buf, (size_t)n, 0) != n ||
+        fsync(pf->fd) != 0) {
+        snprintf(err, errlen, "pid_file: %s: cannot write: %s", pf->path, strerror(errno));
+        return -1;
+    }
+    pf->written = 1;
+    return 0;
+}
+
+void gw_pidfile_release(struct gw_pidfile *pf)
+{
+    if (!pf)
+        return;
+    /* Still locked: no other instance can have taken the file over. When
+       the directory is not ours any more (privilege drop), empty the file:
+       an empty or unlocked pid file names no running instance. */
+    if (unlink(pf->path) != 0 && ftruncate(pf->fd, 0) != 0) {
+        /* nothing more to do: -s sees that the file is not locked */
+    }
+    close(pf->fd);
+    free(pf->path);
+    free(pf);
 }
 
 int gw_proc_read_pid(const char *path, pid_t *pid, char *err, size_t errlen)
 {
-    char buf[32], *end;
-    FILE *f = fopen(path, "re");
+    struct flock l;
     long v;
-    int rc = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = -1;
 
-    if (!f) {
+    if (fd < 0) {
         snprintf(err, errlen, "%s: cannot read pid file: %s (is mtlsgate running?)", path,
                  strerror(errno));
         goto out;
     }
-    if (!fgets(buf, sizeof(buf), f)) {
-        snprintf(err, errlen, "%s: empty pid file", path);
+    whole_file_lock(&l);
+    if (fcntl(fd, F_OFD_GETLK, &l) != 0) {
+        snprintf(err, errlen, "%s: cannot check the pid file's lock: %s", path, strerror(errno));
         goto out;
     }
-    errno = 0;
-    v = strtol(buf, &end, 10);
-    if (errno || end == buf || (*end != '\n' && *end != '\0') || v <= 1) {
-        snprintf(err, errlen, "%s: no valid pid in pid file", path);
+    v = pid_in(fd);
+    if (l.l_type == F_UNLCK) {
+        if (v > 0)
+            snprintf(err, errlen, "%s: stale pid file: no running mtlsgate holds it (pid %ld "
+                     "is not signalled); is mtlsgate running?", path, v);
+        else
+            snprintf(err, errlen, "%s: stale pid file: no running mtlsgate holds it; "
+                     "is mtlsgate running?", path);
+        goto out;
+    }
+    if (v <= 0) {
+        snprintf(err, errlen, "%s: no pid in the pid file yet (mtlsgate is starting); try again",
+                 path);
         goto out;
     }
     *pid = (pid_t)v;
     rc = 0;
 out:
-    if (f)
-        fclose(f);
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 

@@ -10,13 +10,40 @@
 #define GW_PROC_MUSTCHECK __attribute__((warn_unused_result))
 
 /*
- * Writes our pid to path atomically (a temporary file in the same
- * directory, fsync, rename), so that a reader never sees a partial file.
- * 0 / -1 with the file and cause in err.
+ * The pid file. The running instance holds an exclusive open-file-description
+ * lock (fcntl F_OFD_SETLK) on it for its whole life, so a second instance with
+ * the same pid_file refuses to start (SO_REUSEPORT would otherwise let both
+ * listen on one port), and `mtlsgate -s` can tell a live pid file from a
+ * stale one: a file that nobody locks names no running mtlsgate, whatever
+ * pid it holds.
  */
-int gw_proc_write_pid(const char *path, char *err, size_t errlen) GW_PROC_MUSTCHECK;
+struct gw_pidfile;
 
-/* Reads a pid written by gw_proc_write_pid. 0 / -1 with the cause in err. */
+/*
+ * Opens path (created 0644 if needed), locks it and empties it (a stale pid
+ * in it is never signalled). Call before binding. -1 with one line in err
+ * naming the pid file, and the running pid when another process holds the
+ * lock. The handle keeps the lock until gw_pidfile_release.
+ */
+int gw_pidfile_lock(const char *path, struct gw_pidfile **out, char *err,
+                    size_t errlen) GW_PROC_MUSTCHECK;
+
+/* Writes our pid through the locked descriptor. 0 / -1 with the cause. */
+int gw_pidfile_write(struct gw_pidfile *pf, char *err, size_t errlen) GW_PROC_MUSTCHECK;
+
+/*
+ * At exit, on every path: removes the file while it is still locked (so a
+ * new instance's file is never removed), or, when that is not allowed any
+ * more (after a privilege drop the directory may not be writable), empties
+ * it through the descriptor; then releases the lock. NULL is fine.
+ */
+void gw_pidfile_release(struct gw_pidfile *pf);
+
+/*
+ * For mtlsgate -s: the pid of the instance holding path's lock. -1 with the
+ * cause in err when the file is missing, not locked (stale), or locked but
+ * still empty (the instance is starting).
+ */
 int gw_proc_read_pid(const char *path, pid_t *pid, char *err, size_t errlen) GW_PROC_MUSTCHECK;
 
 /*

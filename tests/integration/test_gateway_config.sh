@@ -114,6 +114,10 @@ check_t "$C/two-problems.yml" fail 'two-problems\.yml:2:[0-9]+:.*workers' 'two-p
 base '5=  # no key' >"$C/required.yml"
 check_t "$C/required.yml" fail 'required\.yml.*key'
 
+# user: root drops nothing: refused by -t, at its line
+base '18=user: root' >"$C/user-root.yml"
+check_t "$C/user-root.yml" fail 'user-root\.yml:18:[0-9]+: user: .*root'
+
 # --- files: named, with the cause ------------------------------------------------
 base "5=  key: $K/does-not-exist.key" >"$C/missing-file.yml"
 check_t "$C/missing-file.yml" fail 'does-not-exist\.key'

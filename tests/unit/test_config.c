@@ -252,7 +252,7 @@ static void test_defaults(void **state)
 static const char full_text[] =
     "listen: [\"0.0.0.0:8443\", \"[::1]:9443\", \":7443\"]\n"
     "workers: 3\n"
-    "user: root\n"
+    "user: nobody\n"
     "pid_file: logs/gw.pid\n"
     "watch: 2m\n"
     "tls:\n"
@@ -325,7 +325,7 @@ static void test_full(void **state)
     assert_addr(&c->listen[1], "::1", "9443");
     assert_addr(&c->listen[2], "0.0.0.0", "7443");
     assert_int_equal(c->workers, 3);
-    assert_string_equal(c->user, "root");
+    assert_string_equal(c->user, "nobody");
     assert_path(c->pid_file, "logs/gw.pid");
     assert_int_equal(c->watch_interval_ms, 120000);
     assert_path(c->tls.certificate, "pki/gw.crt");
@@ -504,6 +504,7 @@ static const struct err_case err_cases[] = {
      "  ciphers: \"\"\nupstream:\n  servers: [\":2\"]\n",
      "gw.yml:6:12: tls.ciphers: must not be empty"},
     {BASE "user: no-such-user-mtlsgate\n", "gw.yml:8:7: user: 'no-such-user-mtlsgate' is not a user on this system"},
+    {BASE "user: root\n", "gw.yml:8:7: user: 'root' has uid 0 (root): name an unprivileged user to drop privileges to"},
     {"[1, 2]\n", "gw.yml:1:1: (top level): expected a mapping of keys (listen:, tls:, ...), got a list"},
     {BASE "? [a, b]\n: c\n", "gw.yml:8:3: (top level): a key must be a word, not a list"},
     /* addresses */
