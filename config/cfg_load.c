@@ -314,23 +314,16 @@ int cfg_load_buffer(const char *name, const char *buf, size_t len, struct cfg **
 }
 
 /*
- * Reads the whole file (bounded) and loads it. An unreadable file gives
- * one "FILE: cause" message.
+ * Reads the whole file (bounded) into a new buffer *buf of *len bytes. An
+ * unreadable file gives one "FILE: cause" message. 0 / -1.
  */
-int cfg_load(const char *path, struct cfg **out, struct cfg_diag *diag)
+static int read_file(const char *path, char **buf, size_t *len, struct cfg_diag *diag)
 {
-    char *buf = NULL;
-    size_t len = 0;
     struct stat st;
     int fd = -1, rc = -1;
 
-    if (diag != NULL)
-        memset(diag, 0, sizeof(*diag));
-    *out = NULL;
-    if (path == NULL) {
-        cfg_diag_addf(diag, "(config): no file name");
-        return -1;
-    }
+    *buf = NULL;
+    *len = 0;
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0 ||
         fstat(fd, &st) != 0) {
         cfg_diag_addf(diag, "%s: %s", path, strerror(errno));
@@ -345,12 +338,12 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_diag *diag)
                       CFG_MAX_FILE_BYTES);
         goto out;
     }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+    if ((*buf = malloc((size_t)st.st_size + 1)) == NULL) {
         cfg_diag_addf(diag, "%s: out of memory", path);
         goto out;
     }
-    while (len < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
+    while (*len < (size_t)st.st_size) {
+        ssize_t r = read(fd, *buf + *len, (size_t)st.st_size - *len);
 
         if (r < 0 && errno == EINTR)
             continue;
@@ -360,13 +353,97 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_diag *diag)
         }
         if (r == 0)
             break;              /* shrank while we read: take what is there */
-        len += (size_t)r;
+        *len += (size_t)r;
     }
-    rc = load_buffer(path, buf, len, out, diag);
+    rc = 0;
 out:
     if (fd >= 0)
         close(fd);
+    if (rc != 0) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
+}
+
+/* Reads the whole file (bounded) and loads it. */
+int cfg_load(const char *path, struct cfg **out, struct cfg_diag *diag)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (diag != NULL)
+        memset(diag, 0, sizeof(*diag));
+    *out = NULL;
+    if (path == NULL) {
+        cfg_diag_addf(diag, "(config): no file name");
+        return -1;
+    }
+    if (read_file(path, &buf, &len, diag) == 0)
+        rc = load_buffer(path, buf, len, out, diag);
     free(buf);
+    return rc;
+}
+
+int cfg_load_pid_file(const char *path, char **pid_file, struct cfg_diag *diag)
+{
+    struct cfg_ctx x;
+    struct cfg_diag local = {0};
+    struct ynode *root = NULL;
+    char *buf = NULL, *abs = NULL, *dir = NULL, *slash;
+    size_t len = 0, i;
+    int rc = -1;
+
+    if (diag != NULL)
+        memset(diag, 0, sizeof(*diag));
+    *pid_file = NULL;
+    memset(&x, 0, sizeof(x));
+    x.diag = diag != NULL ? diag : &local;
+    if (path == NULL) {
+        cfg_diag_addf(x.diag, "(config): no file name");
+        goto out;
+    }
+    if (read_file(path, &buf, &len, x.diag) != 0)
+        goto out;
+    if ((abs = absolute_name(path)) == NULL || (dir = strdup(abs)) == NULL) {
+        cfg_diag_addf(x.diag, "%s: cannot make its path absolute: %s", path, strerror(errno));
+        goto out;
+    }
+    slash = strrchr(dir, '/');
+    slash[slash == dir ? 1 : 0] = '\0';
+    x.name = path;
+    x.dir = dir;
+    x.buf = buf;
+    x.len = len;
+    if (cfg_yaml_parse(&x, buf, len, &root) != 0)
+        goto out;
+    x.root = root;
+    rc = 0;                     /* not set, or not a mapping: no pid_file */
+    for (i = 0; root != NULL && root->kind == YN_MAP && i + 1 < root->n; i += 2) {
+        const struct ynode *kn = root->kid[i], *v = root->kid[i + 1];
+
+        if (kn->kind != YN_SCALAR || strcmp(kn->str, "pid_file") != 0)
+            continue;
+        if (cfg_ynode_is_null(v))
+            break;
+        if (v->kind != YN_SCALAR) {
+            cfg_err(&x, v, "pid_file", "expected a path");
+            rc = -1;
+            break;
+        }
+        if ((*pid_file = cfg_resolve(dir, v->str)) == NULL) {
+            cfg_err(&x, v, "pid_file", "out of memory");
+            rc = -1;
+        }
+        break;                  /* a duplicate is the running config's problem */
+    }
+out:
+    cfg_ynode_free(root);
+    cfg_diag_free(&local);
+    free(buf);
+    free(abs);
+    free(dir);
     return rc;
 }
 

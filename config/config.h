@@ -150,6 +150,16 @@ void cfg_free(struct cfg *c);               /* NULL is fine */
 void cfg_diag_free(struct cfg_diag *diag);  /* frees the messages, n = 0 */
 
 /*
+ * For mtlsgate -s: reads only the top-level pid_file of the config at path,
+ * made absolute like cfg_load() does, without checking any other key or
+ * file, so that a running instance can be reloaded or stopped after its
+ * config was edited badly. 0 with *pid_file a new string (free) or NULL when
+ * not set; -1 with the message in diag when the file cannot be read, is not
+ * YAML, or pid_file is not a single value.
+ */
+int cfg_load_pid_file(const char *path, char **pid_file, struct cfg_diag *diag) CFG_MUSTCHECK;
+
+/*
  * Same as cfg_load() for a configuration already in memory (len bytes, no
  * NUL needed). name stands for the file: it is used in the messages and
  * its directory resolves relative paths. For tests and the fuzzer.

@@ -498,12 +498,16 @@ out:
     return rc;
 }
 
-/* -s reload|stop: signal the instance named by the config's pid_file. */
+/*
+ * -s reload|stop: signal the instance named by the config's pid_file. Only
+ * pid_file is read from the config: an operator can always reload or stop
+ * a running instance, also after editing its config badly (the reload then
+ * says what is wrong, and the old set keeps serving).
+ */
 static int send_signal(const char *path, const char *what)
 {
-    struct cfg *cfg = NULL;
     struct cfg_diag diag = {0};
-    char err[1024];
+    char err[1024], *pid_file = NULL;
     pid_t pid;
     int sig, rc = 1;
     size_t i;
@@ -516,28 +520,28 @@ static int send_signal(const char *path, const char *what)
         fprintf(stderr, "mtlsgate: -s %s: expected reload or stop\n", what);
         return 2;
     }
-    if (cfg_load(path, &cfg, &diag) < 0) {
+    if (cfg_load_pid_file(path, &pid_file, &diag) < 0) {
         for (i = 0; i < diag.n; i++)
             fprintf(stderr, "%s\n", diag.msg[i]);
         goto out;
     }
-    if (!cfg->pid_file) {
+    if (!pid_file) {
         fprintf(stderr, "mtlsgate: %s: pid_file is not set, so the running instance cannot "
-                "be found; send SIGHUP to it yourself\n", path);
+                "be found; send SIG%s to it yourself\n", path, sig == SIGHUP ? "HUP" : "TERM");
         goto out;
     }
-    if (gw_proc_read_pid(cfg->pid_file, &pid, err, sizeof(err)) < 0) {
+    if (gw_proc_read_pid(pid_file, &pid, err, sizeof(err)) < 0) {
         fprintf(stderr, "mtlsgate: %s\n", err);
         goto out;
     }
     if (kill(pid, sig) != 0) {
-        fprintf(stderr, "mtlsgate: cannot signal pid %ld (from %s): %s\n", (long)pid,
-                cfg->pid_file, strerror(errno));
+        fprintf(stderr, "mtlsgate: cannot signal pid %ld (from %s): %s\n", (long)pid, pid_file,
+                strerror(errno));
         goto out;
     }
     rc = 0;
 out:
-    cfg_free(cfg);
+    free(pid_file);
     cfg_diag_free(&diag);
     return rc;
 }

@@ -3,8 +3,9 @@
 #  - a second instance with the same config (same port: SO_REUSEPORT would let
 #    both listen) refuses to start with one line naming the pid file and the
 #    running pid; the first keeps serving and its pid stays in the file;
-#  - `-s reload` / `-s stop` reach the running instance; after the stop the
-#    pid file is gone;
+#  - `-s reload` / `-s stop` reach the running instance, also when its config
+#    was since edited badly (only pid_file is read); after the stop the pid
+#    file is gone;
 #  - a stale pid file (nobody holds its lock) makes `-s reload|stop` refuse
 #    with a clear message, and the pid in it is not signalled;
 #  - a start that fails after the pid file was locked (the port is taken)
@@ -41,11 +42,23 @@ pass "a second instance with the same pid_file refuses to start, naming the file
 mark=$(gw_log_mark)
 "$GW_BIN" -s reload -c "$GW_CONF" >"$TEST_TMPDIR/s.out" 2>&1 || fail "-s reload failed: $(cat "$TEST_TMPDIR/s.out")"
 gw_wait_log_since "$mark" 'reload \(SIGHUP\).*in service' 5 || fail "-s reload: no reload line"
-"$GW_BIN" -s stop -c "$GW_CONF" >"$TEST_TMPDIR/s.out" 2>&1 || fail "-s stop failed: $(cat "$TEST_TMPDIR/s.out")"
+# A config edited badly (a wrong value, a file that is not there) must not
+# keep the operator from reloading or stopping the running instance.
+cp "$GW_CONF" "$TEST_TMPDIR/good.yml"
+sed -i 's/^workers: 1/workers: one/' "$GW_CONF"
+sed -i "s|^  crl: .*|  crl: $TEST_TMPDIR/no-such.crl|" "$GW_CONF"
+mark=$(gw_log_mark)
+"$GW_BIN" -s reload -c "$GW_CONF" >"$TEST_TMPDIR/s.out" 2>&1 ||
+    fail "-s reload with a broken config did not reach the instance: $(cat "$TEST_TMPDIR/s.out")"
+gw_wait_log_since "$mark" 'reload \(SIGHUP\) refused.*workers' 5 ||
+    fail "-s reload with a broken config: no refused reload: $(gw_log_since "$mark" | head -3)"
+"$GW_BIN" -s stop -c "$GW_CONF" >"$TEST_TMPDIR/s.out" 2>&1 ||
+    fail "-s stop with a broken config failed: $(cat "$TEST_TMPDIR/s.out")"
 gw_wait_exit gw 15 || fail "-s stop: mtlsgate did not exit"
 expect_eq "$GW_EXIT_STATUS" 0 "exit status after -s stop"
 [ -e "$PIDFILE" ] && fail "the pid file is left behind after a graceful stop: $(cat "$PIDFILE")"
-pass "-s reload and -s stop reach the instance; the pid file is removed at exit"
+cp "$TEST_TMPDIR/good.yml" "$GW_CONF"
+pass "-s reload and -s stop reach the instance, also with a broken config; the pid file is removed at exit"
 
 # --- a stale pid file ---------------------------------------------------------------------------
 sleep 300 &

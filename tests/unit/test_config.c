@@ -995,6 +995,43 @@ static void test_restart_snapshot(void **state)
     assert_null(cfg_restart_snapshot(NULL));
 }
 
+/* mtlsgate -s reads pid_file only: the rest may be broken. */
+static void test_load_pid_file(void **state)
+{
+    struct cfg_diag d = {0};
+    char *pf = NULL, want[PATH_MAX + 32];
+
+    (void)state;
+    write_file("gw.yml", "workers: lots\ntls: { crl: no-such.crl }\npid_file: run/gw.pid\n", 0644);
+    assert_int_equal(cfg_load_pid_file("gw.yml", &pf, &d), 0);
+    assert_int_equal(d.n, 0);
+    snprintf(want, sizeof(want), "%s/run/gw.pid", tmpdir);
+    assert_non_null(pf);
+    assert_string_equal(pf, want);
+    free(pf);
+    write_file("gw.yml", "pid_file: /abs/./gw.pid\n", 0644);
+    assert_int_equal(cfg_load_pid_file("gw.yml", &pf, &d), 0);
+    assert_string_equal(pf, "/abs/gw.pid");
+    free(pf);
+    write_file("gw.yml", "listen: x\n", 0644);
+    assert_int_equal(cfg_load_pid_file("gw.yml", &pf, &d), 0);
+    assert_null(pf);
+    write_file("gw.yml", "pid_file: [a, b]\n", 0644);
+    assert_int_equal(cfg_load_pid_file("gw.yml", &pf, &d), -1);
+    assert_null(pf);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.msg[0], "gw.yml:1:11: pid_file: expected a path");
+    cfg_diag_free(&d);
+    write_file("gw.yml", "pid_file: [\n", 0644);
+    assert_int_equal(cfg_load_pid_file("gw.yml", &pf, &d), -1);
+    assert_true(d.n >= 1);
+    assert_non_null(strstr(d.msg[0], "gw.yml:"));
+    cfg_diag_free(&d);
+    assert_int_equal(cfg_load_pid_file("no-such.yml", &pf, &d), -1);
+    assert_string_equal(d.msg[0], "no-such.yml: No such file or directory");
+    cfg_diag_free(&d);
+}
+
 static void test_load_buffer(void **state)
 {
     static const char text[] = BASE "log: { format: json }\n";
@@ -1140,6 +1177,7 @@ int main(void)
         cmocka_unit_test(test_where),
         cmocka_unit_test(test_restart_needed),
         cmocka_unit_test(test_restart_snapshot),
+        cmocka_unit_test(test_load_pid_file),
         cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_diag_addf),
         cmocka_unit_test(test_example_file),
