@@ -257,11 +257,26 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(arg);
 }
 
+static void account(struct gw_conn *c, struct gw_req *r);
+
+/*
+ * A request whose head was read and that ends with its connection (the
+ * client went away, the upstream cut its answer, a limit) is counted and
+ * access-logged too: with the status it was being answered with, or 499
+ * (nginx's "client closed request") when no answer had started.
+ */
 void gw_conn_close(struct gw_conn *c, const char *reason)
 {
+    struct gw_req *r = c->req;
+
     if (c->state == CONN_CLOSING)
         return;
     gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "close %s: %s", c->client, reason);
+    if (r && r->method[0] && !r->accounted) {
+        if (!r->resp_started || !r->status)
+            r->status = 499;
+        account(c, r);
+    }
     if (c->id_pending) {
         gw_id_cancel(c->id_rt->ids, c->id_pending);
         c->id_pending = NULL;
@@ -346,6 +361,7 @@ static void access_log(struct gw_conn *c, struct gw_req *r)
 /* Counts and logs the finished request r of c. */
 static void account(struct gw_conn *c, struct gw_req *r)
 {
+    r->accounted = 1;
     gw_stats_count_status(&c->w->stats, r->status);
     gw_idstats_count(c->w->idstats, r->identity, r->status);
     gw_stat_add(&c->w->stats.bytes_out, r->bytes_out);
@@ -363,14 +379,18 @@ static void next_request(struct gw_conn *c)
     c->req = NULL;
     gw_conn_drop_upstream(c);
     rt = c->w->rt;
-    if (c->w->draining || c->client_eof) {
+    /* After the client's half-close, requests it sent before (pipelined,
+     * already buffered) are still answered; then the connection closes. */
+    if (c->w->draining ||
+        (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
         flush_close(c);
         return;
     }
     c->state = CONN_KEEPALIVE_IDLE;
     gw_conn_pause_client(c, 0);
     c->client_paused = 0;
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->client_eof)
+        bufferevent_enable(c->bev, EV_READ);
     /* A pipelined request already buffered is parsed from a fresh loop
      * iteration, so a long pipeline never deepens the stack. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -416,8 +436,11 @@ void gw_conn_error(struct gw_conn *c, int status, const char *why)
         gw_conn_close(c, why); /* too late to answer: the client sees a cut */
         return;
     }
+    /* after a half-close only while a pipelined request follows this one */
     keep = status == 403 && r && r->body == HTTP1_BODY_NONE && r->client_keep_alive &&
-           !c->client_eof && !c->w->draining;
+           !c->w->draining &&
+           (!c->client_eof ||
+            evbuffer_get_length(bufferevent_get_input(c->bev)) > r->head_in_input);
     if (r && keep) {
         evbuffer_drain(bufferevent_get_input(c->bev), r->head_in_input);
         r->head_in_input = 0;
@@ -540,22 +563,33 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         gw_resp_resume(c);
 }
 
+/*
+ * The client closed its side (close_notify, or a bare FIN: see
+ * SSL_OP_IGNORE_UNEXPECTED_EOF in gw_conn_accept). A half-close is not an
+ * abort: what it sent before, a complete request or several pipelined, is
+ * answered, then the connection closes. HTTP's own framing tells whether
+ * what arrived is complete; a cut head or body ends the connection.
+ */
 static void client_eof(struct gw_conn *c)
 {
     c->client_eof = 1;
     switch (c->state) {
     case CONN_KEEPALIVE_IDLE:
     case CONN_READ_HEAD:
-    case CONN_FLUSH_CLOSE:
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            gw_conn_close(c, "client closed");
+        else
+            gw_req_try_head(c); /* a complete head goes on, a cut one closes */
+        break;
     case CONN_LINGER:
         gw_conn_close(c, "client closed");
         break;
     case CONN_FORWARD:
-        if (c->req && !c->req->body_done)
+        if (gw_req_body_cut(c))
             gw_conn_close(c, "client closed during the request body");
         break;
     default:
-        break; /* the response is still delivered; then the connection closes */
+        break; /* the response is still delivered (FLUSH_CLOSE: the last one) */
     }
 }
 
@@ -574,9 +608,15 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         handshake_failed(c, what);
         return;
     }
-    if (what & BEV_EVENT_EOF)
+    if (what & BEV_EVENT_EOF) {
         client_eof(c);
-    else if (what & BEV_EVENT_ERROR) {
+        /* bufferevent_openssl stops writing as well when it reads the end;
+         * it starts again by itself only when output is added to an empty
+         * buffer. Answers already queued must go on (with the write
+         * timeout). */
+        if (c->state != CONN_CLOSING)
+            bufferevent_enable(c->bev, EV_WRITE);
+    } else if (what & BEV_EVENT_ERROR) {
         while (bufferevent_get_openssl_error(c->bev) != 0)
             ;
         ERR_clear_error();
@@ -659,6 +699,11 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
                  c->up ? rt->servers[c->up->server].name : "-",
                  rt->cfg->timeouts.upstream_read_ms);
         gw_conn_error(c, 504, why);
+    } else if (kind == UT_WRITE && c->state == CONN_FORWARD) {
+        snprintf(why, sizeof(why), "upstream %s took no request body bytes within %u ms",
+                 c->up ? rt->servers[c->up->server].name : "-",
+                 rt->cfg->timeouts.upstream_read_ms);
+        gw_conn_error(c, 504, why);
     }
 }
 
@@ -697,6 +742,13 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
         goto fail;
     c->peer.certpool = w->certpool;
     SSL_set_read_ahead(ssl, 1); /* see gw_conn_kick_read */
+    /* A client that half-closes TCP after its request (a FIN without
+     * close_notify) still gets its answer: OpenSSL 3 otherwise turns the
+     * FIN into a fatal "unexpected eof" (libevent's allow_dirty_shutdown
+     * does not see it) and the connection dies with the request in
+     * flight. A truncation cannot pass unnoticed: HTTP's framing (the head's
+     * end, Content-Length, the last chunk) says whether a request is whole. */
+    SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     c->timer = evtimer_new(w->base, timer_cb, c);
     c->up_timer = evtimer_new(w->base, up_timer_cb, c);
     c->close_ev = event_new(w->base, -1, 0, close_cb, c);

@@ -11,7 +11,9 @@
  *   READ_HEAD        bytes of a request head arrived (timeouts.header, total)
  *   WAIT_IDENTITY    head parsed, identity lookup running (client reads off)
  *   UPSTREAM_CONNECT connecting to an upstream (timeouts.upstream_connect)
- *   FORWARD          streaming the request body (timeouts.body, total)
+ *   FORWARD          streaming the request body (timeouts.body, total; the
+ *                    time the upstream takes no bytes does not count, it is
+ *                    bounded by timeouts.upstream_read instead)
  *   READ_RESPONSE    request sent, waiting for the head (timeouts.upstream_read)
  *   STREAM_RESPONSE  streaming the response body (upstream_read between reads)
  *   FLUSH_CLOSE      last answer queued; close once it is written
@@ -72,7 +74,12 @@ enum gw_ctimer {
     CT_NEXT,                       /* zero delay: parse the next pipelined request */
 };
 /* What the upstream-side timer measures. */
-enum gw_utimer { UT_NONE = 0, UT_CONNECT, UT_READ };
+enum gw_utimer {
+    UT_NONE = 0,
+    UT_CONNECT,                    /* timeouts.upstream_connect */
+    UT_READ,                       /* request sent, no response head: upstream_read */
+    UT_WRITE,                      /* the upstream takes no request body: upstream_read */
+};
 
 /* One request and its response; cached per worker between requests. */
 struct gw_req {
@@ -93,6 +100,8 @@ struct gw_req {
     uint64_t body_left;            /* LENGTH: bytes still to forward */
     struct http1_chunked chunk;
     int body_done;
+    uint64_t body_deadline_us;     /* CT_BODY's end (moved on by upstream stalls) */
+    uint64_t up_stall_us;          /* since when the upstream takes no body, or 0 */
     /* upstream */
     uint64_t tried;                /* servers tried (bitmask) */
     int retried;                   /* one retry after a stale pooled connection */
@@ -106,6 +115,7 @@ struct gw_req {
     int resp_started;              /* a byte of an answer was queued to the client */
     int close_after;               /* close the client connection after this one */
     int up_reusable;
+    int accounted;                 /* counted and access-logged */
     uint64_t bytes_out;
 };
 
@@ -175,12 +185,18 @@ struct gw_runtime *gw_conn_rt(const struct gw_conn *c);
  *   connects to the next server; 502 when none is left.
  * gw_req_upstream_connect_failed: marks the server failed, tries the next.
  * gw_req_send: the upstream is connected: queue the head, then the body.
+ * gw_req_upstream_drained: the upstream took half of the body bytes queued
+ *   for it: read the client again (from the upstream's write callback).
+ * gw_req_body_cut: 1 when the client closed its side and what is buffered
+ *   cannot complete the request body any more.
  */
 void gw_req_try_head(struct gw_conn *c);
 void gw_req_forward_body(struct gw_conn *c);
 void gw_req_upstream_start(struct gw_conn *c, int fresh);
 void gw_req_upstream_connect_failed(struct gw_conn *c, const char *why);
 void gw_req_send(struct gw_conn *c);
+void gw_req_upstream_drained(struct gw_conn *c);
+int gw_req_body_cut(const struct gw_conn *c);
 
 /*
  * conn_resp.c

@@ -83,10 +83,12 @@ static void proceed(struct gw_conn *c)
          * never sees the Expect header. */
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
-    if (r->body_done)
+    if (r->body_done) {
         gw_conn_arm(c, CT_NONE, 0);
-    else
+    } else {
+        r->body_deadline_us = gw_mono_us() + (uint64_t)rt->cfg->timeouts.body_ms * 1000;
         gw_conn_arm(c, CT_BODY, rt->cfg->timeouts.body_ms);
+    }
     gw_req_upstream_start(c, 0);
 }
 
@@ -198,8 +200,12 @@ void gw_req_try_head(struct gw_conn *c)
         return;
     }
     res = http1_parse_request((const char *)p, n, max, &c->req->head);
-    if (res == HTTP1_INCOMPLETE)
+    if (res == HTTP1_INCOMPLETE) {
+        /* Nothing more comes after the client's half-close. */
+        if (c->client_eof)
+            gw_conn_close(c, "client closed in the middle of a request head");
         return;
+    }
     if (res != HTTP1_OK) {
         status = parse_status(res, &why);
         gw_conn_pause_client(c, 1);
@@ -275,6 +281,57 @@ void gw_req_send(struct gw_conn *c)
     gw_conn_kick_read(c);
 }
 
+/*
+ * The upstream takes no more body bytes (its output is at the high mark):
+ * client reads off until it has taken half (gw_req_upstream_drained). From
+ * here the upstream is the one waited for: the client's body deadline
+ * stops and timeouts.upstream_read bounds the stall (504 when it ends), so
+ * a stalled upstream is not answered as a slow client (408).
+ */
+static void wait_upstream(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+
+    gw_conn_pause_client(c, 1);
+    if (r->up_stall_us)
+        return;
+    r->up_stall_us = gw_mono_us();
+    gw_conn_arm(c, CT_NONE, 0);
+    gw_conn_arm_up(c, UT_WRITE, r->rt->cfg->timeouts.upstream_read_ms);
+}
+
+void gw_req_upstream_drained(struct gw_conn *c)
+{
+    struct gw_req *r = c->req;
+    uint64_t now;
+
+    if (c->state != CONN_FORWARD || !c->client_paused)
+        return;
+    if (r->up_stall_us) {
+        /* the stall does not count against the client's body deadline */
+        now = gw_mono_us();
+        r->body_deadline_us += now - r->up_stall_us;
+        r->up_stall_us = 0;
+        gw_conn_arm_up(c, UT_NONE, 0);
+        gw_conn_arm(c, CT_BODY, r->body_deadline_us > now ?
+                    (unsigned)((r->body_deadline_us - now + 999) / 1000) : 0);
+    }
+    gw_conn_pause_client(c, 0);
+    gw_req_forward_body(c);
+    gw_conn_kick_read(c);
+}
+
+int gw_req_body_cut(const struct gw_conn *c)
+{
+    const struct gw_req *r = c->req;
+    size_t in;
+
+    if (!r || r->body_done || !c->client_eof)
+        return 0;
+    in = evbuffer_get_length(bufferevent_get_input(c->bev));
+    return in == 0 || (r->body == HTTP1_BODY_LENGTH && in < r->body_left);
+}
+
 /* One step of a chunked body: 1 to go on, 0 when input is used up, -1 when
  * the connection got an answer or was closed. */
 static int forward_chunked(struct gw_conn *c, struct evbuffer *in, struct evbuffer *out)
@@ -334,7 +391,7 @@ void gw_req_forward_body(struct gw_conn *c)
             gw_up_push(c->up);
             if (evbuffer_get_length(out) < GW_HIGH_MARK)
                 continue;
-            gw_conn_pause_client(c, 1); /* resumed by the upstream's write callback */
+            wait_upstream(c);
             return;
         }
         if (r->body == HTTP1_BODY_LENGTH) {
@@ -355,6 +412,10 @@ void gw_req_forward_body(struct gw_conn *c)
         }
     }
     gw_up_push(c->up);
+    if (gw_req_body_cut(c)) {
+        gw_conn_close(c, "client closed during the request body");
+        return;
+    }
     if (r->body_done && c->state == CONN_FORWARD) {
         gw_conn_arm(c, CT_NONE, 0);
         c->state = CONN_READ_RESPONSE;

@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "route.h"
 #include "upstream.h"
 
 static const char *up_name(const struct gw_conn *c)
@@ -58,8 +59,11 @@ static int start_response(struct gw_conn *c)
         r->framing = r->minor >= 1 ? GW_RESP_CHUNKED : GW_RESP_RAW_CLOSE;
         break;
     }
+    /* After the client's half-close only requests it sent before are
+     * answered: the last one says Connection: close. */
     close = !r->client_keep_alive || early || !r->body_done || c->w->draining ||
-            c->client_eof || r->framing == GW_RESP_RAW_CLOSE;
+            (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) ||
+            r->framing == GW_RESP_RAW_CLOSE;
     r->close_after = close;
     ka10 = !close && r->minor == 0;
     r->up_reusable = h->keep_alive && h->body != HTTP1_BODY_UNTIL_CLOSE && !early;
@@ -265,11 +269,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 
     if (c->up && !c->up->tls && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         bufferevent_disable(bev, EV_WRITE); /* back to writing through */
-    if (c->state == CONN_FORWARD && c->client_paused) {
-        gw_conn_pause_client(c, 0);
-        gw_req_forward_body(c);
-        gw_conn_kick_read(c);
-    }
+    gw_req_upstream_drained(c);
 }
 
 /* The upstream closed, failed or went silent after the request went out. */
@@ -284,9 +284,13 @@ static void up_closed(struct gw_conn *c, short what)
         if (had_bytes && process(c, eof) != 0)
             return; /* the response is complete, or c got an error */
         if (c->state != CONN_STREAM_RESPONSE) {
-            if (c->up->reused && !had_bytes && r->body == HTTP1_BODY_NONE && !r->retried) {
-                /* A pooled connection the server had just closed: the
-                 * request never reached it; send it once more. */
+            if (c->up->reused && !had_bytes && r->body == HTTP1_BODY_NONE && !r->retried &&
+                gw_route_method_idempotent(r->method, strlen(r->method))) {
+                /* A pooled connection the server had just closed: most
+                 * likely the request never reached it; send it once more.
+                 * But the server may as well have taken it and closed
+                 * before answering: only an idempotent method may be sent
+                 * twice (RFC 9110 9.2.2); a POST gets 502, delivered once. */
                 r->retried = 1;
                 gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "upstream %s: pooled connection "
                        "closed; retrying on a new one", up_name(c));

@@ -60,6 +60,24 @@
 #   gw_revoke_attestor2 CRL    revokes attestor2 in the test PKI's client-ca
 #                              database and writes a fresh CRL to CRL
 #                              (atomically: a temporary file, then mv)
+#   gw_start_raw_upstream NAME PORT MODE LOG [BYTES]  a scripted HTTP/1.1 upstream
+#                              (python3) as NAME on 127.0.0.1:PORT; appends
+#                              "conn=N req=M METHOD PATH" to LOG per request
+#                              head read; MODE:
+#       answer-first-close-second  answers a connection's first request (200,
+#                              keep-alive), reads the second and closes
+#                              without a byte of answer
+#       no-read                accepts with a 4 KiB receive buffer and never
+#                              reads (a stalled upstream)
+#       big-response           answers every request with BYTES bytes of 'z'
+#                              (Content-Length, keep-alive)
+#   gw_tls_halfclose NAME FILE [SECS] [WAIT]  one mTLS connection (python3
+#                              ssl) that sends FILE's bytes, waits WAIT
+#                              seconds (default 0) without reading, sends a
+#                              TCP FIN without close_notify (shutdown(SHUT_WR)),
+#                              and prints everything received until the
+#                              gateway closes (or no byte for SECS, default
+#                              10; then "[timeout]")
 
 GW_PKI=${GW_PKI:-$TEST_TMPDIR/pki}
 GW_CONF=$TEST_TMPDIR/gw.yml
@@ -372,6 +390,120 @@ gw_revoke_attestor2() {
     serial=$(openssl x509 -in "$GW_PKI/attestor2.crt" -noout -serial | cut -d= -f2)
     openssl crl -in "$crl" -noout -text | grep -qi "$serial" ||
         fail "test setup: attestor2's serial $serial is not in the new CRL $crl"
+}
+
+_gw_write_raw_upstream_py() {
+    cat >"$TEST_TMPDIR/raw_upstream.py" <<'PYEOF'
+import socket, sys, threading
+
+port, mode, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+nbytes = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+lock = threading.Lock()
+nconn = [0]
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if mode == "no-read":
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+srv.bind(("127.0.0.1", port))
+srv.listen(64)
+
+
+def note(conn_no, req_no, head):
+    line = head.split(b"\r\n", 1)[0].decode("latin-1").rsplit(" ", 1)[0]
+    with lock, open(log, "a") as f:
+        f.write("conn=%d req=%d %s\n" % (conn_no, req_no, line))
+
+
+def read_request(c, buf):
+    """One request (head and Content-Length body) from c: (head, rest)."""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    i = buf.index(b"\r\n\r\n") + 4
+    head, buf = buf[:i], buf[i:]
+    cl = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line.lower().startswith(b"content-length:"):
+            cl = int(line.split(b":", 1)[1])
+    while len(buf) < cl:
+        d = c.recv(65536)
+        if not d:
+            break
+        buf += d
+    return head, buf[cl:]
+
+
+def serve(c, conn_no):
+    buf, req_no = b"", 0
+    try:
+        while True:
+            head, buf = read_request(c, buf)
+            if head is None:
+                break
+            req_no += 1
+            note(conn_no, req_no, head)
+            if mode == "big-response":
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % nbytes)
+                c.sendall(b"z" * nbytes)
+                continue
+            if req_no >= 2:
+                break  # read, never answered
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfirst\n")
+    finally:
+        c.close()
+
+
+while True:
+    c, _ = srv.accept()
+    nconn[0] += 1
+    if mode == "no-read":
+        threading.Thread(target=lambda c=c: threading.Event().wait(), daemon=True).start()
+    else:
+        threading.Thread(target=serve, args=(c, nconn[0]), daemon=True).start()
+PYEOF
+}
+
+gw_start_raw_upstream() {
+    local name=$1 port=$2 mode=$3 log=$4 bytes=${5:-0}
+    command -v python3 >/dev/null 2>&1 || fail "python3 is required (scripts/install-deps.sh test)"
+    _gw_write_raw_upstream_py
+    : >>"$log"
+    start_bg "$name" python3 "$TEST_TMPDIR/raw_upstream.py" "$port" "$mode" "$log" "$bytes"
+    wait_port "$port" 10 || { tail -20 "$TEST_TMPDIR/$name.log" >&2; fail "raw upstream $name did not listen on $port"; }
+}
+
+gw_tls_halfclose() {
+    local name=$1 file=$2 secs=${3:-10} wait=${4:-0}
+    command -v python3 >/dev/null 2>&1 || fail "python3 is required (scripts/install-deps.sh test)"
+    python3 - "$GW_PORT" "$GW_PKI" "$name" "$file" "$secs" "$wait" <<'PYEOF'
+import os, socket, ssl, sys, time
+
+port, pki, name, path, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+wait = float(sys.argv[6])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(pki + "/root.crt")
+ctx.load_cert_chain(pki + "/%s.pem" % name, pki + "/%s.key" % name)
+raw = socket.create_connection(("127.0.0.1", port), timeout=secs)
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(open(path, "rb").read())
+time.sleep(wait)
+# A FIN without close_notify: shut the TCP socket's write side under the TLS layer.
+socket.socket(fileno=os.dup(s.fileno())).shutdown(socket.SHUT_WR)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except socket.timeout:
+    out += b"\n[timeout]"
+except (ssl.SSLError, OSError) as e:
+    out += ("\n[error: %s]" % e).encode()
+sys.stdout.buffer.write(out)
+PYEOF
 }
 
 # The serial of the certificate the gateway presents right now.
