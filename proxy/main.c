@@ -108,6 +108,7 @@ static struct gw_runtime *build(struct gw_main *m, struct tls_ticket_keys **keys
             gw_log(NULL, CFG_LOG_WARN, 0, "reload: %s", diag.msg[i]);
     keys = keys_for(m, cfg, err, errlen);
     if (cfg->tls.session_tickets && !keys) {
+        gw_runtime_err_at(cfg, "tls.ticket_key_file", err, errlen);
         cfg_free(cfg);
         goto out;
     }
@@ -443,6 +444,7 @@ static int run(const char *path)
     n_workers = worker_count(cfg);
     m.keys = keys_for(&m, cfg, err, sizeof(err));
     if (cfg->tls.session_tickets && !m.keys) {
+        gw_runtime_err_at(cfg, "tls.ticket_key_file", err, sizeof(err));
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
         goto out;
     }

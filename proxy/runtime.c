@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
@@ -16,6 +17,75 @@
 #include "tls_server.h"
 #include "tls_trust.h"
 #include "tls_x509.h"
+
+void gw_runtime_err_at(const struct cfg *cfg, const char *key, char *err, size_t errlen)
+{
+    char where[512], cause[1024], leaf[64];
+    const char *c = cause, *dot = strrchr(key, '.');
+    size_t n;
+
+    if (errlen == 0)
+        return;
+    snprintf(cause, sizeof(cause), "%s", err);
+    /* the TLS layer's own "tls: ciphers: ..." prefix repeats the key */
+    if (strncmp(c, "tls: ", 5) == 0)
+        c += 5;
+    snprintf(leaf, sizeof(leaf), "%s: ", dot ? dot + 1 : key);
+    n = strlen(leaf);
+    if (strncmp(c, leaf, n) == 0)
+        c += n;
+    else if (strncmp(c, key, strlen(key)) == 0 && strncmp(c + strlen(key), ": ", 2) == 0)
+        c += strlen(key) + 2;
+    snprintf(err, errlen, "%s: %s: %s", cfg_where(cfg, key, where, sizeof(where)), key, c);
+}
+
+/* Whether err is about the file path ("PATH: ..."). */
+static int err_names(const char *err, const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+
+    return n > 0 && strncmp(err, path, n) == 0 && err[n] == ':';
+}
+
+/* The key a client trust error is about: the CRL file, or client_ca. */
+static const char *trust_key(const struct cfg *cfg, const char *err)
+{
+    return err_names(err, cfg->tls.crl) ? "tls.crl" : "tls.client_ca";
+}
+
+/* The key an upstream TLS context error is about. */
+static const char *upstream_tls_key(const struct cfg *cfg, const char *err)
+{
+    if (err_names(err, cfg->upstream.tls_ca))
+        return "upstream.tls.ca";
+    if (err_names(err, cfg->upstream.tls_key))
+        return "upstream.tls.key";
+    if (err_names(err, cfg->upstream.tls_certificate))
+        return "upstream.tls.certificate";
+    return "upstream.tls.enabled";
+}
+
+/* The key a server context error is about. */
+static const char *server_key(const struct cfg *cfg, const char *err)
+{
+    static const char *const opts[] = {"ciphersuites", "ciphers", "groups", "min_version"};
+    char pfx[32];
+    size_t i;
+
+    if (err_names(err, cfg->tls.key))
+        return "tls.key";
+    if (err_names(err, cfg->tls.certificate))
+        return "tls.certificate";
+    for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        snprintf(pfx, sizeof(pfx), "tls: %s:", opts[i]);
+        if (strncmp(err, pfx, strlen(pfx)) == 0) {
+            static const char *const keys[] = {"tls.ciphersuites", "tls.ciphers", "tls.groups",
+                                               "tls.min_version"};
+            return keys[i];
+        }
+    }
+    return "tls";
+}
 
 /* Resolves one upstream "host:port" into s (the first address). */
 static int resolve_server(const struct cfg_addr *a, struct gw_upstream_server *s, char *err,
@@ -30,7 +100,7 @@ static int resolve_server(const struct cfg_addr *a, struct gw_upstream_server *s
     hints.ai_flags = AI_NUMERICSERV;
     rc = getaddrinfo(a->host, a->port, &hints, &res);
     if (rc != 0 || !res) {
-        snprintf(err, errlen, "upstream.servers: %s:%s: cannot resolve: %s", a->host, a->port,
+        snprintf(err, errlen, "%s:%s: cannot resolve: %s", a->host, a->port,
                  rc ? gai_strerror(rc) : "no address");
         if (res)
             freeaddrinfo(res);
@@ -82,8 +152,10 @@ struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
     topts.crl_path = cfg->tls.crl;
     topts.require_eku = cfg->tls.require_eku;
     trust = tls_trust_load(&topts, err, errlen);
-    if (!trust)
+    if (!trust) {
+        gw_runtime_err_at(cfg, trust_key(cfg, err), err, errlen);
         goto out;
+    }
     memset(&sopts, 0, sizeof(sopts));
     sopts.certificate = cfg->tls.certificate;
     sopts.key = cfg->tls.key;
@@ -96,25 +168,35 @@ struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
     sopts.ticket_keys = keys;
     sopts.sessions = cfg->tls.session_cache > 0 ? sessions : NULL;
     rt->server_ctx = tls_server_ctx_new(&sopts, err, errlen);
-    if (!rt->server_ctx)
+    if (!rt->server_ctx) {
+        gw_runtime_err_at(cfg, server_key(cfg, err), err, errlen);
         goto out;
+    }
     if (cfg->upstream.tls) {
         rt->upstream_ctx = tls_client_ctx_new(cfg->upstream.tls_ca, cfg->upstream.tls_certificate,
                                               cfg->upstream.tls_key, err, errlen);
-        if (!rt->upstream_ctx)
+        if (!rt->upstream_ctx) {
+            gw_runtime_err_at(cfg, upstream_tls_key(cfg, err), err, errlen);
             goto out;
+        }
     }
     rt->ids = gw_id_source_map_new(cfg, err, errlen);
-    if (!rt->ids)
-        goto out;
-    if (cfg->upstream.n_servers == 0 || cfg->upstream.n_servers > GW_MAX_UPSTREAMS) {
-        snprintf(err, errlen, "upstream.servers: need 1 to %d servers, got %zu",
-                 GW_MAX_UPSTREAMS, cfg->upstream.n_servers);
+    if (!rt->ids) {
+        gw_runtime_err_at(cfg, "identities.map", err, errlen);
         goto out;
     }
-    for (i = 0; i < cfg->upstream.n_servers; i++)
-        if (resolve_server(&cfg->upstream.servers[i], &rt->servers[i], err, errlen) < 0)
+    if (cfg->upstream.n_servers == 0 || cfg->upstream.n_servers > GW_MAX_UPSTREAMS) {
+        snprintf(err, errlen, "need 1 to %d servers, got %zu", GW_MAX_UPSTREAMS,
+                 cfg->upstream.n_servers);
+        gw_runtime_err_at(cfg, "upstream.servers", err, errlen);
+        goto out;
+    }
+    for (i = 0; i < cfg->upstream.n_servers; i++) {
+        if (resolve_server(&cfg->upstream.servers[i], &rt->servers[i], err, errlen) < 0) {
+            gw_runtime_err_at(cfg, "upstream.servers", err, errlen);
             goto out;
+        }
+    }
     rt->n_servers = cfg->upstream.n_servers;
     rt->names.identity = cfg->headers.identity;
     rt->names.cn = cfg->headers.cn;
@@ -176,12 +258,118 @@ static int check_cert_key(const struct cfg *cfg, const char *cert_key, const cha
     return problems;
 }
 
+/* Prints err positioned at key; counts one problem. */
+static int report(const struct cfg *cfg, const char *key, char *err, size_t errlen, FILE *out)
+{
+    gw_runtime_err_at(cfg, key, err, errlen);
+    fprintf(out, "%s\n", err);
+    return 1;
+}
+
+/* One OpenSSL list option on a scratch context (ciphers, suites, groups). */
+static int check_tls_lists(const struct cfg *cfg, FILE *out)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char err[1024];
+    int problems = 0;
+
+    if (!ctx) {
+        snprintf(err, sizeof(err), "cannot create an SSL_CTX to check the lists");
+        return report(cfg, "tls", err, sizeof(err), out);
+    }
+    if (cfg->tls.ciphers && !SSL_CTX_set_cipher_list(ctx, cfg->tls.ciphers)) {
+        snprintf(err, sizeof(err), "no usable cipher in \"%s\"", cfg->tls.ciphers);
+        problems += report(cfg, "tls.ciphers", err, sizeof(err), out);
+    }
+    if (cfg->tls.ciphersuites && !SSL_CTX_set_ciphersuites(ctx, cfg->tls.ciphersuites)) {
+        snprintf(err, sizeof(err), "invalid TLS 1.3 suites \"%s\"", cfg->tls.ciphersuites);
+        problems += report(cfg, "tls.ciphersuites", err, sizeof(err), out);
+    }
+    if (cfg->tls.groups && !SSL_CTX_set1_groups_list(ctx, cfg->tls.groups)) {
+        snprintf(err, sizeof(err), "invalid or unsupported group in \"%s\"", cfg->tls.groups);
+        problems += report(cfg, "tls.groups", err, sizeof(err), out);
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return problems;
+}
+
+/*
+ * The parts of a build that do not depend on each other, each checked on
+ * its own so that one run lists every problem: client trust and CRL,
+ * ticket keys, TLS lists, upstream TLS, identity map, upstream names.
+ */
+static int check_parts(const struct cfg *cfg, FILE *out)
+{
+    struct tls_trust_opts topts;
+    struct tls_trust *trust;
+    struct tls_ticket_keys *keys;
+    struct gw_id_source *ids;
+    struct gw_upstream_server srv;
+    SSL_CTX *ctx;
+    char err[1024];
+    int problems = 0;
+    size_t i;
+
+    memset(&topts, 0, sizeof(topts));
+    topts.client_ca_path = cfg->tls.client_ca;
+    topts.require_eku = cfg->tls.require_eku;
+    trust = tls_trust_load(&topts, err, sizeof(err));
+    if (!trust) {
+        problems += report(cfg, "tls.client_ca", err, sizeof(err), out);
+        /* without a trust set the CRLs' issuers cannot be checked; their
+           file can still be read */
+        if (cfg->tls.crl) {
+            STACK_OF(X509_CRL) *crls = NULL;
+
+            if (tls_pem_load_crls(cfg->tls.crl, &crls, err, sizeof(err)) < 0)
+                problems += report(cfg, "tls.crl", err, sizeof(err), out);
+            sk_X509_CRL_pop_free(crls, X509_CRL_free);
+        }
+    } else if (cfg->tls.crl) {
+        tls_trust_unref(trust);
+        topts.crl_path = cfg->tls.crl;
+        trust = tls_trust_load(&topts, err, sizeof(err));
+        if (!trust)
+            problems += report(cfg, trust_key(cfg, err), err, sizeof(err), out);
+    }
+    tls_trust_unref(trust);
+    if (cfg->tls.session_tickets && cfg->tls.ticket_key_file) {
+        keys = tls_ticket_keys_load(cfg->tls.ticket_key_file,
+                                    cfg->tls.allow_insecure_key_permissions, err, sizeof(err));
+        if (!keys)
+            problems += report(cfg, "tls.ticket_key_file", err, sizeof(err), out);
+        tls_ticket_keys_unref(keys);
+    }
+    problems += check_tls_lists(cfg, out);
+    if (cfg->upstream.tls) {
+        ctx = tls_client_ctx_new(cfg->upstream.tls_ca, cfg->upstream.tls_certificate,
+                                 cfg->upstream.tls_key, err, sizeof(err));
+        if (!ctx)
+            problems += report(cfg, upstream_tls_key(cfg, err), err, sizeof(err), out);
+        SSL_CTX_free(ctx);
+    }
+    ids = gw_id_source_map_new(cfg, err, sizeof(err));
+    if (!ids)
+        problems += report(cfg, "identities.map", err, sizeof(err), out);
+    gw_id_source_free(ids);
+    if (cfg->upstream.n_servers > GW_MAX_UPSTREAMS) {
+        snprintf(err, sizeof(err), "need 1 to %d servers, got %zu", GW_MAX_UPSTREAMS,
+                 cfg->upstream.n_servers);
+        problems += report(cfg, "upstream.servers", err, sizeof(err), out);
+    }
+    for (i = 0; i < cfg->upstream.n_servers && i < GW_MAX_UPSTREAMS; i++)
+        if (resolve_server(&cfg->upstream.servers[i], &srv, err, sizeof(err)) < 0)
+            problems += report(cfg, "upstream.servers", err, sizeof(err), out);
+    return problems;
+}
+
 int gw_runtime_check(const char *path, FILE *out)
 {
     struct cfg *cfg = NULL;
     struct cfg_diag diag = {0};
     struct gw_runtime *rt;
-    char err[512];
+    char err[1024];
     int problems = 0;
     size_t i;
 
@@ -196,14 +384,15 @@ int gw_runtime_check(const char *path, FILE *out)
     if (cfg->upstream.tls && cfg->upstream.tls_certificate)
         problems += check_cert_key(cfg, "upstream.tls.certificate", cfg->upstream.tls_certificate,
                                    "upstream.tls.key", cfg->upstream.tls_key, out);
+    problems += check_parts(cfg, out);
     if (problems > 0)
         goto out;
-    /* The same build as a start, which also checks the client CA, the CRL,
-     * the upstream TLS context, the map and the names. */
+    /* Every part is good: the same build as a start, for what only the
+     * whole finds (the server context with this certificate and trust). */
     rt = gw_runtime_new(cfg, NULL, NULL, 0, err, sizeof(err));
     cfg = NULL;
     if (!rt) {
-        fprintf(out, "%s: %s\n", path, err);
+        fprintf(out, "%s\n", err);
         problems++;
         goto out;
     }

@@ -55,7 +55,8 @@ struct gw_runtime {
  * process's session cache, used when cfg's tls.session_cache is not 0; the
  * server context takes its own reference to each. cfg_load has checked
  * the key files' permissions. Blocking (file reads, getaddrinfo):
- * main thread only. NULL with one line in err naming the file or key.
+ * main thread only. NULL with one line in err: "FILE:LINE:COLUMN: key:
+ * cause" (see gw_runtime_err_at), the cause naming the file.
  */
 struct gw_runtime *gw_runtime_new(struct cfg *cfg, struct tls_ticket_keys *keys,
                                   struct tls_sessions *sessions,
@@ -65,10 +66,20 @@ void gw_runtime_ref(struct gw_runtime *rt);
 void gw_runtime_unref(struct gw_runtime *rt); /* NULL is fine; frees at zero */
 
 /*
+ * Rewrites err (a cause, usually naming a file) as "FILE:LINE:COLUMN: key:
+ * cause", the position where key was set in cfg's file (just "FILE" for a
+ * default), as cfg_load's own messages are. A leading "tls: " and a
+ * leading repeat of the key's name are dropped from the cause.
+ */
+void gw_runtime_err_at(const struct cfg *cfg, const char *key, char *err, size_t errlen);
+
+/*
  * mtlsgate -t: loads path and checks everything it names (certificate,
  * key and that they match, client_ca, CRL, upstream TLS files, identity
- * map, upstream names, key permissions), printing each problem as one line
- * on out. Returns 0 when there is none.
+ * map, upstream names, key permissions, ticket key file, TLS cipher and
+ * group lists), printing each problem as one "FILE:LINE:COLUMN: key: cause"
+ * line on out; independent parts are all checked, so one run lists every
+ * problem. Returns 0 when there is none.
  */
 int gw_runtime_check(const char *path, FILE *out);
 

@@ -141,6 +141,20 @@ check_t "$C/root-only-ca.yml" fail 'root\.crt'
 base "6=  client_ca: $K/attestor1.crt" >"$C/leaf-as-ca.yml"
 check_t "$C/leaf-as-ca.yml" fail 'attestor1\.crt'
 
+# a ticket key file of 79 bytes (keys are 80): found by -t, not only at start
+head -c 79 /dev/urandom >"$C/tk79.key"
+chmod 600 "$C/tk79.key"
+base "7=  ticket_key_file: $C/tk79.key" >"$C/ticket79.yml"
+check_t "$C/ticket79.yml" fail 'ticket79\.yml:7:[0-9]+: tls\.ticket_key_file: .*tk79\.key.*79 bytes'
+
+# several problems found by building the parts: each at its key's position, all in one run
+printf 'not pem\n' >"$C/garbage.pem"
+base "6=  client_ca: $C/garbage.pem" "7=  crl: $C/garbage.pem
+  ciphers: NOPE-NOTHING" '9=  servers: ["no-such-host.invalid:80"]' >"$C/parts.yml"
+check_t "$C/parts.yml" fail 'parts\.yml:6:[0-9]+: tls\.client_ca: .*garbage\.pem' \
+    'parts\.yml:7:[0-9]+: tls\.crl: .*garbage\.pem' 'parts\.yml:8:[0-9]+: tls\.ciphers: .*NOPE-NOTHING' \
+    'parts\.yml:10:[0-9]+: upstream\.servers: .*no-such-host\.invalid'
+
 # --- mtlsgate -c on a bad config: refuses to start, names the problem -------------
 read -r port <<<"$(free_ports 1)"
 base "1=listen: [\"127.0.0.1:$port\"]" "5=  key: $K/attestor1.key" >"$C/run-bad.yml"
@@ -148,7 +162,8 @@ out=$(timeout 20 "$GW_BIN" -c "$C/run-bad.yml" 2>&1)
 rc=$?
 [ "$rc" -ne 124 ] || fail "mtlsgate -c with a mismatched key kept running"
 [ "$rc" -ne 0 ] || fail "mtlsgate -c with a mismatched key exited 0"
-grep -Eq 'attestor1\.key|gateway\.bundle\.crt' <<<"$out" || fail "mtlsgate -c run-bad.yml: problem not named: $out"
+grep -Eq 'run-bad\.yml:5:[0-9]+: tls\.key: .*attestor1\.key' <<<"$out" ||
+    fail "mtlsgate -c run-bad.yml: problem not named at tls.key's position: $out"
 if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' <<<"$out"; then
     fail "sanitizer report from mtlsgate -c run-bad.yml: $(head -20 <<<"$out")"
 fi
