@@ -610,12 +610,20 @@ static int parse_rule(const char *s, struct cfg_rule *r, char *why, size_t len)
     return 0;
 }
 
+/*
+ * The longest identity: a connection keeps it in a 128-byte buffer
+ * (proxy/conn_int.h), so a longer one would be cut without a word.
+ */
+#define IDENTITY_MAX 127
+/* The longest CN a certificate can carry (TLS_CN_MAX, RFC 5280 ub-common-name). */
+#define CN_MAX 64
+
 /* An identity goes into a header value: printable ASCII, no edge spaces. */
 static int identity_ok(const char *s)
 {
     size_t i, n = strlen(s);
 
-    if (n == 0 || n > 255 || s[0] == ' ' || s[n - 1] == ' ')
+    if (n == 0 || n > IDENTITY_MAX || s[0] == ' ' || s[n - 1] == ' ')
         return 0;
     for (i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
@@ -623,12 +631,12 @@ static int identity_ok(const char *s)
     return 1;
 }
 
-/* A CN as written in the map: 1..255 bytes, no control characters. */
+/* A CN as written in the map: no control characters (length: see CN_MAX). */
 static int cn_ok(const char *s)
 {
     size_t i, n = strlen(s);
 
-    if (n == 0 || n > 255)
+    if (n == 0)
         return 0;
     for (i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
@@ -646,9 +654,14 @@ static int set_identity_value(struct cfg_ctx *x, const char *key, const struct y
                 v->kind == YN_SCALAR ? "nothing" : kind_name(v));
         return -1;
     }
+    if (strlen(v->str) > IDENTITY_MAX) {
+        cfg_err(x, v, key, "'%s' is %zu characters: an identity has at most %d",
+                cfg_shown(v->str, sv, sizeof(sv)), strlen(v->str), IDENTITY_MAX);
+        return -1;
+    }
     if (!identity_ok(v->str)) {
-        cfg_err(x, v, key, "'%s' is not a usable identity (1 to 255 printable ASCII characters)",
-                cfg_shown(v->str, sv, sizeof(sv)));
+        cfg_err(x, v, key, "'%s' is not a usable identity (1 to %d printable ASCII characters)",
+                cfg_shown(v->str, sv, sizeof(sv)), IDENTITY_MAX);
         return -1;
     }
     if ((id->identity = strdup(v->str)) == NULL) {
@@ -767,7 +780,15 @@ static int set_identities(struct cfg_ctx *x, const struct cfg_key *k, const stru
         struct cfg_identity *id = &map[n];
 
         if (kn->kind != YN_SCALAR || !cn_ok(kn->str)) {
-            cfg_err(x, kn, k->name, "a CN must be 1 to 255 characters without control characters");
+            cfg_err(x, kn, k->name, "a CN must be 1 to %d bytes without control characters",
+                    CN_MAX);
+            bad = 1;
+            continue;
+        }
+        if (strlen(kn->str) > CN_MAX) {
+            cfg_err(x, kn, k->name, "'%s' is %zu bytes: a certificate's CN has at most %d "
+                    "(RFC 5280), so this entry could never match",
+                    cfg_shown(kn->str, scn, sizeof(scn)), strlen(kn->str), CN_MAX);
             bad = 1;
             continue;
         }

@@ -118,6 +118,12 @@ check_t "$C/required.yml" fail 'required\.yml.*key'
 base '18=user: root' >"$C/user-root.yml"
 check_t "$C/user-root.yml" fail 'user-root\.yml:18:[0-9]+: user: .*root'
 
+# an identity the proxy would cut (it keeps 127 bytes), a CN no certificate can have (> 64)
+base "13=    attestor1: svc-$(printf '%0196d' 0)-admin" >"$C/long-identity.yml"
+check_t "$C/long-identity.yml" fail 'long-identity\.yml:13:[0-9]+: identities\.map\.attestor1: .*is 206 characters: an identity has at most 127'
+base "13=    $(printf 'c%.0s' $(seq 1 65)): svc-long-cn" >"$C/long-cn.yml"
+check_t "$C/long-cn.yml" fail 'long-cn\.yml:13:5: identities\.map: .*is 65 bytes'
+
 # --- files: named, with the cause ------------------------------------------------
 base "5=  key: $K/does-not-exist.key" >"$C/missing-file.yml"
 check_t "$C/missing-file.yml" fail 'does-not-exist\.key'

@@ -612,6 +612,57 @@ static void test_errors(void **state)
     assert_int_equal(bad, 0);
 }
 
+/*
+ * Lengths the proxy can really use: an identity of up to 127 characters
+ * (a connection keeps it in 128 bytes) and a CN of up to 64 bytes (a
+ * certificate's CN never has more); one more is refused at its position.
+ */
+static void test_identity_lengths(void **state)
+{
+    char text[2048], id[200], cn[100], want[512];
+    struct cfg *c = NULL;
+    struct cfg_diag d;
+
+    (void)state;
+    memset(id, 'i', 127);
+    id[127] = '\0';
+    memset(cn, 'c', 64);
+    cn[64] = '\0';
+    snprintf(text, sizeof(text), BASE "identities:\n  map:\n    %s: %s\n", cn, id);
+    c = load_ok(text);
+    assert_int_equal(c->identities.n_map, 1);
+    assert_int_equal(strlen(c->identities.map[0].identity), 127);
+    assert_int_equal(strlen(c->identities.map[0].cn), 64);
+    cfg_free(c);
+
+    id[127] = 'i';
+    id[128] = '\0';
+    snprintf(text, sizeof(text), BASE "identities:\n  map:\n    a1: %s\n", id);
+    assert_int_equal(load_text(text, &c, &d), -1);
+    assert_null(c);
+    snprintf(want, sizeof(want), "gw.yml:10:9: identities.map.a1: '%.*s", 20, id);
+    assert_int_equal(d.n, 1);
+    assert_memory_equal(d.msg[0], want, strlen(want));
+    assert_non_null(strstr(d.msg[0], "is 128 characters: an identity has at most 127"));
+    cfg_diag_free(&d);
+
+    snprintf(text, sizeof(text), BASE "identities:\n  map:\n    a1: { identity: %s }\n", id);
+    assert_int_equal(load_text(text, &c, &d), -1);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.msg[0], "gw.yml:10:21: identities.map.a1.identity: '"));
+    assert_non_null(strstr(d.msg[0], "is 128 characters"));
+    cfg_diag_free(&d);
+
+    cn[64] = 'c';
+    cn[65] = '\0';
+    snprintf(text, sizeof(text), BASE "identities:\n  map:\n    %s: svc\n", cn);
+    assert_int_equal(load_text(text, &c, &d), -1);
+    assert_int_equal(d.n, 1);
+    assert_memory_equal(d.msg[0], "gw.yml:10:5: identities.map: '", 30);
+    assert_non_null(strstr(d.msg[0], "is 65 bytes: a certificate's CN has at most 64 (RFC 5280)"));
+    cfg_diag_free(&d);
+}
+
 /* One run reports every problem, each on one line, in file order. */
 static void test_all_problems_at_once(void **state)
 {
@@ -1166,6 +1217,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_null_and_off),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_identity_lengths),
         cmocka_unit_test(test_all_problems_at_once),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_key_permissions),
