@@ -109,7 +109,7 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
         return;
     }
     if (a->status == GW_ID_UNKNOWN) {
-        gw_stat_add(&c->w->stats.handshakes[TLS_REFUSE_UNKNOWN_IDENTITY], 1);
+        gw_stat_add(&c->w->stats.requests_refused[TLS_REFUSE_UNKNOWN_IDENTITY], 1);
         snprintf(why, sizeof(why), "forbidden: unknown_identity: no identity for cn=%s",
                  c->peer.cn);
         gw_conn_error(c, 403, why);
@@ -118,7 +118,7 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
     copy_field(r->identity, sizeof(r->identity), a->identity, strlen(a->identity));
     if (!gw_route_allowed(a->allow, a->n_allow, a->has_allow, h->method, h->method_len, path,
                           path_len)) {
-        gw_stat_add(&c->w->stats.handshakes[TLS_REFUSE_FORBIDDEN], 1);
+        gw_stat_add(&c->w->stats.requests_refused[TLS_REFUSE_FORBIDDEN], 1);
         snprintf(why, sizeof(why), "forbidden: identity %s may not %s this path",
                  r->identity, r->method);
         gw_conn_error(c, 403, why);

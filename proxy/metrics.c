@@ -148,9 +148,16 @@ static void render_info(struct out *o, const struct gw_metrics_input *in)
     sample(o, "mtlsgate_build_info", labels, "1");
 }
 
+/* 1 for the refusals that answer a request (403), not a handshake. */
+static int request_refusal(int r)
+{
+    return r == TLS_REFUSE_UNKNOWN_IDENTITY || r == TLS_REFUSE_FORBIDDEN;
+}
+
 static void render_traffic(struct out *o, const struct gw_stats *s)
 {
     const char *lab[5] = {"result", "ok", NULL, NULL, NULL};
+    const char *rlab[3] = {"reason", NULL, NULL};
     int r;
 
     single_u64(o, "mtlsgate_connections_open", "gauge", "Client connections open now.",
@@ -163,10 +170,19 @@ static void render_traffic(struct out *o, const struct gw_stats *s)
     lab[1] = "refused";
     lab[2] = "reason";
     for (r = 0; r < TLS_REFUSAL__COUNT; r++) {
-        if (r == TLS_OK)
+        if (r == TLS_OK || request_refusal(r))
             continue;
         lab[3] = tls_refusal_name((enum tls_refusal)r);
         sample_u64(o, "mtlsgate_handshakes_total", lab, s->handshakes[r]);
+    }
+    family(o, "mtlsgate_requests_refused_total", "counter",
+           "Requests answered 403 for who sent them: no identity for the certificate's CN "
+           "(unknown_identity) or the identity's rules do not allow it (forbidden).");
+    for (r = 0; r < TLS_REFUSAL__COUNT; r++) {
+        if (!request_refusal(r))
+            continue;
+        rlab[1] = tls_refusal_name((enum tls_refusal)r);
+        sample_u64(o, "mtlsgate_requests_refused_total", rlab, s->requests_refused[r]);
     }
     single_u64(o, "mtlsgate_handshakes_resumed_total", "counter",
                "Admitted handshakes that resumed a session (counted in handshakes_total too).",

@@ -39,8 +39,10 @@ void gw_stats_snapshot_add(struct gw_stats *sum, const struct gw_stats *src)
 {
     size_t i;
 
-    for (i = 0; i < TLS_REFUSAL__COUNT; i++)
+    for (i = 0; i < TLS_REFUSAL__COUNT; i++) {
         add_relaxed(&sum->handshakes[i], &src->handshakes[i]);
+        add_relaxed(&sum->requests_refused[i], &src->requests_refused[i]);
+    }
     add_relaxed(&sum->handshakes_resumed, &src->handshakes_resumed);
     for (i = 0; i < 6; i++)
         add_relaxed(&sum->requests[i], &src->requests[i]);

@@ -22,9 +22,14 @@
 extern const uint64_t gw_lat_bounds_ms[GW_LAT_N];
 
 struct gw_stats {
-    /* Handshakes by result: [TLS_OK] = admitted, else by refusal reason. */
+    /* Handshakes by result: [TLS_OK] = admitted, else by refusal reason
+     * (the reasons of the handshake itself: not unknown_identity or
+     * forbidden, which are answers to requests). */
     uint64_t handshakes[TLS_REFUSAL__COUNT];
     uint64_t handshakes_resumed;  /* of handshakes[TLS_OK]: resumed sessions */
+    /* Requests answered 403 for who sent them, by reason:
+     * [TLS_REFUSE_UNKNOWN_IDENTITY], [TLS_REFUSE_FORBIDDEN]. */
+    uint64_t requests_refused[TLS_REFUSAL__COUNT];
     /* Requests answered, by status class: [1]..[5] = 1xx..5xx, [0] other. */
     uint64_t requests[6];
     uint64_t bytes_in;            /* request bytes read from clients */

@@ -8,7 +8,9 @@
 #    refused handshake (the expired certificate) it counts
 #    handshakes{result="refused",reason="expired"} 1, every other refusal
 #    (protocol too, after three bare TCP connects that send nothing)
-#    reason 0, and requests{class="2xx",identity="svc-attestor-1"} 1; it
+#    reason 0; two PUTs of attestor2 over one connection (403) count as
+#    requests_refused{reason="forbidden"} 2, not as refused handshakes;
+#    requests{class="2xx",identity="svc-attestor-1"} 1; it
 #    gives the expiry of the server certificate, of client-ca and of the root
 #    (the values openssl reads from the files) and the CRL's nextUpdate;
 #  - a SIGHUP reload is counted (reloads_total{result="ok"} 1, generation 2);
@@ -75,6 +77,9 @@ code=$(gw_curl expired /refused)
 rc=$?
 [ "$rc" -ne 0 ] || fail "the expired certificate was admitted (HTTP $code)"
 expect_eq "$code" 000 "expired certificate: HTTP status"
+# attestor2 may not PUT: two 403s over one keep-alive connection.
+code=$(gw_curl attestor2 /admin -X PUT -o /dev/null "https://localhost:$GW_PORT/admin2")
+expect_eq "$code" 403403 "attestor2 PUT twice on one connection"
 expect_eq "$(upstream_count)" 1 "requests that reached db-service"
 # A bare TCP connect that closes without a byte (a load balancer's TCP check)
 # is not a refused handshake: reason "protocol" must stay 0 below.
@@ -98,6 +103,7 @@ scrape() {
 for i in $(seq 1 25); do
     scrape
     [ "$(metric 'mtlsgate_handshakes_total{result="refused",reason="expired"}')" = 1 ] &&
+        [ "$(metric 'mtlsgate_requests_refused_total{reason="forbidden"}')" = 2 ] &&
         [ "$(metric 'mtlsgate_requests_total{class="2xx",identity="svc-attestor-1"}')" = 1 ] && break
     sleep 0.2
 done
@@ -110,16 +116,28 @@ pass "/metrics passes promtool check metrics"
 expect_eq "$(metric 'mtlsgate_handshakes_total{result="refused",reason="expired"}')" 1 \
     "refused handshakes, reason expired"
 for reason in no_certificate untrusted_issuer not_yet_valid revoked bad_usage bad_subject \
-    unknown_identity forbidden protocol; do
+    protocol; do
     expect_eq "$(metric "mtlsgate_handshakes_total{result=\"refused\",reason=\"$reason\"}")" 0 \
         "refused handshakes, reason $reason"
 done
+# Two requests refused for what they asked, on one connection (one
+# handshake): counted as requests, not as refused handshakes.
+for reason in unknown_identity forbidden; do
+    expect_eq "$(metric "mtlsgate_handshakes_total{result=\"refused\",reason=\"$reason\"}")" \
+        absent "handshakes_total has no reason $reason"
+done
+expect_eq "$(metric 'mtlsgate_requests_refused_total{reason="forbidden"}')" 2 \
+    "requests refused, reason forbidden"
+expect_eq "$(metric 'mtlsgate_requests_refused_total{reason="unknown_identity"}')" 0 \
+    "requests refused, reason unknown_identity"
 ok=$(metric 'mtlsgate_handshakes_total{result="ok"}')
 [ "$ok" != absent ] && [ "$ok" -ge 1 ] || fail "admitted handshakes: $ok"
 expect_eq "$(metric 'mtlsgate_requests_total{class="2xx",identity="svc-attestor-1"}')" 1 \
     "2xx requests of svc-attestor-1"
-expect_eq "$(grep -c '^mtlsgate_requests_total{' "$TEST_TMPDIR/metrics.txt")" 1 \
-    "request series (only svc-attestor-1 2xx happened)"
+expect_eq "$(metric 'mtlsgate_requests_total{class="4xx",identity="svc-attestor-2"}')" 2 \
+    "4xx requests of svc-attestor-2"
+expect_eq "$(grep -c '^mtlsgate_requests_total{' "$TEST_TMPDIR/metrics.txt")" 2 \
+    "request series (only svc-attestor-1 2xx and svc-attestor-2 4xx happened)"
 expect_eq "$(metric mtlsgate_up)" 1 "mtlsgate_up"
 expect_eq "$(metric 'mtlsgate_reloads_total{result="ok"}')" 0 "reloads ok before any reload"
 expect_eq "$(metric mtlsgate_config_generation)" 1 "config generation at start"
