@@ -608,7 +608,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         handshake_failed(c, what);
         return;
     }
-    if (what & BEV_EVENT_EOF) {
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_WRITING)) {
+        /* A write that failed without an OpenSSL error (EPIPE, a reset):
+         * with allow_dirty_shutdown libevent calls that EOF too, but
+         * nothing can reach this client any more. Writing again would fail
+         * again at once, for ever. */
+        gw_conn_close(c, "client gone (write failed)");
+    } else if (what & BEV_EVENT_EOF) {
         client_eof(c);
         /* bufferevent_openssl stops writing as well when it reads the end;
          * it starts again by itself only when output is added to an empty
