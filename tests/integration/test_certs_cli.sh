@@ -24,51 +24,17 @@
 #    generations; refusals leave the PKI byte-identical; init --force
 #    removes earlier generations' files.
 source "$SRC_DIR/tests/lib/common.sh"
+source "$SRC_DIR/tests/lib/certs_common.sh"
 
 CT="$BIN_DIR/certs-tool"
 [ -x "$CT" ] || fail "$CT is not built"
 command -v openssl >/dev/null || skip "openssl CLI is missing"
 cd "$TEST_TMPDIR" || fail "cannot cd to $TEST_TMPDIR"
 
-# Every file under pki/ with its hash, plus every directory and the modes:
-# two snapshots are equal only if nothing was written, renamed, created or
-# left behind (a temporary file would show up here too).
-snapshot() {
-    [ -d pki ] || { echo "no pki"; return; }
-    find pki -type f -exec sha256sum {} + | sort
-    find pki -printf '%M %p\n' | sort
-}
-
-# ok DESC CMD... : exit 0 and nothing on stderr (a sanitizer report would be there).
-ok() {
-    local desc=$1; shift
-    "$@" >"$TEST_TMPDIR/ok.out" 2>"$TEST_TMPDIR/ok.err" ||
-        fail "$desc: exit $? ($(head -c 600 "$TEST_TMPDIR/ok.err"))"
-    [ ! -s "$TEST_TMPDIR/ok.err" ] || fail "$desc: wrote to stderr: $(head -c 600 "$TEST_TMPDIR/ok.err")"
-    OUT=$(cat "$TEST_TMPDIR/ok.out")
-}
-
-# bad DESC EXPECTED CMD... : non-zero exit (not a crash), exactly one line on
-# stderr starting "certs-tool: " and containing EXPECTED, and a PKI tree that
-# is byte-identical before and after.
-bad() {
-    local desc=$1 want=$2 before after rc lines; shift 2
-    before=$(snapshot)
-    "$@" >"$TEST_TMPDIR/bad.out" 2>"$TEST_TMPDIR/bad.err"; rc=$?
-    after=$(snapshot)
-    ERR=$(cat "$TEST_TMPDIR/bad.err")
-    [ $rc -ne 0 ] || fail "$desc: exit 0"
-    [ $rc -eq 1 ] || fail "$desc: exit $rc (crash or sanitizer?): $ERR"
-    lines=$(wc -l <"$TEST_TMPDIR/bad.err")
-    [ "$lines" -eq 1 ] || fail "$desc: $lines lines on stderr: $ERR"
-    case "$ERR" in "certs-tool: "*) ;; *) fail "$desc: stderr is not 'certs-tool: ...': $ERR" ;; esac
-    expect_contains "$ERR" "$want" "$desc"
-    [ "$before" = "$after" ] || fail "$desc: the PKI changed: $(diff <(echo "$before") <(echo "$after") | head -20)"
-    pass "$desc -> $ERR"
-}
+# bad DESC EXPECTED CMD... : ct_bad over the PKI (tests/lib/certs_common.sh).
+bad() { ct_bad pki "$@"; }
 
 mode() { stat -c %a "$1"; }
-serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 strict_verify() { # PURPOSE INTERMEDIATE CERT
     openssl verify -x509_strict -purpose "$1" -CAfile pki/root.crt -untrusted "$2" "$3"
 }

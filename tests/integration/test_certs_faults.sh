@@ -16,47 +16,13 @@
 #    file as it was (no hidden file either), and succeeds once it is lifted;
 #  - `init --org` with invalid UTF-8 is refused with the bytes escaped.
 source "$SRC_DIR/tests/lib/common.sh"
+source "$SRC_DIR/tests/lib/certs_common.sh"
 
 CT="$BIN_DIR/certs-tool"
 [ -x "$CT" ] || fail "$CT is not built"
 command -v openssl >/dev/null || skip "openssl CLI is missing"
 cd "$TEST_TMPDIR" || fail "cannot cd to $TEST_TMPDIR"
 
-# Every file and directory under DIR (hidden ones too) with hashes and modes.
-snapshot() {
-    [ -d "$1" ] || { echo "no $1"; return; }
-    find "$1" -type f -exec sha256sum {} + | sort
-    find "$1" -printf '%M %p\n' | sort
-}
-
-# ok DESC CMD... : exit 0 and nothing on stderr.
-ok() {
-    local desc=$1; shift
-    "$@" >"$TEST_TMPDIR/ok.out" 2>"$TEST_TMPDIR/ok.err" ||
-        fail "$desc: exit $? ($(head -c 600 "$TEST_TMPDIR/ok.err"))"
-    [ ! -s "$TEST_TMPDIR/ok.err" ] || fail "$desc: wrote to stderr: $(head -c 600 "$TEST_TMPDIR/ok.err")"
-    OUT=$(cat "$TEST_TMPDIR/ok.out")
-}
-
-# bad DIR DESC EXPECTED CMD... : exit 1, one stderr line "certs-tool: ..."
-# containing EXPECTED, only printable ASCII, and DIR byte-identical.
-bad() {
-    local dir=$1 desc=$2 want=$3 before after rc lines; shift 3
-    before=$(snapshot "$dir")
-    "$@" >"$TEST_TMPDIR/bad.out" 2>"$TEST_TMPDIR/bad.err"; rc=$?
-    after=$(snapshot "$dir")
-    ERR=$(cat "$TEST_TMPDIR/bad.err")
-    [ $rc -eq 1 ] || fail "$desc: exit $rc (want 1): $ERR"
-    lines=$(wc -l <"$TEST_TMPDIR/bad.err")
-    [ "$lines" -eq 1 ] || fail "$desc: $lines lines on stderr: $ERR"
-    case "$ERR" in "certs-tool: "*) ;; *) fail "$desc: stderr is not 'certs-tool: ...': $ERR" ;; esac
-    ! LC_ALL=C grep -q '[^ -~]' "$TEST_TMPDIR/bad.err" || fail "$desc: raw bytes on stderr: $(od -c "$TEST_TMPDIR/bad.err" | head -5)"
-    expect_contains "$ERR" "$want" "$desc"
-    [ "$before" = "$after" ] || fail "$desc: $dir changed: $(diff <(echo "$before") <(echo "$after") | head -20)"
-    pass "$desc -> $ERR"
-}
-
-serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 
 # expire_cert CRT KEY SIGNER_CRT|self SIGNER_KEY EXTENSIONS: CRT re-signed
 # with the same subject, key and serial, valid 2020-01-01 to 2020-01-03,
@@ -92,15 +58,15 @@ expire_cert x1/client-ca.crt x1/private/client-ca.key x1/root.crt x1/private/roo
     "$CA_EXT"$'\nextendedKeyUsage=clientAuth'
 expire_cert x1/server-ca.crt x1/private/server-ca.key x1/root.crt x1/private/root.key \
     "$CA_EXT"$'\nextendedKeyUsage=serverAuth'
-bad x1 "issue under an expired client intermediate" \
+ct_bad x1 "issue under an expired client intermediate" \
     "client intermediate CN=mtlsgate Client CA,O=mtlsgate expired on 2020-01-03 00:00:00 UTC: cannot issue 'late'; run certs-tool rollover client" \
     "$CT" issue --dir x1 late
-bad x1 "issue --server under an expired server intermediate" \
+ct_bad x1 "issue --server under an expired server intermediate" \
     "server intermediate CN=mtlsgate Server CA,O=mtlsgate expired on 2020-01-03 00:00:00 UTC: cannot issue 'late.test'; run certs-tool rollover server" \
     "$CT" issue --dir x1 --server late.test
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout csr.key -subj /CN=csrlate \
     -out late.csr 2>/dev/null || fail "openssl req for the CSR"
-bad x1 "sign-csr under an expired client intermediate" "expired on 2020-01-03" \
+ct_bad x1 "sign-csr under an expired client intermediate" "expired on 2020-01-03" \
     "$CT" sign-csr --dir x1 late.csr
 ok "rollover client replaces the expired intermediate" "$CT" rollover --dir x1 client
 ok "issue after the rollover" "$CT" issue --dir x1 late
@@ -112,7 +78,7 @@ pass "after rollover client, issue works again"
 
 ok "init x2" "$CT" init --dir x2
 expire_cert x2/root.crt x2/private/root.key self "" "$ROOT_EXT"
-bad x2 "rollover under an expired root" \
+ct_bad x2 "rollover under an expired root" \
     "root CA CN=mtlsgate Root CA,O=mtlsgate expired on 2020-01-03 00:00:00 UTC: cannot issue 'mtlsgate Client CA 2'" \
     "$CT" rollover --dir x2 client
 expect_contains "$ERR" "certs-tool init" "the expired root message says what to do"
@@ -120,13 +86,13 @@ expect_contains "$ERR" "certs-tool init" "the expired root message says what to 
 # ---- 2. output files of one name never overwrite another's -----------------------------------
 ok "init c1" "$CT" init --dir c1
 ok "issue --server db.bundle" "$CT" issue --dir c1 --server db.bundle
-bad c1 "issue --server db next to db.bundle" \
+ct_bad c1 "issue --server db next to db.bundle" \
     "server name 'db' clashes with server 'db.bundle': c1/servers/db.bundle.crt would be both" \
     "$CT" issue --dir c1 --server db
-bad c1 "issue --server db --force next to db.bundle" "clashes with server 'db.bundle'" \
+ct_bad c1 "issue --server db --force next to db.bundle" "clashes with server 'db.bundle'" \
     "$CT" issue --dir c1 --server db --force
 ok "issue --server db2" "$CT" issue --dir c1 --server db2
-bad c1 "issue --server db2.bundle next to db2" \
+ct_bad c1 "issue --server db2.bundle next to db2" \
     "server name 'db2.bundle' clashes with server 'db2': c1/servers/db2.bundle.crt would be both" \
     "$CT" issue --dir c1 --server db2.bundle --force
 expect_eq "$(openssl x509 -in c1/servers/db.bundle.crt -noout -subject)" "subject=O = mtlsgate, CN = db.bundle" \
@@ -137,7 +103,7 @@ cmp -s pub.crt pub.key || fail "servers/db.bundle.crt no longer matches servers/
 ok "issue stray" "$CT" issue --dir c1 stray
 rm c1/clients/stray.crt c1/clients/stray.pem c1/clients/stray.key c1/clients/stray.pk8
 ok "revoke stray" "$CT" revoke --dir c1 stray
-bad c1 "issue over a leftover NAME.p12" "c1/clients/stray.p12: already exists" "$CT" issue --dir c1 stray
+ct_bad c1 "issue over a leftover NAME.p12" "c1/clients/stray.p12: already exists" "$CT" issue --dir c1 stray
 
 # ---- 3. revocation: all or nothing, and a retry completes it ---------------------------------
 ok "init r1" "$CT" init --dir r1
@@ -155,7 +121,7 @@ out=$(openssl verify -crl_check -CAfile r1/root.crt -untrusted r1/client-ca.crt 
       r1/clients/a2.crt 2>&1) && fail "openssl verify -crl_check accepted a2"
 expect_contains "$out" "certificate revoked" "openssl verify -crl_check on a2"
 pass "revoke over a half-done revocation completes it"
-bad r1 "revoke an unknown name" "no client certificate named 'nobody'" "$CT" revoke --dir r1 nobody
+ct_bad r1 "revoke an unknown name" "no client certificate named 'nobody'" "$CT" revoke --dir r1 nobody
 
 ok "init r2" "$CT" init --dir r2
 ok "issue b2" "$CT" issue --dir r2 b2
@@ -163,13 +129,13 @@ serial=$(serial_of r2/clients/b2.crt)
 # An immutable file would outlive the test directory: lifted on any exit.
 trap 'chattr -i "$TEST_TMPDIR/r2/client-ca.crl" "$TEST_TMPDIR/r2/index.tsv" 2>/dev/null; _cleanup_bg' EXIT
 if chattr +i r2/client-ca.crl 2>/dev/null; then
-    bad r2 "revoke with client-ca.crl immutable" "client-ca.crl: cannot rename into place" "$CT" revoke --dir r2 b2
+    ct_bad r2 "revoke with client-ca.crl immutable" "client-ca.crl: cannot rename into place" "$CT" revoke --dir r2 b2
     expect_contains "$ERR" "nothing was changed" "the failed revoke says nothing changed"
     chattr -i r2/client-ca.crl
     # index.tsv goes last: the CRL is renamed into place, then index.tsv
     # fails, and the CRL must be put back.
     chattr +i r2/index.tsv
-    bad r2 "revoke with index.tsv immutable" "index.tsv: cannot rename into place" "$CT" revoke --dir r2 b2
+    ct_bad r2 "revoke with index.tsv immutable" "index.tsv: cannot rename into place" "$CT" revoke --dir r2 b2
     expect_contains "$ERR" "nothing was changed" "the failed revoke says nothing changed"
     chattr -i r2/index.tsv
     ok "revoke b2 once the files can be replaced" "$CT" revoke --dir r2 b2
@@ -181,7 +147,7 @@ else
 fi
 
 # ---- 4. subject fields: valid UTF-8 only ------------------------------------------------------
-bad o1 "init --org with invalid UTF-8" "organisation name 'bad\\xff\\xfe' is not valid UTF-8" \
+ct_bad o1 "init --org with invalid UTF-8" "organisation name 'bad\\xff\\xfe' is not valid UTF-8" \
     "$CT" init --dir o1 --org $'bad\xff\xfe'
 [ ! -e o1 ] || fail "the refused init left o1 behind"
 ok "init --org with UTF-8" "$CT" init --dir o2 --org "Société Générale"
