@@ -90,14 +90,7 @@ pass "a start that fails (port taken) leaves no pid file"
 
 # --- after a privilege drop ------------------------------------------------------------------------
 if [ "$(id -u)" = 0 ] && getent passwd nobody >/dev/null; then
-    chmod 711 "$TEST_TMPDIR"
-    RUN=$TEST_TMPDIR/run
-    mkdir -m 755 "$RUN"
-    cp "$GW_PKI/gateway.bundle.crt" "$GW_PKI/client-chain.crt" "$GW_PKI/client-ca.crl" "$RUN/"
-    cp "$GW_PKI/gateway.key" "$RUN/gateway.key"
-    chmod 644 "$RUN/gateway.bundle.crt" "$RUN/client-chain.crt" "$RUN/client-ca.crl"
-    chown nobody "$RUN/gateway.key"
-    chmod 600 "$RUN/gateway.key"
+    gw_files_for_nobody
     PF=$RUN/gw.pid
     gw_write_config "$RUN/gw.yml" workers=1 certificate="$RUN/gateway.bundle.crt" \
         key="$RUN/gateway.key" client_ca="$RUN/client-chain.crt" crl="$RUN/client-ca.crl" \

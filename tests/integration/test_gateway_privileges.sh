@@ -20,14 +20,7 @@ gw_make_pki
 gw_pick_ports
 # The files mtlsgate reads after the drop, readable by nobody; the key owned
 # by nobody with mode 0600. Every directory on the way must be searchable.
-chmod 711 "$TEST_TMPDIR"
-RUN=$TEST_TMPDIR/run
-mkdir -m 755 "$RUN"
-cp "$GW_PKI/gateway.bundle.crt" "$GW_PKI/client-chain.crt" "$GW_PKI/client-ca.crl" "$RUN/"
-cp "$GW_PKI/gateway.key" "$RUN/gateway.key"
-chmod 644 "$RUN/gateway.bundle.crt" "$RUN/client-chain.crt" "$RUN/client-ca.crl"
-chown nobody "$RUN/gateway.key"
-chmod 600 "$RUN/gateway.key"
+gw_files_for_nobody
 d=$TEST_TMPDIR
 while [ "$d" != / ]; do
     d=$(dirname "$d")

@@ -71,6 +71,10 @@
 #                              reads (a stalled upstream)
 #       big-response           answers every request with BYTES bytes of 'z'
 #                              (Content-Length, keep-alive)
+#   gw_files_for_nobody        RUN=$TEST_TMPDIR/run with the gateway's
+#                              certificate, client chain and CRL (0644) and its
+#                              key (owned by nobody, 0600): what mtlsgate reads
+#                              after dropping privileges to nobody
 #   gw_tls_halfclose NAME FILE [SECS] [WAIT]  one mTLS connection (python3
 #                              ssl) that sends FILE's bytes, waits WAIT
 #                              seconds (default 0) without reading, sends a
@@ -472,6 +476,17 @@ gw_start_raw_upstream() {
     : >>"$log"
     start_bg "$name" python3 "$TEST_TMPDIR/raw_upstream.py" "$port" "$mode" "$log" "$bytes"
     wait_port "$port" 10 || { tail -20 "$TEST_TMPDIR/$name.log" >&2; fail "raw upstream $name did not listen on $port"; }
+}
+
+gw_files_for_nobody() {
+    chmod 711 "$TEST_TMPDIR"
+    RUN=$TEST_TMPDIR/run
+    mkdir -m 755 "$RUN"
+    cp "$GW_PKI/gateway.bundle.crt" "$GW_PKI/client-chain.crt" "$GW_PKI/client-ca.crl" "$RUN/"
+    cp "$GW_PKI/gateway.key" "$RUN/gateway.key"
+    chmod 644 "$RUN/gateway.bundle.crt" "$RUN/client-chain.crt" "$RUN/client-ca.crl"
+    chown nobody "$RUN/gateway.key"
+    chmod 600 "$RUN/gateway.key"
 }
 
 gw_tls_halfclose() {
