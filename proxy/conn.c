@@ -27,6 +27,9 @@
 
 static uint64_t next_conn_id; /* atomic: ids are unique across workers */
 
+static void wait_request(struct gw_conn *c, unsigned ms);
+static void park(struct gw_conn *c);
+
 static void ms_to_tv(unsigned ms, struct timeval *tv)
 {
     tv->tv_sec = ms / 1000;
@@ -189,17 +192,26 @@ static void conn_free(struct gw_conn *c)
         c->next->prev = c->prev;
     w->n_conns--;
     gw_stat_sub(&w->stats.conns_open, 1);
+    if (c->parked)
+        gw_stat_sub(&w->stats.conns_parked, 1);
     req_put(w, c->req);
     gw_up_free(c->up);
+    if (c->hs) {
+        tls_server_detach_peer(c->ssl);
+        free(c->hs);
+    }
     /* OpenSSL drops from the session cache the session of a connection
      * freed before it sent close_notify; ours end by keep-alive timeout,
      * by the client's close, or after our response: all fine to resume.
      * A connection that ended on a TLS error lost its session already,
      * when the fatal alert was sent or received. */
-    if (c->bev && c->ssl && SSL_is_init_finished(c->ssl))
+    if (c->ssl && SSL_is_init_finished(c->ssl))
         SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
     if (c->bev)
-        bufferevent_free(c->bev); /* closes the socket, frees the SSL */
+        bufferevent_free(c->bev); /* neither the socket nor the SSL */
+    SSL_free(c->ssl);
+    if (c->fd >= 0)
+        evutil_closesocket(c->fd);
     if (c->timer)
         event_free(c->timer);
     if (c->up_timer)
@@ -224,7 +236,7 @@ static void conn_free(struct gw_conn *c)
  */
 void gw_conn_flush_client(struct gw_conn *c)
 {
-    if (c->state == CONN_CLOSING || !c->handshake_done ||
+    if (c->state == CONN_CLOSING || !c->handshake_done || !c->bev ||
         !(bufferevent_get_enabled(c->bev) & EV_WRITE) ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         return;
@@ -244,7 +256,7 @@ void gw_conn_flush_client(struct gw_conn *c)
  */
 void gw_conn_kick_read(struct gw_conn *c)
 {
-    if (c->state == CONN_CLOSING || !c->handshake_done || !SSL_has_pending(c->ssl) ||
+    if (c->state == CONN_CLOSING || !c->handshake_done || !c->bev || !SSL_has_pending(c->ssl) ||
         !(bufferevent_get_enabled(c->bev) & EV_READ))
         return;
     event_active(&c->bev->ev_read, EV_READ, 1);
@@ -282,9 +294,11 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
         c->id_pending = NULL;
     }
     c->state = CONN_CLOSING;
-    evtimer_del(c->timer);
-    evtimer_del(c->up_timer);
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_del(c->timer); /* a timer, or the socket watch while parked */
+    if (c->up_timer)
+        evtimer_del(c->up_timer);
+    if (c->bev)
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     if (c->up)
         bufferevent_disable(c->up->bev, EV_READ | EV_WRITE);
     /* Freed on the next loop iteration, outside every callback of c. */
@@ -294,12 +308,9 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
 /* Sends close_notify and a FIN: the client sees a clean end at once. */
 static void send_shutdown(struct gw_conn *c)
 {
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-
     SSL_shutdown(c->ssl);
     ERR_clear_error(); /* the queue is per thread: leave it clean */
-    if (fd >= 0)
-        shutdown(fd, SHUT_WR);
+    shutdown(c->fd, SHUT_WR);
 }
 
 /* The last answer is written: close now, or linger first when the client
@@ -343,7 +354,7 @@ static void access_log(struct gw_conn *c, struct gw_req *r)
     uint64_t now = gw_mono_us();
     struct gw_access_rec rec = {
         .client = c->client,
-        .cn = c->peer.cn[0] ? c->peer.cn : NULL,
+        .cn = c->cn[0] ? c->cn : NULL,
         .identity = r->identity[0] ? r->identity : NULL,
         .method = r->method[0] ? r->method : NULL,
         .path = r->path[0] ? r->path : NULL,
@@ -351,7 +362,7 @@ static void access_log(struct gw_conn *c, struct gw_req *r)
         .bytes = r->bytes_out,
         .upstream_ms = r->t_up_us ? (int64_t)((now - r->t_up_us) / 1000) : -1,
         .total_ms = (int64_t)((now - r->t_start_us) / 1000),
-        .tls_version = c->peer.version,
+        .tls_version = c->tls_version,
         .request_id = r->request_id,
     };
 
@@ -396,7 +407,7 @@ static void next_request(struct gw_conn *c)
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         gw_conn_arm(c, CT_NEXT, 0);
     else
-        gw_conn_arm(c, CT_IDLE, rt->cfg->timeouts.keepalive_ms);
+        wait_request(c, rt->cfg->timeouts.keepalive_ms);
     gw_conn_kick_read(c);
 }
 
@@ -473,9 +484,9 @@ static void handshake_failed(struct gw_conn *c, short what)
 
     while (bufferevent_get_openssl_error(c->bev) != 0)
         ; /* drain the rest */
-    tls_server_peer_failed(c->ssl, &c->peer, e);
+    tls_server_peer_failed(c->ssl, c->hs, e);
     rbio = SSL_get_rbio(c->ssl);
-    if (c->peer.refusal == TLS_REFUSE_PROTOCOL && rbio != NULL && BIO_number_read(rbio) == 0) {
+    if (c->hs->refusal == TLS_REFUSE_PROTOCOL && rbio != NULL && BIO_number_read(rbio) == 0) {
         /* Not a TLS peer at all: a TCP health check or port probe that
          * closed without sending a byte. Not a refused handshake. */
         gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "%s closed before sending any byte", c->client);
@@ -483,7 +494,7 @@ static void handshake_failed(struct gw_conn *c, short what)
         gw_conn_close(c, "closed before the handshake");
         return;
     }
-    detail = c->peer.detail;
+    detail = c->hs->detail;
     if (!detail[0]) {
         if (what & BEV_EVENT_EOF)
             detail = "connection closed during the handshake";
@@ -492,11 +503,11 @@ static void handshake_failed(struct gw_conn *c, short what)
             detail = sys;
         }
     }
-    gw_stat_add(&c->w->stats.handshakes[c->peer.refusal], 1);
-    gw_log(c->w->log, c->peer.refusal == TLS_REFUSE_PROTOCOL ? CFG_LOG_INFO : CFG_LOG_WARN,
+    gw_stat_add(&c->w->stats.handshakes[c->hs->refusal], 1);
+    gw_log(c->w->log, c->hs->refusal == TLS_REFUSE_PROTOCOL ? CFG_LOG_INFO : CFG_LOG_WARN,
            c->id, "refused %s: %s: %s subject=%s", c->client,
-           tls_refusal_name(c->peer.refusal), detail,
-           c->peer.subject[0] ? c->peer.subject : "-");
+           tls_refusal_name(c->hs->refusal), detail,
+           c->hs->subject[0] ? c->hs->subject : "-");
     ERR_clear_error();
     gw_conn_close(c, "handshake failed");
 }
@@ -504,24 +515,32 @@ static void handshake_failed(struct gw_conn *c, short what)
 static void handshake_done(struct gw_conn *c)
 {
     struct gw_runtime *rt = c->w->rt;
+    struct tls_peer *p = c->hs;
 
     c->handshake_done = 1;
-    if (tls_server_peer_finish(c->ssl, &c->peer) < 0) {
-        gw_stat_add(&c->w->stats.handshakes[c->peer.refusal], 1);
+    if (tls_server_peer_finish(c->ssl, p) < 0) {
+        gw_stat_add(&c->w->stats.handshakes[p->refusal], 1);
         gw_log(c->w->log, CFG_LOG_WARN, c->id, "refused %s: %s: %s subject=%s", c->client,
-               tls_refusal_name(c->peer.refusal), c->peer.detail,
-               c->peer.subject[0] ? c->peer.subject : "-");
+               tls_refusal_name(p->refusal), p->detail, p->subject[0] ? p->subject : "-");
         ERR_clear_error();
         gw_conn_close(c, "refused after handshake");
         return;
     }
     gw_stat_add(&c->w->stats.handshakes[TLS_OK], 1);
-    if (c->peer.resumed)
+    if (p->resumed)
         gw_stat_add(&c->w->stats.handshakes_resumed, 1);
-    gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->peer.cn,
-           c->peer.version ? c->peer.version : "-", c->peer.resumed ? " resumed" : "");
+    /* What the connection keeps of the report: the rest (refusal detail,
+     * subject) was for a refusal. */
+    memcpy(c->cn, p->cn, sizeof(c->cn));
+    memcpy(c->sha256, p->sha256, sizeof(c->sha256));
+    c->tls_version = p->version ? p->version : "-";
+    gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->cn,
+           c->tls_version, p->resumed ? " resumed" : "");
+    tls_server_detach_peer(c->ssl);
+    free(p);
+    c->hs = NULL;
     c->state = CONN_KEEPALIVE_IDLE;
-    gw_conn_arm(c, CT_FIRST, rt->cfg->timeouts.header_ms);
+    wait_request(c, rt->cfg->timeouts.header_ms);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         gw_req_try_head(c);
     gw_conn_kick_read(c);
@@ -576,10 +595,16 @@ static void client_eof(struct gw_conn *c)
     switch (c->state) {
     case CONN_KEEPALIVE_IDLE:
     case CONN_READ_HEAD:
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-            gw_conn_close(c, "client closed");
-        else
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
             gw_req_try_head(c); /* a complete head goes on, a cut one closes */
+        else if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            flush_close(c); /* the last answer is not all written yet */
+        else {
+            /* A close_notify is answered with ours (RFC 8446 6.1). */
+            if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
+                send_shutdown(c);
+            gw_conn_close(c, "client closed");
+        }
         break;
     case CONN_LINGER:
         gw_conn_close(c, "client closed");
@@ -650,9 +675,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                "subject=-", c->client, rt->cfg->timeouts.handshake_ms);
         gw_conn_close(c, "handshake timeout");
         break;
-    case CT_FIRST:
     case CT_IDLE:
         gw_conn_close(c, "idle timeout");
+        break;
+    case CT_PARK:
+        park(c);
         break;
     case CT_HEADER:
         if (c->state == CONN_WAIT_IDENTITY) {
@@ -713,6 +740,116 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/*
+ * The client's bufferevent on c->fd and c->ssl, in state (ACCEPTING for a
+ * new connection, OPEN when a parked one wakes up), reading and writing.
+ * It owns neither the socket nor the SSL: a parked connection keeps both.
+ */
+static int client_bev_new(struct gw_conn *c, enum bufferevent_ssl_state state)
+{
+    const struct cfg *cfg = c->w->rt->cfg;
+    struct timeval wtv;
+
+    c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->ssl, state,
+                                            BEV_OPT_DEFER_CALLBACKS);
+    if (!c->bev)
+        return -1;
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HIGH_MARK + cfg->limits.max_header_bytes);
+    ms_to_tv(cfg->timeouts.body_ms, &wtv);
+    bufferevent_set_timeouts(c->bev, NULL, &wtv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return 0;
+}
+
+/*
+ * Parking. A connection waiting for a request holds, besides its SSL, a
+ * bufferevent_openssl with two evbuffers and an upstream timer: about
+ * 1.2 KB that nothing uses while it waits (issue 5's idle memory). Once it
+ * has waited GW_PARK_MS with nothing buffered (neither in the bufferevent
+ * nor inside OpenSSL), park() frees them and turns the client timer into a
+ * watch on the socket that keeps the idle deadline too. Bytes arriving
+ * wake it: a new bufferevent on the same SSL (BUFFEREVENT_SSL_OPEN) reads
+ * them at once. A busy keep-alive connection never waits GW_PARK_MS, so
+ * never pays for this; a parked one pays two allocations per wake-up.
+ */
+
+/* KEEPALIVE_IDLE with nothing buffered: wait up to ms for a request. */
+static void wait_request(struct gw_conn *c, unsigned ms)
+{
+    c->idle_end_us = gw_mono_us() + (uint64_t)ms * 1000;
+    if (ms > GW_PARK_MS)
+        gw_conn_arm(c, CT_PARK, GW_PARK_MS);
+    else
+        gw_conn_arm(c, CT_IDLE, ms);
+}
+
+/* What is left of the wait, rounded up to whole milliseconds. */
+static unsigned idle_left_ms(const struct gw_conn *c)
+{
+    uint64_t now = gw_mono_us();
+
+    return c->idle_end_us > now ? (unsigned)((c->idle_end_us - now + 999) / 1000) : 0;
+}
+
+/* The parked connection's socket is readable, or the wait is over. */
+static void parked_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    unsigned left;
+
+    (void)fd;
+    /* c->timer is not pending inside its own callback: it may become the
+     * client timer again here. */
+    event_assign(c->timer, c->w->base, -1, 0, timer_cb, c);
+    c->ctimer = CT_NONE;
+    c->parked = 0;
+    gw_stat_sub(&c->w->stats.conns_parked, 1);
+    if (what & EV_TIMEOUT) {
+        gw_conn_close(c, "idle timeout");
+        return;
+    }
+    if (client_bev_new(c, BUFFEREVENT_SSL_OPEN) < 0 ||
+        !(c->up_timer = evtimer_new(c->w->base, up_timer_cb, c))) {
+        gw_log(c->w->log, CFG_LOG_ERROR, c->id, "%s: cannot wake the parked connection "
+               "(out of memory)", c->client);
+        gw_conn_close(c, "out of memory");
+        return;
+    }
+    left = idle_left_ms(c);
+    gw_conn_arm(c, CT_IDLE, left ? left : 1);
+    /* Read what woke us in this loop iteration (gw_conn_kick_read). */
+    event_active(&c->bev->ev_read, EV_READ, 1);
+}
+
+/* CT_PARK: park c, or when something is still buffered, wait on. */
+static void park(struct gw_conn *c)
+{
+    unsigned left = idle_left_ms(c);
+    struct timeval tv;
+
+    if (c->state != CONN_KEEPALIVE_IDLE || c->client_eof || c->req || c->up ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || SSL_has_pending(c->ssl)) {
+        if (left > GW_PARK_MS)
+            gw_conn_arm(c, CT_PARK, GW_PARK_MS);
+        else
+            gw_conn_arm(c, CT_IDLE, left);
+        return;
+    }
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    event_free(c->up_timer);
+    c->up_timer = NULL;
+    c->parked = 1;
+    gw_stat_add(&c->w->stats.conns_parked, 1);
+    event_assign(c->timer, c->w->base, c->fd, EV_READ, parked_cb, c);
+    c->ctimer = CT_IDLE;
+    ms_to_tv(left, &tv);
+    event_add(c->timer, &tv);
+}
+
 /* "ip:port" ("[ip]:port" for IPv6) of sa into c->client and c->ip. */
 static void format_peer(struct gw_conn *c, const struct sockaddr *sa, int salen)
 {
@@ -732,7 +869,6 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     struct gw_runtime *rt = w->rt;
     const struct cfg *cfg = rt->cfg;
     struct gw_conn *c = calloc(1, sizeof(*c));
-    struct timeval wtv;
     SSL *ssl = NULL;
     int one = 1;
 
@@ -741,12 +877,14 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     c->magic = GW_CONN_MAGIC;
     c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     c->w = w;
+    c->fd = -1;
     format_peer(c, sa, salen);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     ssl = SSL_new(rt->server_ctx);
-    if (!ssl || tls_server_attach_peer(ssl, &c->peer) < 0)
+    c->hs = malloc(sizeof(*c->hs));
+    if (!ssl || !c->hs || tls_server_attach_peer(ssl, c->hs) < 0)
         goto fail;
-    c->peer.certpool = w->certpool;
+    c->hs->certpool = w->certpool;
     SSL_set_read_ahead(ssl, 1); /* see gw_conn_kick_read */
     /* A client that half-closes TCP after its request (a FIN without
      * close_notify) still gets its answer: OpenSSL 3 otherwise turns the
@@ -760,20 +898,13 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     c->close_ev = event_new(w->base, -1, 0, close_cb, c);
     if (!c->timer || !c->up_timer || !c->close_ev)
         goto fail;
-    c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev)
-        goto fail;
-    /* From here the bufferevent owns the socket and the SSL. */
+    c->fd = fd;
     c->ssl = ssl;
+    if (client_bev_new(c, BUFFEREVENT_SSL_ACCEPTING) < 0)
+        goto fail;
+    /* From here the connection owns the socket and the SSL. */
     ssl = NULL;
     fd = -1;
-    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HIGH_MARK + cfg->limits.max_header_bytes);
-    ms_to_tv(cfg->timeouts.body_ms, &wtv);
-    bufferevent_set_timeouts(c->bev, NULL, &wtv);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -790,6 +921,7 @@ fail:
     SSL_free(ssl);
     ERR_clear_error();
     if (c) {
+        free(c->hs);
         if (c->timer)
             event_free(c->timer);
         if (c->up_timer)
@@ -809,7 +941,7 @@ void gw_conn_drain_all(struct gw_worker *w)
     for (c = w->conns; c; c = c->next) {
         if (c->state == CONN_HANDSHAKE ||
             (c->state == CONN_KEEPALIVE_IDLE &&
-             evbuffer_get_length(bufferevent_get_input(c->bev)) == 0))
+             (!c->bev || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)))
             gw_conn_close(c, "shutting down");
     }
 }

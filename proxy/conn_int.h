@@ -7,7 +7,8 @@
  * States of a connection (c->state):
  *   HANDSHAKE        TLS handshake running (timeouts.handshake)
  *   KEEPALIVE_IDLE   between requests, nothing buffered (timeouts.keepalive;
- *                    timeouts.header before the first request)
+ *                    timeouts.header before the first request); after
+ *                    GW_PARK_MS of it the connection parks (conn.c, park())
  *   READ_HEAD        bytes of a request head arrived (timeouts.header, total)
  *   WAIT_IDENTITY    head parsed, identity lookup running (client reads off)
  *   UPSTREAM_CONNECT connecting to an upstream (timeouts.upstream_connect)
@@ -37,6 +38,8 @@
 /* Bytes queued towards one side before the other side's reads pause. */
 #define GW_HIGH_MARK (256 * 1024)
 #define GW_LINGER_MS 2000
+/* An idle connection parks after this long without a request (conn.c). */
+#define GW_PARK_MS 200
 #define GW_RESP_MAX_HEAD (64 * 1024)
 /* Body pieces up to this size are copied behind the head (one chain, so one
  * TLS record and one write()); larger ones move as chains, without a copy. */
@@ -65,8 +68,9 @@ enum gw_conn_state {
 enum gw_ctimer {
     CT_NONE = 0,
     CT_HANDSHAKE,                  /* timeouts.handshake */
-    CT_FIRST,                      /* first request's first byte: timeouts.header */
-    CT_IDLE,                       /* between requests: timeouts.keepalive */
+    CT_IDLE,                       /* waiting for a request: timeouts.keepalive
+                                      (timeouts.header for the first) */
+    CT_PARK,                       /* waited GW_PARK_MS of that: park (conn.c) */
     CT_HEADER,                     /* head complete: timeouts.header from its first byte */
     CT_BODY,                       /* request body complete: timeouts.body */
     CT_FLUSH,                      /* last answer written out: timeouts.body */
@@ -125,22 +129,30 @@ struct gw_conn {
     uint64_t id;
     struct gw_worker *w;
     struct gw_conn *prev, *next;   /* the worker's list */
-    struct bufferevent *bev;       /* client side, TLS */
-    SSL *ssl;                      /* owned by bev */
+    struct bufferevent *bev;       /* client side, TLS; NULL while parked */
+    SSL *ssl;                      /* owned here, not by bev */
+    evutil_socket_t fd;            /* owned here, not by bev */
     struct gw_up_conn *up;         /* upstream connection in use */
     struct gw_req *req;            /* request in progress */
     void *id_pending;              /* identity lookup in flight */
     struct gw_runtime *id_rt;      /* the source it is pending on */
-    struct event *timer;           /* client-side deadline */
-    struct event *up_timer;        /* upstream-side deadline */
+    struct event *timer;           /* client-side deadline; while parked
+                                      also the watch on the socket */
+    struct event *up_timer;        /* upstream-side deadline; NULL while parked */
     struct event *close_ev;        /* deferred free */
+    uint64_t idle_end_us;          /* KEEPALIVE_IDLE: the idle timeout's end */
     enum gw_ctimer ctimer;
     enum gw_utimer utimer;
     unsigned client_eof : 1;       /* the client closed its side */
     unsigned client_paused : 1;    /* client reads off for backpressure */
     unsigned up_paused : 1;        /* upstream reads off for backpressure */
     unsigned handshake_done : 1;
-    struct tls_peer peer;
+    unsigned parked : 1;           /* no bufferevent: see park() in conn.c */
+    struct tls_peer *hs;           /* the handshake's report (tls_server.h);
+                                      freed once the client is admitted */
+    const char *tls_version;       /* "TLSv1.3" (static), once admitted */
+    char cn[TLS_CN_MAX + 1];       /* the certificate's CN, once admitted */
+    char sha256[TLS_SHA256_HEX_LEN + 1]; /* its fingerprint, once admitted */
     char client[INET6_ADDRSTRLEN + 8]; /* "ip:port" */
     char ip[INET6_ADDRSTRLEN];
 };

@@ -50,8 +50,8 @@ static void proceed(struct gw_conn *c)
     struct gw_fwd_info fi = {
         .names = &rt->names,
         .identity = r->identity,
-        .cn = c->peer.cn,
-        .cert_sha256 = c->peer.sha256,
+        .cn = c->cn,
+        .cert_sha256 = c->sha256,
         .client_ip = c->ip,
         .request_id = r->request_id,
         .default_host = rt->servers[0].name,
@@ -111,7 +111,7 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
     if (a->status == GW_ID_UNKNOWN) {
         gw_stat_add(&c->w->stats.requests_refused[TLS_REFUSE_UNKNOWN_IDENTITY], 1);
         snprintf(why, sizeof(why), "forbidden: unknown_identity: no identity for cn=%s",
-                 c->peer.cn);
+                 c->cn);
         gw_conn_error(c, 403, why);
         return;
     }
@@ -164,7 +164,7 @@ static void on_head(struct gw_conn *c)
      * identity answer, an upstream connect): the head must stay where the
      * parser saw it, and the body waits in the socket. A synchronous lookup
      * and a pooled upstream never turn them off (no epoll_ctl). */
-    if (gw_id_lookup(rt->ids, c->w->base, c->peer.cn, identity_cb, c, &c->id_pending) < 0)
+    if (gw_id_lookup(rt->ids, c->w->base, c->cn, identity_cb, c, &c->id_pending) < 0)
         gw_conn_error(c, 503, "identity source unavailable");
     else if (c->id_pending && c->state == CONN_WAIT_IDENTITY)
         gw_conn_pause_client(c, 1);

@@ -162,6 +162,9 @@ static void render_traffic(struct out *o, const struct gw_stats *s)
 
     single_u64(o, "mtlsgate_connections_open", "gauge", "Client connections open now.",
                s->conns_open);
+    single_u64(o, "mtlsgate_connections_parked", "gauge",
+               "Open client connections waiting for a request with their buffers given back.",
+               s->conns_parked);
     single_u64(o, "mtlsgate_connections_total", "counter", "Client connections accepted.",
                s->conns_total);
     family(o, "mtlsgate_handshakes_total", "counter",

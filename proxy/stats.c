@@ -49,6 +49,7 @@ void gw_stats_snapshot_add(struct gw_stats *sum, const struct gw_stats *src)
     add_relaxed(&sum->bytes_in, &src->bytes_in);
     add_relaxed(&sum->bytes_out, &src->bytes_out);
     add_relaxed(&sum->conns_open, &src->conns_open);
+    add_relaxed(&sum->conns_parked, &src->conns_parked);
     add_relaxed(&sum->conns_total, &src->conns_total);
     add_relaxed(&sum->upstream_connect_fail, &src->upstream_connect_fail);
     for (i = 0; i <= GW_LAT_N; i++)

@@ -35,6 +35,7 @@ struct gw_stats {
     uint64_t bytes_in;            /* request bytes read from clients */
     uint64_t bytes_out;           /* response bytes queued to clients */
     uint64_t conns_open;          /* gauge: client connections now open */
+    uint64_t conns_parked;        /* gauge: of those, parked (conn.c) */
     uint64_t conns_total;         /* client connections accepted */
     uint64_t upstream_connect_fail; /* upstream connects refused / timed out */
     /*

@@ -757,6 +757,12 @@ int tls_server_attach_peer(SSL *ssl, struct tls_peer *peer)
     return SSL_set_ex_data(ssl, ssl_peer_idx, peer) ? 0 : -1;
 }
 
+void tls_server_detach_peer(SSL *ssl)
+{
+    if (ssl != NULL && ex_setup() == 0)
+        SSL_set_ex_data(ssl, ssl_peer_idx, NULL);
+}
+
 int tls_server_peer_finish(SSL *ssl, struct tls_peer *peer)
 {
     X509 *cert = SSL_get0_peer_certificate(ssl);

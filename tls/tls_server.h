@@ -130,8 +130,11 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts,
 /* The trust set this context checks clients against (borrowed). */
 struct tls_trust *tls_server_ctx_get0_trust(SSL_CTX *ctx);
 
-/* Attaches peer (zeroed here) to ssl; must be called before the handshake. */
+/* Attaches peer (zeroed here) to ssl; must be called before the handshake.
+ * The peer must outlive the handshake; after it (or to free the peer before
+ * the SSL) tls_server_detach_peer() unhooks it. */
 int tls_server_attach_peer(SSL *ssl, struct tls_peer *peer);
+void tls_server_detach_peer(SSL *ssl);
 
 /*
  * After SSL_do_handshake succeeded: fills version, resumed, subject, cn and

@@ -3,10 +3,12 @@
 # close_notify, as shutdown(SHUT_WR) under the TLS layer makes it) still gets
 # its answer, then the gateway closes; sent by a python3 ssl client:
 #  - a GET, a POST with a 5-byte body and a POST with a 1 MiB body, each
-#    followed by the FIN: answered 200 with Connection: close, the upstream
-#    saw the whole body, and an access line is written;
-#  - two pipelined GETs, then the FIN: both answered, in order, the second
-#    one with Connection: close;
+#    followed by the FIN: answered 200, then closed, the upstream saw the
+#    whole body, and an access line is written (on a loaded machine the FIN
+#    may be read after the answer was made: that answer is lost if the
+#    gateway closes before it is written, as it did until 2026-11-22);
+#  - two pipelined GETs, then the FIN: both answered, in order, the first
+#    one without Connection: close;
 #  - a body cut short by the FIN (Content-Length 100, 5 bytes sent): no
 #    answer, the connection closed, and the request access-logged (499);
 #  - a head cut short by the FIN: closed, nothing upstream;
@@ -28,7 +30,10 @@ mark=$(gw_log_mark)
 out=$(gw_tls_halfclose attestor1 "$R/get")
 expect_contains "$(head -1 <<<"$out")" "HTTP/1.1 200" "GET then FIN: answer (got: ${out:0:300})"
 expect_contains "$out" '"path":"/half-get"' "GET then FIN: body"
-expect_contains "$out" "Connection: close" "GET then FIN: the answer announces the close"
+# "Connection: close" only when the FIN arrived before the answer was made:
+# the client's shutdown() is a second write that the gateway may read after
+# answering (a loaded machine), and then the answer says keep-alive. Either
+# way the gateway closes once the answer is out (no [timeout] below).
 expect_not_contains "$out" "[timeout]" "GET then FIN: the gateway closes after answering"
 gw_wait_log_since "$mark" 'method=GET path=/half-get status=200 ' ||
     fail "GET then FIN: no access line: $(gw_log_since "$mark")"
@@ -59,9 +64,14 @@ expect_eq "$n" 2 "pipelined GETs then FIN: answers (got: ${out:0:600})"
 p1=$(grep -bo '"path":"/pipe-1"' <<<"$out" | cut -d: -f1)
 p2=$(grep -bo '"path":"/pipe-2"' <<<"$out" | cut -d: -f1)
 [ -n "$p1" ] && [ -n "$p2" ] && [ "$p1" -lt "$p2" ] || fail "pipelined GETs then FIN: not answered in order: $out"
-expect_eq "$(grep -c '^Connection: close' <<<"$(tr -d '\r' <<<"$out")")" 1 \
-    "pipelined GETs then FIN: answers with Connection: close (only the last)"
-expect_contains "$(tr -d '\r' <<<"${out:$p1}")" "Connection: close" "the second answer closes"
+# As above, "Connection: close" depends on when the FIN is read; never on
+# the first answer, since the second request follows it.
+ncl=$(grep -c '^Connection: close' <<<"$(tr -d '\r' <<<"$out")")
+[ "$ncl" -le 1 ] || fail "pipelined GETs then FIN: $ncl answers with Connection: close"
+s2=$(grep -bo '^HTTP/1.1 200' <<<"$out" | sed -n 2p | cut -d: -f1)
+expect_not_contains "$(tr -d '\r' <<<"${out:0:${s2:-0}}")" "Connection: close" \
+    "pipelined GETs then FIN: the first answer does not close"
+expect_not_contains "$out" "[timeout]" "pipelined GETs then FIN: the gateway closes after answering"
 expect_eq "$(upstream_count)" $((before + 2)) "pipelined GETs then FIN: requests upstream"
 pass "two pipelined GETs then a FIN: both answered in order, the last with Connection: close"
 
