@@ -216,8 +216,6 @@ static void conn_free(struct gw_conn *c)
         event_free(c->timer);
     if (c->up_timer)
         event_free(c->up_timer);
-    if (c->close_ev)
-        event_free(c->close_ev);
     c->magic = 0;
     free(c);
     gw_worker_conn_gone(w);
@@ -262,11 +260,17 @@ void gw_conn_kick_read(struct gw_conn *c)
     event_active(&c->bev->ev_read, EV_READ, 1);
 }
 
-static void close_cb(evutil_socket_t fd, short what, void *arg)
+void gw_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct gw_worker *w = arg;
+    struct gw_conn *c;
+
     (void)fd;
     (void)what;
-    conn_free(arg);
+    while ((c = w->closed) != NULL) {
+        w->closed = c->reap_next;
+        conn_free(c);
+    }
 }
 
 static void account(struct gw_conn *c, struct gw_req *r);
@@ -301,8 +305,10 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     if (c->up)
         bufferevent_disable(c->up->bev, EV_READ | EV_WRITE);
-    /* Freed on the next loop iteration, outside every callback of c. */
-    event_active(c->close_ev, EV_TIMEOUT, 0);
+    /* Freed later in this loop iteration, outside every callback of c. */
+    c->reap_next = c->w->closed;
+    c->w->closed = c;
+    event_active(c->w->reap_ev, EV_TIMEOUT, 0);
 }
 
 /* Sends close_notify and a FIN: the client sees a clean end at once. */
@@ -516,6 +522,7 @@ static void handshake_done(struct gw_conn *c)
 {
     struct gw_runtime *rt = c->w->rt;
     struct tls_peer *p = c->hs;
+    size_t n;
 
     c->handshake_done = 1;
     if (tls_server_peer_finish(c->ssl, p) < 0) {
@@ -532,7 +539,9 @@ static void handshake_done(struct gw_conn *c)
     /* What the connection keeps of the report: the rest (refusal detail,
      * subject) was for a refusal. */
     memcpy(c->cn, p->cn, sizeof(c->cn));
-    memcpy(c->sha256, p->sha256, sizeof(c->sha256));
+    c->has_sha256 = OPENSSL_hexstr2buf_ex(c->sha256, sizeof(c->sha256), &n, p->sha256, '\0') == 1 &&
+                    n == sizeof(c->sha256);
+    ERR_clear_error();
     c->tls_version = p->version ? p->version : "-";
     gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->cn,
            c->tls_version, p->resumed ? " resumed" : "");
@@ -840,6 +849,7 @@ static void park(struct gw_conn *c)
     }
     bufferevent_free(c->bev);
     c->bev = NULL;
+    SSL_free_buffers(c->ssl); /* none to free unless read ahead left one */
     event_free(c->up_timer);
     c->up_timer = NULL;
     c->parked = 1;
@@ -850,18 +860,21 @@ static void park(struct gw_conn *c)
     event_add(c->timer, &tv);
 }
 
-/* "ip:port" ("[ip]:port" for IPv6) of sa into c->client and c->ip. */
+/* "ip:port" ("[ip]:port" for IPv6) of sa into c->client, and where the
+ * address is in it. */
 static void format_peer(struct gw_conn *c, const struct sockaddr *sa, int salen)
 {
-    char port[8];
+    char ip[INET6_ADDRSTRLEN], port[8];
+    int v6 = sa->sa_family == AF_INET6;
 
-    if (getnameinfo(sa, (socklen_t)salen, c->ip, sizeof(c->ip), port, sizeof(port),
+    if (getnameinfo(sa, (socklen_t)salen, ip, sizeof(ip), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(c->ip, sizeof(c->ip), "?");
+        snprintf(ip, sizeof(ip), "?");
         snprintf(port, sizeof(port), "?");
     }
-    snprintf(c->client, sizeof(c->client), sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
-             c->ip, port);
+    snprintf(c->client, sizeof(c->client), v6 ? "[%s]:%s" : "%s:%s", ip, port);
+    c->ip_off = v6 ? 1 : 0;
+    c->ip_len = (unsigned char)strlen(ip);
 }
 
 void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
@@ -895,8 +908,7 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     c->timer = evtimer_new(w->base, timer_cb, c);
     c->up_timer = evtimer_new(w->base, up_timer_cb, c);
-    c->close_ev = event_new(w->base, -1, 0, close_cb, c);
-    if (!c->timer || !c->up_timer || !c->close_ev)
+    if (!c->timer || !c->up_timer)
         goto fail;
     c->fd = fd;
     c->ssl = ssl;
@@ -926,8 +938,6 @@ fail:
             event_free(c->timer);
         if (c->up_timer)
             event_free(c->up_timer);
-        if (c->close_ev)
-            event_free(c->close_ev);
         free(c);
     }
     if (fd >= 0)
@@ -949,5 +959,6 @@ void gw_conn_drain_all(struct gw_worker *w)
 void gw_conn_free_all(struct gw_worker *w)
 {
     while (w->conns)
-        conn_free(w->conns);
+        conn_free(w->conns); /* the closed ones too */
+    w->closed = NULL;
 }

@@ -36,6 +36,10 @@ void gw_conn_drain_all(struct gw_worker *w);
 /* Immediate stop: frees every connection of w now (not from a callback). */
 void gw_conn_free_all(struct gw_worker *w);
 
+/* The callback of the worker's reap_ev (one per worker, made by worker.c):
+ * frees the connections closed since it last ran. */
+void gw_conn_reap_cb(evutil_socket_t fd, short what, void *worker);
+
 /* Frees the worker's cached request objects (at worker exit). */
 void gw_conn_req_cache_free(struct gw_worker *w);
 

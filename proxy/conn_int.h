@@ -20,7 +20,7 @@
  *   FLUSH_CLOSE      last answer queued; close once it is written
  *   LINGER           answer written, discarding what the client still sends
  *                    (so the kernel does not reset the answer away), 2 s max
- *   CLOSING          conn_close() was called; freed from close_ev
+ *   CLOSING          conn_close() was called; freed by the worker's reap_ev
  */
 #ifndef MTLS_PROXY_CONN_INT_H
 #define MTLS_PROXY_CONN_INT_H
@@ -139,7 +139,7 @@ struct gw_conn {
     struct event *timer;           /* client-side deadline; while parked
                                       also the watch on the socket */
     struct event *up_timer;        /* upstream-side deadline; NULL while parked */
-    struct event *close_ev;        /* deferred free */
+    struct gw_conn *reap_next;     /* closed: the worker's list to free */
     uint64_t idle_end_us;          /* KEEPALIVE_IDLE: the idle timeout's end */
     enum gw_ctimer ctimer;
     enum gw_utimer utimer;
@@ -148,13 +148,14 @@ struct gw_conn {
     unsigned up_paused : 1;        /* upstream reads off for backpressure */
     unsigned handshake_done : 1;
     unsigned parked : 1;           /* no bufferevent: see park() in conn.c */
+    unsigned has_sha256 : 1;       /* sha256 is set */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
                                       freed once the client is admitted */
     const char *tls_version;       /* "TLSv1.3" (static), once admitted */
     char cn[TLS_CN_MAX + 1];       /* the certificate's CN, once admitted */
-    char sha256[TLS_SHA256_HEX_LEN + 1]; /* its fingerprint, once admitted */
-    char client[INET6_ADDRSTRLEN + 8]; /* "ip:port" */
-    char ip[INET6_ADDRSTRLEN];
+    unsigned char sha256[32];      /* its fingerprint, once admitted */
+    unsigned char ip_off, ip_len;  /* where the address is in client */
+    char client[INET6_ADDRSTRLEN + 8]; /* "ip:port", "[ip]:port" */
 };
 
 /*

@@ -45,18 +45,30 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
 /* Authorized: rewrite the head for the upstream and go. */
 static void proceed(struct gw_conn *c)
 {
+    static const char hex[] = "0123456789abcdef";
     struct gw_req *r = c->req;
     struct gw_runtime *rt = r->rt;
+    char sha[2 * sizeof(c->sha256) + 1], ip[sizeof(c->client)];
     struct gw_fwd_info fi = {
         .names = &rt->names,
         .identity = r->identity,
         .cn = c->cn,
-        .cert_sha256 = c->sha256,
-        .client_ip = c->ip,
+        .cert_sha256 = sha,
+        .client_ip = ip,
         .request_id = r->request_id,
         .default_host = rt->servers[0].name,
     };
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t i;
+
+    /* The connection keeps these compact (memory per idle connection). */
+    for (i = 0; i < sizeof(c->sha256); i++) {
+        sha[2 * i] = hex[c->sha256[i] >> 4];
+        sha[2 * i + 1] = hex[c->sha256[i] & 15];
+    }
+    sha[c->has_sha256 ? 2 * i : 0] = '\0';
+    memcpy(ip, c->client + c->ip_off, c->ip_len);
+    ip[c->ip_len] = '\0';
 
     if (gw_rw_request(&r->head, &fi, r->up_head) < 0) {
         gw_conn_error(c, 500, "out of memory");

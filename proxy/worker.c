@@ -319,9 +319,11 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     }
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     w->resume_ev = evtimer_new(w->base, resume_cb, w);
+    w->reap_ev = event_new(w->base, -1, 0, gw_conn_reap_cb, w);
     w->idstats = gw_idstats_new();
     w->certpool = tls_certpool_new(GW_CERTPOOL_SIZE);
-    if (!w->idstats || !w->certpool || !w->notify_ev || !w->resume_ev || event_add(w->notify_ev, NULL) < 0)
+    if (!w->idstats || !w->certpool || !w->notify_ev || !w->resume_ev || !w->reap_ev ||
+        event_add(w->notify_ev, NULL) < 0)
         goto fail;
     for (i = 0; i < ws->n_listen; i++) {
         w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE,
@@ -361,6 +363,8 @@ static void worker_fini(struct gw_worker *w)
         close(w->notify_fd);
     if (w->resume_ev)
         event_free(w->resume_ev);
+    if (w->reap_ev)
+        event_free(w->reap_ev);
     gw_up_pool_flush(&w->pool);
     if (w->base)
         event_base_free(w->base);

@@ -61,6 +61,8 @@ struct gw_worker {
     struct gw_up_pool pool;
     struct gw_logbuf *log;
     struct gw_conn *conns;             /* every open client connection */
+    struct gw_conn *closed;            /* of those, closed: freed by reap_ev */
+    struct event *reap_ev;             /* gw_conn_reap_cb (conn.h) */
     unsigned n_conns;
     unsigned max_conns;                /* 0 = unlimited */
     int draining;

@@ -151,6 +151,24 @@ expect_eq "$(gw_up .body_sha256)" "$want" "body sha256 relayed through a chunked
 pass "a chunked upstream answer is relayed intact"
 
 stop_bg gw-cn || fail "mtlsgate (unknown: cn) did not exit 0 on SIGTERM"
+
+# --- a client over IPv6 loopback: its address in X-Forwarded-For and the log -----------------
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    P6=$(free_ports 1 | tr -d ' ')
+    gw_write_config "$TEST_TMPDIR/gw6.yml" port="$P6"
+    sed -i "s|^listen: .*|listen: [\"127.0.0.1:$P6\", \"[::1]:$P6\"]|" "$TEST_TMPDIR/gw6.yml"
+    GW_PORT=$P6 gw_start_gateway "$TEST_TMPDIR/gw6.yml" gw6
+    code=$(GW_PORT=$P6 gw_curl attestor1 /over-v6 --connect-to "localhost:$P6:[::1]:$P6") ||
+        fail "request over ::1: curl failed: $(tail -1 "$TEST_TMPDIR/curl.err")"
+    expect_eq "$code" 200 "request over ::1"
+    expect_eq "$(gw_up '.headers["x-forwarded-for"]')" "::1" "X-Forwarded-For of a client on ::1"
+    wait_log "$GW_LOG" 'client=\[::1\]:[0-9]+ .*path=/over-v6 status=200' 5 ||
+        fail "access line of the ::1 client: $(grep over-v6 "$GW_LOG")"
+    stop_bg gw6 || fail "mtlsgate on ::1 did not exit 0 on SIGTERM"
+    pass "a client on ::1: X-Forwarded-For ::1, logged as [::1]:port"
+else
+    echo "skip: no IPv6 loopback here"
+fi
 stop_bg db2 || fail "db-service --chunked did not exit 0"
 stop_bg db || fail "db-service did not exit 0"
 check_sanitizers
