@@ -412,6 +412,11 @@ static void next_request(struct gw_conn *c)
      * iteration, so a long pipeline never deepens the stack. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         gw_conn_arm(c, CT_NEXT, 0);
+    else if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        /* The wait for the next request starts when this answer is
+         * written (client_write_cb); until then the bufferevent's write
+         * timeout (timeouts.body) bounds a client that does not read. */
+        gw_conn_arm(c, CT_NONE, 0);
     else
         wait_request(c, rt->cfg->timeouts.keepalive_ms);
     gw_conn_kick_read(c);
@@ -589,6 +594,9 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     }
     if (c->up_paused && c->state == CONN_STREAM_RESPONSE)
         gw_resp_resume(c);
+    else if (c->state == CONN_KEEPALIVE_IDLE && c->ctimer == CT_NONE &&
+             evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        wait_request(c, gw_conn_rt(c)->cfg->timeouts.keepalive_ms); /* see next_request */
 }
 
 /*
@@ -767,8 +775,12 @@ static int client_bev_new(struct gw_conn *c, enum bufferevent_ssl_state state)
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HIGH_MARK + cfg->limits.max_header_bytes);
     ms_to_tv(cfg->timeouts.body_ms, &wtv);
-    bufferevent_set_timeouts(c->bev, NULL, &wtv);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_set_timeouts(c->bev, NULL, &wtv) < 0 ||
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -781,7 +793,8 @@ static int client_bev_new(struct gw_conn *c, enum bufferevent_ssl_state state)
  * watch on the socket that keeps the idle deadline too. Bytes arriving
  * wake it: a new bufferevent on the same SSL (BUFFEREVENT_SSL_OPEN) reads
  * them at once. A busy keep-alive connection never waits GW_PARK_MS, so
- * never pays for this; a parked one pays two allocations per wake-up.
+ * never pays for this; a parked one pays for a bufferevent (with its two
+ * evbuffers) and a timer per wake-up.
  */
 
 /* KEEPALIVE_IDLE with nothing buffered: wait up to ms for a request. */
@@ -826,8 +839,12 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
         gw_conn_close(c, "out of memory");
         return;
     }
+    /* Parks again if what woke it was no request (a stray record). */
     left = idle_left_ms(c);
-    gw_conn_arm(c, CT_IDLE, left ? left : 1);
+    if (left > GW_PARK_MS)
+        gw_conn_arm(c, CT_PARK, GW_PARK_MS);
+    else
+        gw_conn_arm(c, CT_IDLE, left ? left : 1);
     /* Read what woke us in this loop iteration (gw_conn_kick_read). */
     event_active(&c->bev->ev_read, EV_READ, 1);
 }
@@ -838,9 +855,12 @@ static void park(struct gw_conn *c)
     unsigned left = idle_left_ms(c);
     struct timeval tv;
 
+    /* A close_notify read in this loop iteration has its EOF callback
+     * still deferred: freeing the bufferevent would drop it. */
     if (c->state != CONN_KEEPALIVE_IDLE || c->client_eof || c->req || c->up ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || SSL_has_pending(c->ssl)) {
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || SSL_has_pending(c->ssl) ||
+        (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)) {
         if (left > GW_PARK_MS)
             gw_conn_arm(c, CT_PARK, GW_PARK_MS);
         else
@@ -849,7 +869,6 @@ static void park(struct gw_conn *c)
     }
     bufferevent_free(c->bev);
     c->bev = NULL;
-    SSL_free_buffers(c->ssl); /* none to free unless read ahead left one */
     event_free(c->up_timer);
     c->up_timer = NULL;
     c->parked = 1;
@@ -949,9 +968,13 @@ void gw_conn_drain_all(struct gw_worker *w)
     struct gw_conn *c;
 
     for (c = w->conns; c; c = c->next) {
-        if (c->state == CONN_HANDSHAKE ||
-            (c->state == CONN_KEEPALIVE_IDLE &&
-             (!c->bev || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)))
+        if (c->state == CONN_KEEPALIVE_IDLE && c->bev &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            flush_close(c); /* its last answer is not all written yet */
+        else if (c->state == CONN_HANDSHAKE ||
+                 (c->state == CONN_KEEPALIVE_IDLE &&
+                  (!c->bev || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)))
             gw_conn_close(c, "shutting down");
     }
 }

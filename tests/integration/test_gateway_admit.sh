@@ -153,6 +153,7 @@ pass "a chunked upstream answer is relayed intact"
 stop_bg gw-cn || fail "mtlsgate (unknown: cn) did not exit 0 on SIGTERM"
 
 # --- a client over IPv6 loopback: its address in X-Forwarded-For and the log -----------------
+command -v python3 >/dev/null 2>&1 || fail "python3 is required (scripts/install-deps.sh test)"
 if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
     P6=$(free_ports 1 | tr -d ' ')
     gw_write_config "$TEST_TMPDIR/gw6.yml" port="$P6"

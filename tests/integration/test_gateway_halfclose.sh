@@ -73,7 +73,7 @@ expect_not_contains "$(tr -d '\r' <<<"${out:0:${s2:-0}}")" "Connection: close" \
     "pipelined GETs then FIN: the first answer does not close"
 expect_not_contains "$out" "[timeout]" "pipelined GETs then FIN: the gateway closes after answering"
 expect_eq "$(upstream_count)" $((before + 2)) "pipelined GETs then FIN: requests upstream"
-pass "two pipelined GETs then a FIN: both answered in order, the last with Connection: close"
+pass "two pipelined GETs then a FIN: both answered in order, then the close"
 
 # --- a body cut short by the FIN ---------------------------------------------------------
 printf "POST /attestations/cut HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\nhello" >"$R/cut-body"

@@ -69,7 +69,8 @@
 #                              without a byte of answer
 #       no-read                accepts with a 4 KiB receive buffer and never
 #                              reads (a stalled upstream)
-#       big-response           answers every request with BYTES bytes of 'z'
+#       big-response           answers every request with BYTES bytes of 'z' (N bytes for a
+#                              path /size/N/...)
 #                              (Content-Length, keep-alive)
 #   gw_files_for_nobody        RUN=$TEST_TMPDIR/run with the gateway's
 #                              certificate, client chain and CRL (0644) and its
@@ -449,8 +450,12 @@ def serve(c, conn_no):
             req_no += 1
             note(conn_no, req_no, head)
             if mode == "big-response":
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % nbytes)
-                c.sendall(b"z" * nbytes)
+                # nbytes, or N for a path /size/N/...
+                n, parts = nbytes, head.split(b" ", 2)[1].split(b"/")
+                if len(parts) > 2 and parts[1] == b"size":
+                    n = int(parts[2])
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+                c.sendall(b"z" * n)
                 continue
             if req_no >= 2:
                 break  # read, never answered
