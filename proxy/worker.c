@@ -37,7 +37,33 @@ struct gw_workers {
 };
 
 /* One listening socket for a; -1 with the cause in err. */
-static int listen_one(const struct cfg_addr *a, char *err, size_t errlen)
+/*
+ * 1 when some socket already listens on res's address: a bind without
+ * SO_REUSEPORT fails then. Our own sockets share the address through
+ * SO_REUSEPORT, which would as well let a second mtlsgate (or any process
+ * of the same user) listen there too, and the kernel would split the
+ * connections between the two; so this runs before the first of ours.
+ * SO_REUSEADDR keeps connections in TIME_WAIT from counting.
+ */
+static int addr_in_use(const struct addrinfo *res)
+{
+    int fd, one = 1, busy = 0;
+
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0; /* the real socket() reports it */
+    if (res->ai_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 && errno == EADDRINUSE)
+        busy = 1;
+    close(fd);
+    return busy;
+}
+
+/* One listening socket on a; first: the first of ours on a (checks that no
+ * one else listens there). */
+static int listen_one(const struct cfg_addr *a, int first, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
     int fd = -1, one = 1, rc;
@@ -50,6 +76,11 @@ static int listen_one(const struct cfg_addr *a, char *err, size_t errlen)
     if (rc != 0 || !res) {
         snprintf(err, errlen, "listen %s:%s: cannot resolve: %s", a->host, a->port,
                  rc ? gai_strerror(rc) : "no address");
+        goto out;
+    }
+    if (first && strcmp(a->port, "0") != 0 && addr_in_use(res)) {
+        snprintf(err, errlen, "listen %s:%s: the address is in use: another process listens "
+                 "there (another mtlsgate?)", a->host, a->port);
         goto out;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -93,7 +124,7 @@ int gw_listen_open(const struct cfg *cfg, unsigned n_workers, int *fds, char *er
         return -1;
     }
     for (i = 0; i < total; i++) {
-        fds[i] = listen_one(&cfg->listen[i % cfg->n_listen], err, errlen);
+        fds[i] = listen_one(&cfg->listen[i % cfg->n_listen], i < cfg->n_listen, err, errlen);
         if (fds[i] < 0) {
             while (i-- > 0)
                 close(fds[i]);

@@ -81,6 +81,8 @@ struct gw_worker {
 /*
  * Opens the listening sockets: n_workers sockets per listen address, each
  * with SO_REUSEADDR and SO_REUSEPORT, bound and listening, non-blocking.
+ * Refuses an address that another socket listens on already (SO_REUSEPORT
+ * would let both listen and split the connections).
  * fds is an array of n_workers * cfg->n_listen (worker-major). Blocking;
  * main thread, before dropping privileges. 0 / -1 with the address in err.
  */

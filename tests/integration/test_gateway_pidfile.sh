@@ -6,6 +6,8 @@
 #  - `-s reload` / `-s stop` reach the running instance, also when its config
 #    was since edited badly (only pid_file is read); after the stop the pid
 #    file is gone;
+#  - a second instance on the same port without a pid_file refuses too,
+#    naming the address (someone listens there already);
 #  - a stale pid file (nobody holds its lock) makes `-s reload|stop` refuse
 #    with a clear message, and the pid in it is not signalled;
 #  - a start that fails after the pid file was locked (the port is taken)
@@ -37,6 +39,23 @@ code=$(gw_curl attestor1 /first) || fail "attestor1 after the second start: curl
 expect_eq "$code" 200 "attestor1 after the second start"
 wait_log "$GW_LOG" 'path=/first' 5 || fail "the request was not served by the first instance"
 pass "a second instance with the same pid_file refuses to start, naming the file and pid $P1"
+
+# --- a second instance on the same port, without a pid file ------------------------------------
+# SO_REUSEPORT would let it listen beside the first and take half of the
+# connections; it refuses because someone listens there already.
+gw_write_config "$TEST_TMPDIR/nopid.yml" workers=1
+start_bg gw3 "$GW_BIN" -c "$TEST_TMPDIR/nopid.yml"
+gw_wait_exit gw3 10 || fail "a second instance on the same port (no pid_file) kept running"
+[ "$GW_EXIT_STATUS" != 0 ] || fail "a second instance on the same port exited 0"
+grep -q "listen 127.0.0.1:$GW_PORT: the address is in use" "$TEST_TMPDIR/gw3.log" ||
+    fail "the refusal does not name the address: $(cat "$TEST_TMPDIR/gw3.log")"
+grep -q 'listening on' "$TEST_TMPDIR/gw3.log" && fail "the second instance listened before refusing"
+ok=0
+for i in 1 2 3 4 5 6; do
+    code=$(gw_curl attestor1 "/still-first/$i") && [ "$code" = 200 ] && ok=$((ok + 1))
+done
+expect_eq "$ok" 6 "requests to the first instance after the second was refused"
+pass "a second instance on the same port without a pid_file refuses to start, naming the address"
 
 # --- -s reload / -s stop -------------------------------------------------------------------------
 mark=$(gw_log_mark)
