@@ -753,6 +753,48 @@ static int set_identity_map(struct cfg_ctx *x, const char *prefix, const struct 
     return rc;
 }
 
+struct keyref {
+    const char *s;
+    size_t pair;
+};
+
+static int keyref_cmp(const void *a, const void *b)
+{
+    const struct keyref *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+
+    return c != 0 ? c : (x->pair > y->pair) - (x->pair < y->pair);
+}
+
+/*
+ * first[p] = the first pair of map v whose key is the same string as pair
+ * p's (p itself when none is before it; non-scalar keys are their own).
+ * By sorting: a map of 100,000 CNs is checked in milliseconds, where
+ * comparing each with those before it took seconds at every reload.
+ */
+static int first_keys(const struct ynode *v, size_t *first)
+{
+    size_t np = v->n / 2, nr = 0, i;
+    struct keyref *r = np > 0 ? calloc(np, sizeof(*r)) : NULL;
+
+    if (np > 0 && r == NULL)
+        return -1;
+    for (i = 0; i < np; i++) {
+        first[i] = i;
+        if (v->kid[2 * i]->kind == YN_SCALAR) {
+            r[nr].s = v->kid[2 * i]->str;
+            r[nr++].pair = i;
+        }
+    }
+    if (nr > 1)
+        qsort(r, nr, sizeof(*r), keyref_cmp);
+    for (i = 1; i < nr; i++)
+        if (strcmp(r[i].s, r[i - 1].s) == 0)
+            first[r[i].pair] = first[r[i - 1].pair];
+    free(r);
+    return 0;
+}
+
 /*
  * identities.map: each CN once, mapped to an identity string or to a
  * mapping with an allow list. The whole map replaces the field only when
@@ -761,8 +803,8 @@ static int set_identity_map(struct cfg_ctx *x, const char *prefix, const struct 
 static int set_identities(struct cfg_ctx *x, const struct cfg_key *k, const struct ynode *v)
 {
     struct cfg_identity *map = NULL;
-    const struct ynode **keyn = NULL;
-    size_t n = 0, i, j;
+    size_t *first = NULL;
+    size_t n = 0, i;
     char prefix[SHOWN * 2], scn[SHOWN];
     int rc = -1, bad = 0;
 
@@ -771,7 +813,8 @@ static int set_identities(struct cfg_ctx *x, const struct cfg_key *k, const stru
         return -1;
     }
     if (v->n > 0 && ((map = calloc(v->n / 2, sizeof(*map))) == NULL ||
-                     (keyn = calloc(v->n / 2, sizeof(*keyn))) == NULL)) {
+                     (first = calloc(v->n / 2, sizeof(*first))) == NULL ||
+                     first_keys(v, first) < 0)) {
         cfg_err(x, v, k->name, "out of memory");
         goto out;
     }
@@ -793,11 +836,9 @@ static int set_identities(struct cfg_ctx *x, const struct cfg_key *k, const stru
             continue;
         }
         snprintf(prefix, sizeof(prefix), "%s.%s", k->name, cfg_shown(kn->str, scn, sizeof(scn)));
-        for (j = 0; j < n; j++)
-            if (strcmp(map[j].cn, kn->str) == 0)
-                break;
-        if (j < n) {
-            cfg_err(x, kn, prefix, "CN listed twice (first at line %u)", keyn[j]->line);
+        if (first[i / 2] != i / 2) {
+            cfg_err(x, kn, prefix, "CN listed twice (first at line %u)",
+                    v->kid[2 * first[i / 2]]->line);
             bad = 1;
             continue;
         }
@@ -812,7 +853,7 @@ static int set_identities(struct cfg_ctx *x, const struct cfg_key *k, const stru
             bad = 1;
             continue;
         }
-        keyn[n++] = kn;
+        n++;
     }
     if (bad)
         goto out;
@@ -825,7 +866,7 @@ out:
     for (i = 0; map != NULL && i < n; i++)
         identity_free(&map[i]);
     free(map);
-    free(keyn);
+    free(first);
     return rc;
 }
 

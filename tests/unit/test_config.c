@@ -561,6 +561,16 @@ static const struct err_case err_cases[] = {
     /* identities */
     {BASE "identities:\n  map:\n    a1: one\n    a2: two\n    a1: three\n",
      "gw.yml:12:5: identities.map.a1: CN listed twice (first at line 10)"},
+    /* each repeat names the first of its own CN, however they interleave */
+    {BASE "identities:\n  map:\n    b2: x\n    a1: one\n    a2: two\n    a1: three\n    b2: y\n"
+     "    a1: four\n",
+     "gw.yml:13:5: identities.map.a1: CN listed twice (first at line 11)"},
+    {BASE "identities:\n  map:\n    b2: x\n    a1: one\n    a2: two\n    a1: three\n    b2: y\n"
+     "    a1: four\n",
+     "gw.yml:14:5: identities.map.b2: CN listed twice (first at line 10)"},
+    {BASE "identities:\n  map:\n    b2: x\n    a1: one\n    a2: two\n    a1: three\n    b2: y\n"
+     "    a1: four\n",
+     "gw.yml:15:5: identities.map.a1: CN listed twice (first at line 11)"},
     {BASE "identities:\n  map:\n    a1: { identity: one, allow: [\"get /\"] }\n",
      "gw.yml:10:34: identities.map.a1.allow: 'get /' has a lower-case method"},
     {BASE "identities:\n  map:\n    a1: { identity: one, allow: [\"GET\"] }\n",
