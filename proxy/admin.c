@@ -66,9 +66,12 @@ struct gw_admin {
     struct probe probes[GW_MAX_UPSTREAMS];
     size_t n_probes, pending, round_ok;
     int round_running;
+    int reprobe;                   /* start another round once this one ends */
+    uint64_t round_gen;            /* the configuration generation probed */
     char round_err[512];
     /* ...and the last finished one. */
     int res_done;                  /* at least one round finished */
+    uint64_t res_gen;
     size_t res_ok, res_total;
     char res_err[512];
 };
@@ -86,9 +89,13 @@ static void probe_finish_round(struct gw_admin *a)
     event_del(a->deadline_ev);
     a->round_running = 0;
     a->res_done = 1;
+    a->res_gen = a->round_gen;
     a->res_ok = a->round_ok;
     a->res_total = a->n_probes;
     memcpy(a->res_err, a->round_err, sizeof(a->res_err));
+    /* From the loop, not from here: a caller may still walk this round. */
+    if (a->reprobe)
+        event_active(a->tick_ev, EV_TIMEOUT, 1);
 }
 
 /* Appends "name: why" to the round's causes (as many as fit). */
@@ -151,9 +158,11 @@ static void probe_start_round(struct gw_admin *a)
 
     if (a->round_running)
         return;
+    a->reprobe = 0;
     memset(&st, 0, sizeof(st));
     a->hooks.state(a->hooks.arg, &st);
     rt = st.rt;
+    a->round_gen = st.generation;
     a->round_err[0] = '\0';
     a->round_ok = 0;
     a->n_probes = rt ? rt->n_servers : 0;
@@ -197,6 +206,16 @@ static void probe_tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     probe_start_round(arg);
+}
+
+void gw_admin_reprobe(struct gw_admin *a)
+{
+    if (!a)
+        return;
+    if (a->round_running)
+        a->reprobe = 1;
+    else
+        probe_start_round(a);
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
@@ -267,6 +286,7 @@ static void respond(struct admin_conn *c, int status, const char *ctype, struct 
 static int readyz(struct gw_admin *a, struct evbuffer *body)
 {
     struct gw_admin_state st;
+    const char *stale;
 
     memset(&st, 0, sizeof(st));
     a->hooks.state(a->hooks.arg, &st);
@@ -282,13 +302,15 @@ static int readyz(struct gw_admin *a, struct evbuffer *body)
         evbuffer_add_printf(body, "not ready: first upstream probe still running\n");
         return 503;
     }
+    stale = a->res_gen != st.generation ? " (probed before the reload; probing the new "
+                                          "configuration's upstreams now)" : "";
     if (a->res_ok == 0) {
-        evbuffer_add_printf(body, "not ready: no upstream server reachable (0 of %zu): %s\n",
-                            a->res_total, a->res_err);
+        evbuffer_add_printf(body, "not ready: no upstream server reachable (0 of %zu): %s%s\n",
+                            a->res_total, a->res_err, stale);
         return 503;
     }
-    evbuffer_add_printf(body, "ready: %zu of %zu upstream servers reachable%s%s\n", a->res_ok,
-                        a->res_total, a->res_err[0] ? "; unreachable: " : "", a->res_err);
+    evbuffer_add_printf(body, "ready: %zu of %zu upstream servers reachable%s%s%s\n", a->res_ok,
+                        a->res_total, a->res_err[0] ? "; unreachable: " : "", a->res_err, stale);
     return 200;
 }
 

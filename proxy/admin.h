@@ -53,6 +53,7 @@ struct gw_admin; /* opaque */
 /* What the gateway reports about itself, filled by hooks->state. */
 struct gw_admin_state {
     struct gw_runtime *rt;         /* borrowed: the runtime in service, or NULL */
+    uint64_t generation;           /* rt's configuration generation (1, 2, ...) */
     uint64_t reloads_ok;
     uint64_t reloads_failed;
     time_t config_loaded;          /* when rt's configuration was loaded; 0 = unknown */
@@ -87,6 +88,13 @@ struct gw_admin *gw_admin_start(struct event_base *base, const struct cfg_addr *
 
 /* The port the listener is bound to (useful after binding port "0"). */
 int gw_admin_port(const struct gw_admin *a);
+
+/*
+ * A new configuration is in service: probe its upstreams now (after the
+ * round in flight, if any) rather than at the next tick. Until that round
+ * ends, /readyz says its result is from before the reload. NULL is fine.
+ */
+void gw_admin_reprobe(struct gw_admin *a);
 
 /*
  * Closes the listener, every admin connection and every probe in flight.

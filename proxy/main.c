@@ -192,6 +192,7 @@ static void reload(struct gw_main *m, const char *why)
         arm_watch(m, rt->cfg->watch_interval_ms);
     gw_log_reconfigure(rt->cfg->log.level, rt->cfg->log.format);
     m->reloads_ok++;
+    gw_admin_reprobe(m->admin);
     gw_log(NULL, CFG_LOG_INFO, 0, "reload (%s): configuration generation %llu in service", why,
            (unsigned long long)m->generation);
 }
@@ -291,6 +292,7 @@ static void admin_state(void *arg, struct gw_admin_state *st)
     struct gw_main *m = arg;
 
     st->rt = m->rt;
+    st->generation = m->generation;
     st->reloads_ok = m->reloads_ok;
     st->reloads_failed = m->reloads_failed;
     st->config_loaded = m->config_loaded;

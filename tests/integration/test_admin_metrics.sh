@@ -14,6 +14,9 @@
 #    gives the expiry of the server certificate, of client-ca and of the root
 #    (the values openssl reads from the files) and the CRL's nextUpdate;
 #  - a SIGHUP reload is counted (reloads_total{result="ok"} 1, generation 2);
+#  - a reload to another (reachable) upstream makes /readyz 200 within 1 s
+#    (the upstreams are probed at the reload); until then /readyz says that
+#    its result predates the reload;
 #  - SIGTERM still ends mtlsgate with status 0.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
@@ -203,6 +206,35 @@ why=$(admin_body)
 expect_contains "$why" "127.0.0.1:$DB_PORT" "/readyz 503 body names the upstream"
 expect_eq "$(admin_get /healthz)" 200 "/healthz with the upstream down"
 pass "/readyz 503 after ${took} ms without db-service (${why:0:160}); /healthz 200"
+
+# --- a reload to another upstream: probed at once, never shown as current before ----
+DB2_PORT=$(free_ports 1 | tr -d ' ')
+start_bg db2 "$BIN_DIR/db-service" --listen "127.0.0.1:$DB2_PORT"
+wait_port "$DB2_PORT" 10 || fail "second db-service did not listen on $DB2_PORT"
+gw_write_config "$GW_CONF" upstream="127.0.0.1:$DB2_PORT" extra="admin:
+  listen: \"127.0.0.1:$ADMIN_PORT\""
+mark=$(gw_log_mark)
+kill -HUP "$(bg_pid "$GW_NAME")"
+gw_wait_log_since "$mark" "generation 3" 10 || fail "no reload to generation 3: $(gw_log_since "$mark" | head -3)"
+code=$(admin_get /readyz)
+why=$(admin_body)
+# Either the new round is over (200, the new upstream reachable), or the
+# answer says its result predates the reload: never the old upstream's
+# result as if it were the new configuration's.
+if [ "$code" != 200 ]; then
+    expect_contains "$why" "probed before the reload" "/readyz right after the reload ($code)"
+fi
+start=$(now_ms)
+for i in $(seq 1 20); do
+    code=$(admin_get /readyz)
+    [ "$code" = 200 ] && break
+    sleep 0.05
+done
+took=$(($(now_ms) - start))
+expect_eq "$code" 200 "/readyz within 1 s of a reload to a reachable upstream (body: $(admin_body))"
+expect_not_contains "$(admin_body)" "before the reload" "/readyz once the new round is over"
+pass "reload to another upstream: /readyz 200 after ${took} ms (probed at the reload, not at the next tick)"
+stop_bg db2 || true
 
 # --- graceful stop ------------------------------------------------------------
 kill -TERM "$(bg_pid "$GW_NAME")"
