@@ -30,16 +30,12 @@ wait_port "$ADMIN_PORT" 10 || fail "admin listener not up on $ADMIN_PORT"
 cat >"$TEST_TMPDIR/park.py" <<'PYEOF'
 import json, os, signal, socket, ssl, sys, time, urllib.request
 
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import client_ctx, connect as gw_connect, fail, read_head
+
 port, admin, pki, gwpid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 step = sys.argv[5]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.load_verify_locations(pki + "/root.crt")
-ctx.load_cert_chain(pki + "/attestor1.pem", pki + "/attestor1.key")
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+ctx = client_ctx(pki)
 
 
 def ok(msg):
@@ -65,30 +61,21 @@ def wait_metric(name, want, secs=3.0):
 
 
 def connect():
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return ctx.wrap_socket(raw, server_hostname="localhost")
+    return gw_connect(ctx, port)
 
 
 def read_answer(s, buf=b""):
     """One HTTP/1.1 answer (Content-Length framed): (status, headers, body, rest)."""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            fail("connection closed before an answer head (got %r)" % buf[:200])
-        buf += d
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    hdrs = {}
-    for l in lines[1:]:
-        k, v = l.split(":", 1)
-        hdrs[k.strip().lower()] = v.strip()
+    st, hdrs, rest = read_head(s, buf)
+    if st == 0:
+        fail("connection closed before an answer head (got %r)" % rest[:200])
     n = int(hdrs.get("content-length", "0"))
     while len(rest) < n:
         d = s.recv(65536)
         if not d:
             fail("connection closed in an answer body")
         rest += d
-    return int(lines[0].split()[1]), hdrs, rest[:n], rest[n:]
+    return st, hdrs, rest[:n], rest[n:]
 
 
 def get(s, path):

@@ -26,24 +26,16 @@ gw_start_gateway "$GW_CONF"
 cat >"$TEST_TMPDIR/queued.py" <<'PYEOF'
 import os, signal, socket, ssl, sys, time
 
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import client_ctx, connect as gw_connect, fail, read_head
+
 port, pki, log, gwpid, step = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 size = int(sys.argv[6]) if len(sys.argv) > 6 else 0
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.load_verify_locations(pki + "/root.crt")
-ctx.load_cert_chain(pki + "/attestor1.pem", pki + "/attestor1.key")
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+ctx = client_ctx(pki)
 
 
 def connect():
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
-    raw.settimeout(20)
-    raw.connect(("127.0.0.1", port))
-    return ctx.wrap_socket(raw, server_hostname="localhost")
+    return gw_connect(ctx, port, rcvbuf=4096, timeout=20)
 
 
 def logged(path, secs):
@@ -64,18 +56,11 @@ def send_get(s, path):
 
 def read_answer(s):
     """Status and body length of one answer, reading to its end or the close."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            return 0, 0
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
+    st, hdrs, body = read_head(s)
+    if st == 0:
+        return 0, 0
     n = len(body)
-    want = 0
-    for l in head.split(b"\r\n")[1:]:
-        if l.lower().startswith(b"content-length:"):
-            want = int(l.split(b":", 1)[1])
+    want = int(hdrs.get("content-length", "0"))
     while n < want:
         try:
             d = s.recv(262144)
@@ -84,7 +69,7 @@ def read_answer(s):
         if not d:
             break
         n += len(d)
-    return int(head.split()[1]), n
+    return st, n
 
 
 def probe(n, k):

@@ -1,0 +1,55 @@
+"""
+gwclient.py - what the python3 TLS clients of the gateway's integration tests
+share: a client context with a test PKI's certificate, connecting on loopback,
+reading one HTTP/1.1 answer's head, and failing with one line.
+
+A test's script imports it with
+    sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+(run-integration.sh sets SRC_DIR).
+"""
+import socket
+import ssl
+import sys
+
+
+def fail(msg):
+    """One FAIL line on stdout, exit status 1."""
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def client_ctx(pki, name="attestor1"):
+    """A client context trusting PKI's root and presenting NAME's certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki + "/root.crt")
+    ctx.load_cert_chain("%s/%s.pem" % (pki, name), "%s/%s.key" % (pki, name))
+    return ctx
+
+
+def connect(ctx, port, rcvbuf=0, timeout=10):
+    """A TLS connection to 127.0.0.1:PORT (server name localhost), handshake done.
+    rcvbuf: the socket's receive buffer, set before connecting (the window)."""
+    raw = socket.socket()
+    if rcvbuf:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.settimeout(timeout)
+    raw.connect(("127.0.0.1", port))
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def read_head(s, buf=b""):
+    """The next answer head from s (buf: bytes already read):
+    (status, headers by lower-case name, bytes after the head).
+    Status 0 when the connection closed before a whole head."""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            return 0, {}, buf
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), hdrs, rest
