@@ -26,13 +26,22 @@ P1=$(bg_pid gw)
 for i in $(seq 1 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
 expect_eq "$(cat "$PIDFILE" 2>/dev/null)" "$P1" "pid file of the first instance"
 
+# refused_start NAME CONF WHAT TEXT: an instance started as NAME with CONF
+# exits non-zero, before listening, with TEXT in its log (WHAT says which).
+refused_start() {
+    local name=$1 conf=$2 what=$3 text=$4
+    start_bg "$name" "$GW_BIN" -c "$conf"
+    gw_wait_exit "$name" 10 || fail "$what kept running"
+    [ "$GW_EXIT_STATUS" != 0 ] || fail "$what exited 0"
+    grep -qF -- "$text" "$TEST_TMPDIR/$name.log" ||
+        fail "$what: the refusal does not say '$text': $(cat "$TEST_TMPDIR/$name.log")"
+    grep -q 'listening on' "$TEST_TMPDIR/$name.log" && fail "$what listened before refusing"
+    return 0
+}
+
 # --- a second instance with the same pid file --------------------------------------------------
-start_bg gw2 "$GW_BIN" -c "$GW_CONF"
-gw_wait_exit gw2 10 || fail "a second instance with the same pid_file kept running"
-[ "$GW_EXIT_STATUS" != 0 ] || fail "a second instance with the same pid_file exited 0"
-grep -q "pid_file: $PIDFILE is locked by a running mtlsgate (pid $P1)" "$TEST_TMPDIR/gw2.log" ||
-    fail "the second instance's refusal does not name the pid file and pid $P1: $(cat "$TEST_TMPDIR/gw2.log")"
-grep -q 'listening on' "$TEST_TMPDIR/gw2.log" && fail "the second instance listened before refusing"
+refused_start gw2 "$GW_CONF" "a second instance with the same pid_file" \
+    "pid_file: $PIDFILE is locked by a running mtlsgate (pid $P1)"
 kill -0 "$P1" 2>/dev/null || fail "the first instance died"
 expect_eq "$(cat "$PIDFILE" 2>/dev/null)" "$P1" "pid file after the second instance was refused"
 code=$(gw_curl attestor1 /first) || fail "attestor1 after the second start: curl failed"
@@ -44,12 +53,8 @@ pass "a second instance with the same pid_file refuses to start, naming the file
 # SO_REUSEPORT would let it listen beside the first and take half of the
 # connections; it refuses because someone listens there already.
 gw_write_config "$TEST_TMPDIR/nopid.yml" workers=1
-start_bg gw3 "$GW_BIN" -c "$TEST_TMPDIR/nopid.yml"
-gw_wait_exit gw3 10 || fail "a second instance on the same port (no pid_file) kept running"
-[ "$GW_EXIT_STATUS" != 0 ] || fail "a second instance on the same port exited 0"
-grep -q "listen 127.0.0.1:$GW_PORT: the address is in use" "$TEST_TMPDIR/gw3.log" ||
-    fail "the refusal does not name the address: $(cat "$TEST_TMPDIR/gw3.log")"
-grep -q 'listening on' "$TEST_TMPDIR/gw3.log" && fail "the second instance listened before refusing"
+refused_start gw3 "$TEST_TMPDIR/nopid.yml" "a second instance on the same port (no pid_file)" \
+    "listen 127.0.0.1:$GW_PORT: the address is in use"
 ok=0
 for i in 1 2 3 4 5 6; do
     code=$(gw_curl attestor1 "/still-first/$i") && [ "$code" = 200 ] && ok=$((ok + 1))
