@@ -41,29 +41,66 @@ struct gw_runtime *gw_conn_rt(const struct gw_conn *c)
     return c->req ? c->req->rt : c->w->rt;
 }
 
+/*
+ * The two timers are armed lazily. gw_conn_arm only records the kind and
+ * its deadline; the event is re-added only when that deadline comes before
+ * the time it is already set for (or it is not set). When it fires early,
+ * for a deadline that has moved on or a kind that was disarmed, the
+ * callback sets it again for what is left, or leaves it off. A keep-alive
+ * connection changes kinds several times per request; this way that costs
+ * no event_add/event_del (and no heap work) for most of them.
+ */
+static void timer_set(struct event *ev, uint64_t *armed_at, uint64_t deadline, uint64_t now)
+{
+    struct timeval tv;
+    uint64_t d;
+
+    if (*armed_at != 0 && *armed_at <= deadline)
+        return; /* fires first; timer_due() sets it again then */
+    d = deadline > now ? deadline - now : 0;
+    tv.tv_sec = (time_t)(d / 1000000);
+    tv.tv_usec = (suseconds_t)(d % 1000000);
+    if (event_add(ev, &tv) == 0)
+        *armed_at = deadline;
+}
+
+/* In a timer's callback: 1 when its kind's deadline has come (within a
+ * millisecond: libevent's clock is cached per loop turn), else sets it
+ * again for the rest and returns 0. */
+static int timer_due(struct event *ev, uint64_t *armed_at, uint64_t deadline)
+{
+    uint64_t now = gw_mono_us();
+
+    *armed_at = 0;
+    if (deadline <= now + 1000)
+        return 1;
+    timer_set(ev, armed_at, deadline, now);
+    return 0;
+}
+
 /* Arms the client-side timer for kind (CT_NONE: disarms). */
 void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms)
 {
-    struct timeval tv;
+    uint64_t now;
 
-    evtimer_del(c->timer);
     c->ctimer = kind;
     if (kind == CT_NONE)
         return;
-    ms_to_tv(ms, &tv);
-    evtimer_add(c->timer, &tv);
+    now = gw_mono_us();
+    c->cdeadline_us = now + (uint64_t)ms * 1000;
+    timer_set(c->timer, &c->ctimer_at, c->cdeadline_us, now);
 }
 
 void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms)
 {
-    struct timeval tv;
+    uint64_t now;
 
-    evtimer_del(c->up_timer);
     c->utimer = kind;
     if (kind == UT_NONE)
         return;
-    ms_to_tv(ms, &tv);
-    evtimer_add(c->up_timer, &tv);
+    now = gw_mono_us();
+    c->udeadline_us = now + (uint64_t)ms * 1000;
+    timer_set(c->up_timer, &c->utimer_at, c->udeadline_us, now);
 }
 
 #define HDRS_AT (offsetof(struct gw_req, head) + offsetof(struct http1_head, headers))
@@ -299,8 +336,10 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
     }
     c->state = CONN_CLOSING;
     event_del(c->timer); /* a timer, or the socket watch while parked */
+    c->ctimer_at = 0;
     if (c->up_timer)
         evtimer_del(c->up_timer);
+    c->utimer_at = 0;
     if (c->bev)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     if (c->up)
@@ -682,9 +721,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    c->ctimer = CT_NONE;
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING || kind == CT_NONE) {
+        c->ctimer_at = 0;
         return;
+    }
+    if (!timer_due(c->timer, &c->ctimer_at, c->cdeadline_us))
+        return;
+    c->ctimer = CT_NONE;
     switch (kind) {
     case CT_HANDSHAKE:
         gw_stat_add(&c->w->stats.handshakes[TLS_REFUSE_PROTOCOL], 1);
@@ -737,9 +780,13 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    c->utimer = UT_NONE;
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING || kind == UT_NONE) {
+        c->utimer_at = 0;
         return;
+    }
+    if (!timer_due(c->up_timer, &c->utimer_at, c->udeadline_us))
+        return;
+    c->utimer = UT_NONE;
     if (kind == UT_CONNECT && c->state == CONN_UPSTREAM_CONNECT) {
         snprintf(why, sizeof(why), "connect not done within %u ms",
                  rt->cfg->timeouts.upstream_connect_ms);
@@ -826,6 +873,7 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
      * client timer again here. */
     event_assign(c->timer, c->w->base, -1, 0, timer_cb, c);
     c->ctimer = CT_NONE;
+    c->ctimer_at = 0;
     c->parked = 0;
     gw_stat_sub(&c->w->stats.conns_parked, 1);
     if (what & EV_TIMEOUT) {
@@ -871,6 +919,8 @@ static void park(struct gw_conn *c)
     c->bev = NULL;
     event_free(c->up_timer);
     c->up_timer = NULL;
+    c->utimer = UT_NONE;
+    c->utimer_at = 0;
     c->parked = 1;
     gw_stat_add(&c->w->stats.conns_parked, 1);
     event_assign(c->timer, c->w->base, c->fd, EV_READ, parked_cb, c);

@@ -141,6 +141,10 @@ struct gw_conn {
     struct event *up_timer;        /* upstream-side deadline; NULL while parked */
     struct gw_conn *reap_next;     /* closed: the worker's list to free */
     uint64_t idle_end_us;          /* KEEPALIVE_IDLE: the idle timeout's end */
+    uint64_t cdeadline_us;         /* ctimer's deadline (gw_mono_us) */
+    uint64_t ctimer_at;            /* when c->timer is set to fire; 0: off */
+    uint64_t udeadline_us;         /* utimer's deadline */
+    uint64_t utimer_at;            /* when c->up_timer is set to fire; 0: off */
     enum gw_ctimer ctimer;
     enum gw_utimer utimer;
     unsigned client_eof : 1;       /* the client closed its side */

@@ -129,6 +129,7 @@ struct fields {
     int conn_close;
     int conn_keep_alive;
     int conn_upgrade;
+    size_t n_connection;         /* Connection headers */
     int upgrade_hdr;
     int expect_continue;
 };
@@ -180,6 +181,7 @@ static enum http1_result note_field(struct fields *f, const struct http1_header 
     case 10:
         if (!ci_eq(h->name, 10, "connection"))
             break;
+        f->n_connection++;
         while ((r = list_next(h->value, h->value_len, &pos, &tok, &tl, &empty)) == 1) {
             if (ci_eq(tok, tl, "close"))
                 f->conn_close = 1;
@@ -449,6 +451,7 @@ static void head_reset(struct http1_head *head)
     head->keep_alive = 0;
     head->expect_continue = 0;
     head->upgrade = 0;
+    head->n_connection = 0;
 }
 
 /* Connection semantics shared by requests and responses (RFC 9112 §9.3). */
@@ -459,6 +462,7 @@ static void set_persistence(struct http1_head *head, const struct fields *f)
     else
         head->keep_alive = f->conn_keep_alive && !f->conn_close;
     head->upgrade = f->conn_upgrade || f->upgrade_hdr;
+    head->n_connection = f->n_connection;
 }
 
 enum http1_result http1_parse_request(const char *buf, size_t len, size_t max_head,
@@ -565,6 +569,9 @@ int http1_name_eq(const struct http1_header *h, const char *name)
 {
     size_t i;
 
+    if (h->name_len == 0 || lower((unsigned char)h->name[0]) != lower((unsigned char)name[0]))
+        return name[0] == '\0' && h->name_len == 0;
+
     for (i = 0; i < h->name_len; i++) {
         if (name[i] == '\0' || lower((unsigned char)h->name[i]) != lower((unsigned char)name[i]))
             return 0;
@@ -574,25 +581,58 @@ int http1_name_eq(const struct http1_header *h, const char *name)
 
 int http1_is_hop_by_hop(const struct http1_head *head, const struct http1_header *h)
 {
-    static const char *const fixed[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization",
-    };
     const char *tok;
     size_t i, pos, tl;
     int empty;
 
-    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        if (http1_name_eq(h, fixed[i]))
+    /* The fixed hop-by-hop names, picked by length first: this runs for
+     * every header of every request and response. */
+    switch (h->name_len) {
+    case 2:
+        if (ci_eq(h->name, 2, "te"))
             return 1;
+        break;
+    case 4:
+        if (ci_eq(h->name, 4, "host"))
+            return 0; /* a Connection listing never removes the target */
+        break;
+    case 7:
+        if (ci_eq(h->name, 7, "trailer") || ci_eq(h->name, 7, "upgrade"))
+            return 1;
+        break;
+    case 10:
+        if (ci_eq(h->name, 10, "connection") || ci_eq(h->name, 10, "keep-alive"))
+            return 1;
+        break;
+    case 14:
+        if (ci_eq(h->name, 14, "content-length"))
+            return 0; /* nor the framing */
+        break;
+    case 16:
+        if (ci_eq(h->name, 16, "proxy-connection"))
+            return 1;
+        break;
+    case 17:
+        if (ci_eq(h->name, 17, "transfer-encoding"))
+            return 1;
+        break;
+    case 18:
+        if (ci_eq(h->name, 18, "proxy-authenticate"))
+            return 1;
+        break;
+    case 19:
+        if (ci_eq(h->name, 19, "proxy-authorization"))
+            return 1;
+        break;
+    default:
+        break;
     }
-    /* Never let a Connection listing remove the framing or the target. */
-    if (http1_name_eq(h, "content-length") || http1_name_eq(h, "host"))
+    if (head->n_connection == 0)
         return 0;
     for (i = 0; i < head->n_headers; i++) {
         const struct http1_header *c = &head->headers[i];
 
-        if (!http1_name_eq(c, "connection"))
+        if (c->name_len != 10 || !ci_eq(c->name, 10, "connection"))
             continue;
         pos = 0;
         empty = 0;

@@ -123,6 +123,7 @@ struct http1_head {
     int keep_alive;            /* after Connection and the version defaults */
     int expect_continue;       /* "Expect: 100-continue" in an HTTP/1.1 request */
     int upgrade;               /* Connection: upgrade / Upgrade present */
+    size_t n_connection;       /* Connection headers (http1_is_hop_by_hop) */
 };
 
 /*
