@@ -207,10 +207,14 @@ void gw_conn_pause_upstream(struct gw_conn *c, int pause)
         bufferevent_disable(c->up->bev, EV_READ);
         c->up_paused = 1;
         bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_MARK / 2, 0);
+        if (c->utimer == UT_SILENCE) /* the client is the one waited for */
+            gw_conn_arm_up(c, UT_NONE, 0);
     } else if (!pause && c->up_paused) {
         c->up_paused = 0;
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
         bufferevent_enable(c->up->bev, EV_READ);
+        if (c->state == CONN_STREAM_RESPONSE)
+            gw_conn_arm_up(c, UT_SILENCE, c->req->rt->cfg->timeouts.upstream_read_ms);
     }
 }
 
@@ -445,6 +449,10 @@ static void next_request(struct gw_conn *c)
     c->state = CONN_KEEPALIVE_IDLE;
     gw_conn_pause_client(c, 0);
     c->client_paused = 0;
+    if (c->in_capped && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+        c->in_capped = 0;
+    }
     if (!c->client_eof)
         bufferevent_enable(c->bev, EV_READ);
     /* A pipelined request already buffered is parsed from a fresh loop
@@ -468,7 +476,6 @@ void gw_conn_response_done(struct gw_conn *c)
     gw_conn_arm_up(c, UT_NONE, 0);
     account(c, r);
     if (c->up && r->up_reusable) {
-        bufferevent_set_timeouts(c->up->bev, NULL, NULL);
         gw_up_release(&c->w->pool, c->up, c->w->rt);
         c->up = NULL;
     }
@@ -617,7 +624,17 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         break;
     default:
-        break; /* the next request waits in the buffer (bounded by the watermark) */
+        break; /* the next request waits in the buffer */
+    }
+    /* Bytes the gateway does not take yet (pipelined requests, a body
+     * while the upstream is slow) stop the reading at a bound. The
+     * watermark is set only then: while set, libevent re-adds the read
+     * event at every change of the input. next_request takes it off. */
+    if (!c->in_capped && c->bev &&
+        evbuffer_get_length(in) >= GW_HIGH_MARK + c->w->rt->cfg->limits.max_header_bytes) {
+        bufferevent_setwatermark(c->bev, EV_READ, 0,
+                                 GW_HIGH_MARK + c->w->rt->cfg->limits.max_header_bytes);
+        c->in_capped = 1;
     }
     gw_conn_kick_read(c);
 }
@@ -796,6 +813,8 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
                  c->up ? rt->servers[c->up->server].name : "-",
                  rt->cfg->timeouts.upstream_read_ms);
         gw_conn_error(c, 504, why);
+    } else if (kind == UT_SILENCE) {
+        gw_resp_silent(c);
     } else if (kind == UT_WRITE && c->state == CONN_FORWARD) {
         snprintf(why, sizeof(why), "upstream %s took no request body bytes within %u ms",
                  c->up ? rt->servers[c->up->server].name : "-",
@@ -820,7 +839,7 @@ static int client_bev_new(struct gw_conn *c, enum bufferevent_ssl_state state)
         return -1;
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HIGH_MARK + cfg->limits.max_header_bytes);
+    c->in_capped = 0; /* no read watermark until client_read_cb sets one */
     ms_to_tv(cfg->timeouts.body_ms, &wtv);
     if (bufferevent_set_timeouts(c->bev, NULL, &wtv) < 0 ||
         bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {

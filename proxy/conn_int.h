@@ -83,6 +83,8 @@ enum gw_utimer {
     UT_CONNECT,                    /* timeouts.upstream_connect */
     UT_READ,                       /* request sent, no response head: upstream_read */
     UT_WRITE,                      /* the upstream takes no request body: upstream_read */
+    UT_SILENCE,                    /* response started: upstream_read between reads
+                                      (off while its reads pause for the client) */
 };
 
 /* One request and its response; cached per worker between requests. */
@@ -152,6 +154,7 @@ struct gw_conn {
     unsigned up_paused : 1;        /* upstream reads off for backpressure */
     unsigned handshake_done : 1;
     unsigned parked : 1;           /* no bufferevent: see park() in conn.c */
+    unsigned in_capped : 1;        /* a read watermark stops reading (client_read_cb) */
     unsigned has_sha256 : 1;       /* sha256 is set */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
                                       freed once the client is admitted */
@@ -219,8 +222,10 @@ int gw_req_body_cut(const struct gw_conn *c);
  * conn_resp.c
  * gw_resp_attach: sets c's callbacks on the upstream connection c->up.
  * gw_resp_resume: the client took half its backlog: read the upstream again.
+ * gw_resp_silent: UT_SILENCE ran out: the upstream went silent mid-response.
  */
 void gw_resp_attach(struct gw_conn *c);
 void gw_resp_resume(struct gw_conn *c);
+void gw_resp_silent(struct gw_conn *c);
 
 #endif

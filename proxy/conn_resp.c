@@ -33,7 +33,6 @@ static int start_response(struct gw_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t before = evbuffer_get_length(out);
     int early = c->state == CONN_FORWARD, close, ka10;
-    struct timeval tv;
 
     if (early) {
         /* The upstream answered before the whole body was sent: the rest
@@ -83,9 +82,7 @@ static int start_response(struct gw_conn *c)
     evbuffer_drain(in, h->head_len);
     c->state = CONN_STREAM_RESPONSE;
     /* From here upstream_read bounds each silence of the upstream. */
-    tv.tv_sec = r->rt->cfg->timeouts.upstream_read_ms / 1000;
-    tv.tv_usec = (r->rt->cfg->timeouts.upstream_read_ms % 1000) * 1000;
-    bufferevent_set_timeouts(c->up->bev, &tv, NULL);
+    gw_conn_arm_up(c, UT_SILENCE, r->rt->cfg->timeouts.upstream_read_ms);
     return 0;
 }
 
@@ -258,6 +255,8 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     if (c->state == CONN_FORWARD || c->state == CONN_READ_RESPONSE ||
         c->state == CONN_STREAM_RESPONSE) {
+        if (c->utimer == UT_SILENCE) /* the silence starts again */
+            gw_conn_arm_up(c, UT_SILENCE, c->req->rt->cfg->timeouts.upstream_read_ms);
         process(c, 0);
         gw_conn_flush_client(c);
     }
@@ -353,13 +352,24 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     up_closed(c, what);
 }
 
+void gw_resp_silent(struct gw_conn *c)
+{
+    if (c->state == CONN_STREAM_RESPONSE && c->up)
+        up_closed(c, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+}
+
+/*
+ * No read watermark: the upstream's input never grows far. A response
+ * head is parsed (or refused past GW_RESP_MAX_HEAD) as it arrives, a body
+ * moves to the client as it arrives, and reads stop while the client's
+ * output is at GW_HIGH_MARK (gw_conn_pause_upstream). libevent would
+ * otherwise re-add the read event at every change of the input.
+ */
 void gw_resp_attach(struct gw_conn *c)
 {
     struct bufferevent *bev = c->up->bev;
 
     bufferevent_setcb(bev, up_read_cb, up_write_cb, up_event_cb, c);
-    bufferevent_setwatermark(bev, EV_READ, 0, GW_HIGH_MARK);
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     /* A connected one writes through (gw_up_push); a new one lets libevent
      * finish the connect first. */
     if (c->up->connected) {

@@ -20,10 +20,14 @@
 
 #include "tls_client.h"
 
-void gw_up_pool_init(struct gw_up_pool *p, struct event_base *base)
+static void pool_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+int gw_up_pool_init(struct gw_up_pool *p, struct event_base *base)
 {
     memset(p, 0, sizeof(*p));
     p->base = base;
+    p->timer = evtimer_new(base, pool_timer_cb, p);
+    return p->timer ? 0 : -1;
 }
 
 void gw_up_free(struct gw_up_conn *u)
@@ -79,6 +83,53 @@ void gw_up_pool_flush(struct gw_up_pool *p)
     }
 }
 
+void gw_up_pool_free(struct gw_up_pool *p)
+{
+    gw_up_pool_flush(p);
+    if (p->timer)
+        event_free(p->timer);
+    p->timer = NULL;
+}
+
+/* Sets the pool timer for deadline unless it fires before that already. */
+static void pool_timer_set(struct gw_up_pool *p, uint64_t deadline, uint64_t now)
+{
+    struct timeval tv;
+    uint64_t d;
+
+    if (p->timer_at != 0 && p->timer_at <= deadline)
+        return;
+    d = deadline > now ? deadline - now : 0;
+    tv.tv_sec = (time_t)(d / 1000000);
+    tv.tv_usec = (suseconds_t)(d % 1000000);
+    if (event_add(p->timer, &tv) == 0)
+        p->timer_at = deadline;
+}
+
+/* Drops the idle connections whose time is up (within a millisecond:
+ * libevent's clock is cached per loop turn); set again for the next one. */
+static void pool_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_up_pool *p = arg;
+    uint64_t now = gw_mono_us(), next = 0;
+    struct gw_up_conn *u, *nx;
+
+    (void)fd;
+    (void)what;
+    p->timer_at = 0;
+    for (u = p->idle; u; u = nx) {
+        nx = u->next;
+        if (u->idle_until_us <= now + 1000) {
+            pool_unlink(u);
+            gw_up_free(u);
+        } else if (next == 0 || u->idle_until_us < next) {
+            next = u->idle_until_us;
+        }
+    }
+    if (next)
+        pool_timer_set(p, next, now);
+}
+
 /* The most recently released idle connection to server idx made for rt,
  * out of the pool and ready for the caller's callbacks; NULL when none. */
 static struct gw_up_conn *take_idle(struct gw_up_pool *p, const struct gw_runtime *rt,
@@ -91,9 +142,7 @@ static struct gw_up_conn *take_idle(struct gw_up_pool *p, const struct gw_runtim
             break;
     if (!u)
         return NULL;
-    pool_unlink(u);
-    bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-    bufferevent_set_timeouts(u->bev, NULL, NULL);
+    pool_unlink(u); /* the caller sets its callbacks next (gw_resp_attach) */
     u->reused = 1;
     u->connected = 1;
     return u;
@@ -229,7 +278,7 @@ void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_r
 {
     unsigned max = current->cfg->upstream.keepalive;
     unsigned idle_ms = current->cfg->timeouts.keepalive_ms;
-    struct timeval tv;
+    uint64_t now;
 
     if (!u)
         return;
@@ -240,10 +289,10 @@ void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_r
     }
     if (idle_ms == 0 || idle_ms > 60000)
         idle_ms = 60000;
-    tv.tv_sec = idle_ms / 1000;
-    tv.tv_usec = (idle_ms % 1000) * 1000;
-    bufferevent_setwatermark(u->bev, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_set_timeouts(u->bev, &tv, NULL);
+    now = gw_mono_us();
+    u->idle_until_us = now + (uint64_t)idle_ms * 1000;
+    pool_timer_set(p, u->idle_until_us, now);
+    bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
     bufferevent_setcb(u->bev, idle_read_cb, NULL, idle_event_cb, u);
     bufferevent_enable(u->bev, EV_READ);
     u->next = p->idle;

@@ -4,8 +4,11 @@
  * Servers are taken round robin; one whose connect failed is skipped for
  * upstream.fail_timeout (unless every server is marked failed). Each worker
  * keeps up to upstream.keepalive idle connections, looked up by the picked
- * server (the pick comes first); an idle one that the server closes, or
- * that receives any byte, is dropped. Plain TCP, or TLS
+ * server (the pick comes first); an idle one that the server closes, that
+ * receives any byte, or that waits longer than timeouts.keepalive (60 s at
+ * most; one timer per pool) is dropped. A connection in use carries no
+ * bufferevent timeouts or read watermark (each would cost an event_add per
+ * buffer change): the connection's own timers bound it (conn_int.h). Plain TCP, or TLS
  * with the upstream's certificate and name verified (tls_client.h).
  * Everything here runs on the worker's own thread; no locks.
  */
@@ -31,6 +34,7 @@ struct gw_up_conn {
     int connected;                /* the connect (and TLS handshake) is done */
     struct gw_up_conn *next;      /* pool list */
     struct gw_up_pool *pool;      /* set while idle in the pool */
+    uint64_t idle_until_us;       /* in the pool: dropped at this time */
 };
 
 struct gw_up_pool {
@@ -38,12 +42,18 @@ struct gw_up_pool {
     struct gw_up_conn *idle;      /* most recently released first */
     unsigned n_idle;
     size_t rr;                    /* round-robin cursor */
+    struct event *timer;          /* drops idle connections that waited too long */
+    uint64_t timer_at;            /* when it is set to fire; 0: off */
 };
 
-void gw_up_pool_init(struct gw_up_pool *p, struct event_base *base);
+/* 0, or -1 (out of memory). */
+int gw_up_pool_init(struct gw_up_pool *p, struct event_base *base) GW_UP_MUSTCHECK;
 
-/* Frees every idle connection (worker stop, or a runtime swap). */
+/* Frees every idle connection (a runtime swap). */
 void gw_up_pool_flush(struct gw_up_pool *p);
+
+/* Flushes the pool and frees its timer (worker stop). */
+void gw_up_pool_free(struct gw_up_pool *p);
 
 /*
  * The upstream connection for a request. Picks the next usable server not

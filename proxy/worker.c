@@ -354,7 +354,7 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     w->idstats = gw_idstats_new();
     w->certpool = tls_certpool_new(GW_CERTPOOL_SIZE);
     if (!w->idstats || !w->certpool || !w->notify_ev || !w->resume_ev || !w->reap_ev ||
-        event_add(w->notify_ev, NULL) < 0)
+        gw_up_pool_init(&w->pool, w->base) < 0 || event_add(w->notify_ev, NULL) < 0)
         goto fail;
     for (i = 0; i < ws->n_listen; i++) {
         w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE,
@@ -369,7 +369,6 @@ static int worker_init(struct gw_workers *ws, unsigned k, struct gw_runtime *rt,
     gw_runtime_ref(rt);
     w->rt = rt;
     w->max_conns = per_worker_max(rt, ws->n);
-    gw_up_pool_init(&w->pool, w->base);
     return 0;
 fail:
     snprintf(err, errlen, "worker %u: cannot set up its event loop (out of memory)", k);
@@ -396,7 +395,7 @@ static void worker_fini(struct gw_worker *w)
         event_free(w->resume_ev);
     if (w->reap_ev)
         event_free(w->reap_ev);
-    gw_up_pool_flush(&w->pool);
+    gw_up_pool_free(&w->pool);
     if (w->base)
         event_base_free(w->base);
     gw_runtime_unref(w->rt);

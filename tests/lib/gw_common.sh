@@ -72,6 +72,13 @@
 #       big-response           answers every request with BYTES bytes of 'z' (N bytes for a
 #                              path /size/N/...)
 #                              (Content-Length, keep-alive)
+#       partial                answers by path, keep-alive, Content-Length 10
+#                              ("abcdefghij"): /trickle sends the head and
+#                              4 bytes, then one byte every 0.5 s; /stall
+#                              sends the head and 4 bytes, then nothing;
+#                              /hold answers after 4 s; anything else at
+#                              once. Appends "conn=N closed" to LOG when the
+#                              gateway closes a connection.
 #   gw_files_for_nobody        RUN=$TEST_TMPDIR/run with the gateway's
 #                              certificate, client chain and CRL (0644) and its
 #                              key (owned by nobody, 0600): what mtlsgate reads
@@ -399,7 +406,7 @@ gw_revoke_attestor2() {
 
 _gw_write_raw_upstream_py() {
     cat >"$TEST_TMPDIR/raw_upstream.py" <<'PYEOF'
-import socket, sys, threading
+import socket, sys, threading, time
 
 port, mode, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 nbytes = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -449,6 +456,23 @@ def serve(c, conn_no):
                 break
             req_no += 1
             note(conn_no, req_no, head)
+            if mode == "partial":
+                path = head.split(b" ", 2)[1]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+                if path in (b"/trickle", b"/stall"):
+                    c.sendall(b"abcd")
+                    if path == b"/stall":
+                        while c.recv(65536):
+                            pass
+                        break
+                    for ch in b"efghij":
+                        time.sleep(0.5)
+                        c.sendall(bytes([ch]))
+                    continue
+                if path == b"/hold":
+                    time.sleep(4)
+                c.sendall(b"abcdefghij")
+                continue
             if mode == "big-response":
                 # nbytes, or N for a path /size/N/...
                 n, parts = nbytes, head.split(b" ", 2)[1].split(b"/")
@@ -461,6 +485,9 @@ def serve(c, conn_no):
                 break  # read, never answered
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfirst\n")
     finally:
+        if mode == "partial":
+            with lock, open(log, "a") as f:
+                f.write("conn=%d closed\n" % conn_no)
         c.close()
 
 

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# What bounds an upstream connection, and the client's unread input:
+#  - an idle pooled upstream connection is closed after timeouts.keepalive
+#    (2 s here), not before, and not never;
+#  - upstream_read (1 s here) bounds each silence of an upstream in the
+#    middle of a response, not the whole response: a body trickled one byte
+#    every 0.5 s for 3 s arrives complete; a body that stops arriving is cut
+#    after about 1 s (the client gets a short body; the log says "went
+#    silent");
+#  - a client that keeps sending while its request waits for the upstream
+#    is read only up to a bound (GW_HIGH_MARK + max_header_bytes): of 64 MiB
+#    it cannot push more than the kernel's buffers can hold besides, and
+#    the gateway's memory does not grow by what it sent.
+# These run on the connection's own timers and an on-demand read watermark
+# (no bufferevent timeouts or watermarks on the request path).
+source "$SRC_DIR/tests/lib/common.sh"
+source "$SRC_DIR/tests/lib/gw_common.sh"
+
+command -v python3 >/dev/null 2>&1 || fail "python3 is required (scripts/install-deps.sh test)"
+gw_make_pki
+gw_pick_ports
+UP_PORT=$(free_ports 1 | tr -d ' ')
+UP_LOG=$TEST_TMPDIR/partial-upstream.txt
+gw_start_raw_upstream partial "$UP_PORT" partial "$UP_LOG"
+gw_write_config "$GW_CONF" workers=1 servers="[\"127.0.0.1:$UP_PORT\"]" \
+    timeouts="{ keepalive: 2s, upstream_read: 1s }"
+gw_start_gateway "$GW_CONF"
+
+# --- an idle pooled connection closes after keepalive ----------------------------------
+t0=$(now_ms)
+code=$(gw_curl attestor1 /ok) || fail "GET /ok: curl failed"
+expect_eq "$code" 200 "GET /ok"
+expect_eq "$(cat "$GW_BODY")" abcdefghij "GET /ok: body"
+# (other connections are the admin's reachability probes)
+cn=$(sed -n 's/^conn=\([0-9]*\) req=1 GET \/ok$/\1/p' "$UP_LOG" | head -1)
+[ -n "$cn" ] || fail "GET /ok did not reach the upstream: $(cat "$UP_LOG")"
+closed=-1
+for i in $(seq 1 100); do
+    if grep -q "^conn=$cn closed" "$UP_LOG"; then closed=$(($(now_ms) - t0)); break; fi
+    sleep 0.05
+done
+[ "$closed" -ge 0 ] || fail "the pooled upstream connection was not closed within 5 s (keepalive: 2s)"
+[ "$closed" -ge 1800 ] || fail "the pooled upstream connection was closed after ${closed} ms, before keepalive (2 s)"
+pass "idle pooled upstream connection closed after ${closed} ms (keepalive: 2s)"
+
+# --- upstream_read bounds each silence, not the whole response ---------------------------
+t0=$(now_ms)
+code=$(gw_curl attestor1 /trickle) || fail "GET /trickle: curl failed (code $code)"
+el=$(($(now_ms) - t0))
+expect_eq "$code" 200 "GET /trickle"
+expect_eq "$(cat "$GW_BODY")" abcdefghij "GET /trickle: body trickled over 3 s with upstream_read: 1s"
+[ "$el" -ge 2500 ] || fail "GET /trickle took ${el} ms: the upstream trickles for 3 s"
+pass "a body trickled for ${el} ms (a byte every 0.5 s) arrives whole under upstream_read: 1s"
+
+mark=$(gw_log_mark)
+t0=$(now_ms)
+GW_CURL_MAXTIME=10 gw_curl attestor1 /stall >/dev/null
+rc=$?
+el=$(($(now_ms) - t0))
+[ "$rc" -ne 0 ] || fail "GET /stall: curl succeeded; the body was never complete"
+[ "$rc" -ne 28 ] || fail "GET /stall: no cut within curl's 10 s (upstream_read: 1s)"
+expect_eq "$(cat "$GW_BODY")" abcd "GET /stall: what arrived before the silence"
+[ "$el" -ge 900 ] && [ "$el" -le 4000 ] || fail "GET /stall: cut after ${el} ms, expected about 1 s"
+gw_wait_log_since "$mark" "went silent in the middle of a response" 3 ||
+    fail "GET /stall: no 'went silent' line in the log: $(gw_log_since "$mark" | tail -5)"
+pass "an upstream silent mid-response is cut after ${el} ms (curl exit $rc), logged as gone silent"
+stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
+
+# --- the client's unread input is bounded -----------------------------------------------
+gw_write_config "$GW_CONF" workers=1 servers="[\"127.0.0.1:$UP_PORT\"]" \
+    timeouts="{ keepalive: 20s, upstream_read: 10s, body: 20s }"
+gw_start_gateway "$GW_CONF"
+GW_PID=$(bg_pid gw)
+cat >"$TEST_TMPDIR/flood.py" <<'PYEOF'
+import os, socket, sys, time
+
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import client_ctx, connect, fail
+
+port, pki, gwpid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+
+def rss_kib():
+    with open("/proc/%d/status" % gwpid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+s = connect(client_ctx(pki), port, timeout=0.5)
+# The upstream holds this request for 4 s; meanwhile the client pushes.
+s.sendall(b"GET /hold HTTP/1.1\r\nHost: localhost\r\n\r\n")
+before = rss_kib()
+chunk = b"x" * 65536
+sent, end = 0, time.monotonic() + 2.5
+while sent < 64 << 20 and time.monotonic() < end:
+    try:
+        sent += s.send(chunk)
+    except socket.timeout:
+        continue
+    except OSError as e:
+        fail("sending while the request waits: %r after %d bytes" % (e, sent))
+grown = rss_kib() - before
+print("sent=%d grown_kib=%d" % (sent, grown))
+if sent >= 24 << 20:
+    fail("the gateway read %d MiB while the request waited: no bound" % (sent >> 20))
+if grown > 16 << 10:
+    fail("the gateway grew by %d KiB while the client pushed %d bytes" % (grown, sent))
+PYEOF
+out=$(python3 "$TEST_TMPDIR/flood.py" "$GW_PORT" "$GW_PKI" "$GW_PID") || fail "${out}"
+pass "a client pushing while its request waits: $out"
+kill -0 "$GW_PID" 2>/dev/null || fail "the gateway died"
+code=$(gw_curl attestor1 /ok) || fail "GET /ok after the flood: curl failed"
+expect_eq "$code" 200 "GET /ok after the flood"
+pass "the gateway serves after the flood"
+stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
+stop_bg partial || true
+check_sanitizers
+pass "gateway upstream timers and the client input bound"
