@@ -215,8 +215,8 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
 {
     struct gw_up_conn *u = NULL;
     long idx;
+    int why_set = 0;
 
-    snprintf(err, errlen, "no upstream server left to try");
     while ((idx = pick_server(p, rt, *tried)) >= 0) {
         const struct gw_upstream_server *s = &rt->servers[idx];
         int one = 1;
@@ -229,6 +229,7 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         u = calloc(1, sizeof(*u));
         if (!u) {
             snprintf(err, errlen, "out of memory");
+            why_set = 1;
             break;
         }
         u->rt = rt;
@@ -238,11 +239,13 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         if (!u->bev) {
             free(u);
             u = NULL;
+            why_set = 1;
             break;
         }
         if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&s->addr,
                                        (int)s->addrlen) < 0) {
             snprintf(err, errlen, "%s: connect: %s", s->name, strerror(errno));
+            why_set = 1;
             (void)gw_up_mark_failed(rt, (size_t)idx);
             gw_up_free(u);
             u = NULL;
@@ -252,6 +255,9 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         break;
     }
+    /* err is written on failure only: this runs for every request. */
+    if (!u && !why_set)
+        snprintf(err, errlen, "no upstream server left to try");
     return u;
 }
 
