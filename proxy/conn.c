@@ -204,7 +204,7 @@ void gw_conn_pause_upstream(struct gw_conn *c, int pause)
     if (!c->up)
         return;
     if (pause && !c->up_paused) {
-        bufferevent_disable(c->up->bev, EV_READ);
+        gw_up_read(c->up, 0);
         c->up_paused = 1;
         bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_MARK / 2, 0);
         if (c->utimer == UT_SILENCE) /* the client is the one waited for */
@@ -212,7 +212,7 @@ void gw_conn_pause_upstream(struct gw_conn *c, int pause)
     } else if (!pause && c->up_paused) {
         c->up_paused = 0;
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        bufferevent_enable(c->up->bev, EV_READ);
+        gw_up_read(c->up, 1);
         if (c->state == CONN_STREAM_RESPONSE)
             gw_conn_arm_up(c, UT_SILENCE, c->req->rt->cfg->timeouts.upstream_read_ms);
     }
@@ -346,8 +346,10 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
     c->utimer_at = 0;
     if (c->bev)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    if (c->up)
+    if (c->up) {
+        gw_up_read(c->up, 0);
         bufferevent_disable(c->up->bev, EV_READ | EV_WRITE);
+    }
     /* Freed later in this loop iteration, outside every callback of c. */
     c->reap_next = c->w->closed;
     c->w->closed = c;

@@ -323,7 +323,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (c->state == CONN_CLOSING || !c->up)
         return;
     if (what & BEV_EVENT_CONNECTED) {
-        c->up->connected = 1;
+        gw_up_connected(c->up);
         if (c->state == CONN_UPSTREAM_CONNECT) {
             gw_conn_arm_up(c, UT_NONE, 0);
             gw_req_send(c);
@@ -369,13 +369,12 @@ void gw_resp_attach(struct gw_conn *c)
 {
     struct bufferevent *bev = c->up->bev;
 
-    bufferevent_setcb(bev, up_read_cb, up_write_cb, up_event_cb, c);
+    gw_up_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
+    gw_up_read(c->up, 1);
     /* A connected one writes through (gw_up_push); a new one lets libevent
      * finish the connect first. */
-    if (c->up->connected) {
+    if (c->up->connected)
         bufferevent_disable(bev, EV_WRITE);
-        bufferevent_enable(bev, EV_READ);
-    } else {
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
-    }
+    else
+        bufferevent_enable(bev, EV_WRITE);
 }

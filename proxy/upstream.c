@@ -4,6 +4,7 @@
 #include "upstream.h"
 
 #include <errno.h>
+#include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -34,8 +35,102 @@ void gw_up_free(struct gw_up_conn *u)
 {
     if (!u)
         return;
+    if (u->rev)
+        event_free(u->rev);
     bufferevent_free(u->bev); /* BEV_OPT_CLOSE_ON_FREE: closes fd, frees SSL */
     free(u);
+}
+
+/* Bytes per read: the bufferevent's own default (libevent 2.1). */
+#define UP_READ_MAX 16384
+
+/* Plain TCP: the socket is readable. One readv into the bufferevent's
+ * input (whose end the bufferevent keeps frozen, as it does around its own
+ * reads), then the callback; u may be freed inside it. */
+static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_up_conn *u = arg;
+    struct evbuffer *in = bufferevent_get_input(u->bev);
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    ssize_t r;
+    size_t left;
+    int n, i;
+
+    (void)what;
+    evbuffer_unfreeze(in, 0);
+    n = evbuffer_reserve_space(in, UP_READ_MAX, v, 2);
+    if (n <= 0) {
+        evbuffer_freeze(in, 0);
+        gw_up_read(u, 0);
+        u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u->cb_arg);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    do
+        r = readv(fd, iov, n);
+    while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        left = (size_t)r;
+        for (i = 0; i < n && left > 0; i++) {
+            if (v[i].iov_len > left)
+                v[i].iov_len = left;
+            left -= v[i].iov_len;
+        }
+        (void)evbuffer_commit_space(in, v, i);
+    }
+    evbuffer_freeze(in, 0);
+    if (r > 0) {
+        u->on_read(u->bev, u->cb_arg);
+    } else if (r == 0) {
+        gw_up_read(u, 0);
+        u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_EOF, u->cb_arg);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        gw_up_read(u, 0);
+        u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u->cb_arg);
+    }
+}
+
+void gw_up_setcb(struct gw_up_conn *u, bufferevent_data_cb read, bufferevent_data_cb write,
+                 bufferevent_event_cb event, void *arg)
+{
+    if (u->tls) {
+        bufferevent_setcb(u->bev, read, write, event, arg);
+        return;
+    }
+    u->on_read = read;
+    u->on_event = event;
+    u->cb_arg = arg;
+    bufferevent_setcb(u->bev, NULL, write, event, arg);
+}
+
+void gw_up_read(struct gw_up_conn *u, int on)
+{
+    if (u->tls) {
+        if (on)
+            bufferevent_enable(u->bev, EV_READ);
+        else
+            bufferevent_disable(u->bev, EV_READ);
+        return;
+    }
+    u->want_read = on;
+    if (on && !u->reading && u->connected && u->rev) {
+        if (event_add(u->rev, NULL) == 0)
+            u->reading = 1;
+    } else if (!on && u->reading) {
+        event_del(u->rev);
+        u->reading = 0;
+    }
+}
+
+void gw_up_connected(struct gw_up_conn *u)
+{
+    u->connected = 1;
+    if (!u->tls) /* TLS reads stay with the bufferevent, which knows */
+        gw_up_read(u, u->want_read);
 }
 
 /* Unlinks u from its pool's idle list. */
@@ -253,6 +348,14 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         }
         /* Heads and small bodies go out at once. */
         setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (!u->tls &&
+            !(u->rev = event_new(p->base, bufferevent_getfd(u->bev), EV_READ | EV_PERSIST,
+                                 plain_read_cb, u))) {
+            snprintf(err, errlen, "out of memory");
+            why_set = 1;
+            gw_up_free(u);
+            u = NULL;
+        }
         break;
     }
     /* err is written on failure only: this runs for every request. */
@@ -299,8 +402,8 @@ void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_r
     u->idle_until_us = now + (uint64_t)idle_ms * 1000;
     pool_timer_set(p, u->idle_until_us, now);
     bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
-    bufferevent_setcb(u->bev, idle_read_cb, NULL, idle_event_cb, u);
-    bufferevent_enable(u->bev, EV_READ);
+    gw_up_setcb(u, idle_read_cb, NULL, idle_event_cb, u);
+    gw_up_read(u, 1);
     u->next = p->idle;
     u->pool = p;
     p->idle = u;

@@ -22,11 +22,21 @@
 
 #define GW_UP_MUSTCHECK __attribute__((warn_unused_result))
 
-struct bufferevent;
+#include <event2/bufferevent.h>
+
+struct event;
 struct event_base;
 
 struct gw_up_conn {
     struct bufferevent *bev;      /* owned; plain socket or OpenSSL filter */
+    /* Plain TCP reads go around the bufferevent (gw_up_setcb): one
+     * readv into bev's input, no FIONREAD ioctl, no deferred callback. */
+    struct event *rev;            /* plain: the socket's read event, else NULL */
+    bufferevent_data_cb on_read;  /* plain: the read callback */
+    bufferevent_event_cb on_event;/* plain: EOF / error while reading */
+    void *cb_arg;
+    int want_read;                /* gw_up_read(u, 1) asked for reads */
+    int reading;                  /* rev is added */
     const struct gw_runtime *rt;  /* the runtime it was made for (not a ref) */
     size_t server;                /* index in rt->servers */
     int reused;                   /* taken from the pool */
@@ -59,11 +69,11 @@ void gw_up_pool_free(struct gw_up_pool *p);
  * The upstream connection for a request. Picks the next usable server not
  * yet in *tried, round robin; then, unless fresh is set, takes an idle
  * pooled connection to THAT server made for rt (u->reused and u->connected
- * are 1; the caller sets its own callbacks on u->bev and enables it), so
+ * are 1; the caller sets its own callbacks with gw_up_setcb and reads), so
  * that keep-alive does not pin traffic to one server. Otherwise starts a
  * new connection to it and adds it to *tried (a bitmask of server indexes);
  * the connect completes later with BEV_EVENT_CONNECTED on u->bev (after the
- * TLS handshake with TLS), whose callbacks the caller sets. Servers whose
+ * TLS handshake with TLS), whose callbacks the caller sets (gw_up_setcb). Servers whose
  * connect fails at once are marked failed and the next one is tried. NULL
  * with the last cause in err when no server is left.
  */
@@ -93,6 +103,24 @@ void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_r
  * through the event callback as usual.
  */
 void gw_up_push(struct gw_up_conn *u);
+
+/*
+ * The callbacks for u, with bufferevent's signatures and u->bev as their
+ * first argument: read (bytes were added to bufferevent_get_input(u->bev)),
+ * write and event as bufferevent_setcb. On plain TCP the reads run on u's
+ * own event: EOF or a read error reach event (BEV_EVENT_READING with
+ * BEV_EVENT_EOF / BEV_EVENT_ERROR) and turn reading off; the connect and
+ * writes stay with the bufferevent.
+ */
+void gw_up_setcb(struct gw_up_conn *u, bufferevent_data_cb read, bufferevent_data_cb write,
+                 bufferevent_event_cb event, void *arg);
+
+/* Reading on (1) or off (0); on a connection still connecting, from the
+ * connect on (gw_up_connected). */
+void gw_up_read(struct gw_up_conn *u, int on);
+
+/* The connect (and TLS handshake) completed: BEV_EVENT_CONNECTED. */
+void gw_up_connected(struct gw_up_conn *u);
 
 /* Closes and frees a connection that is not in the pool; NULL is fine. */
 void gw_up_free(struct gw_up_conn *u);
