@@ -64,15 +64,15 @@ static void timer_set(struct event *ev, uint64_t *armed_at, uint64_t deadline, u
         *armed_at = deadline;
 }
 
-/* In a timer's callback: 1 when its kind's deadline has come (within a
- * millisecond: libevent's clock is cached per loop turn), else sets it
- * again for the rest and returns 0. */
+/* In a timer's callback: 1 when its kind's deadline has come, else sets
+ * it again for the rest and returns 0 (libevent's coarse, per-loop-turn
+ * clock may wake it a little early: a timeout never ends early). */
 static int timer_due(struct event *ev, uint64_t *armed_at, uint64_t deadline)
 {
     uint64_t now = gw_mono_us();
 
     *armed_at = 0;
-    if (deadline <= now + 1000)
+    if (deadline <= now)
         return 1;
     timer_set(ev, armed_at, deadline, now);
     return 0;
@@ -890,6 +890,14 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
     unsigned left;
 
     (void)fd;
+    if ((what & EV_TIMEOUT) && !(what & EV_READ) && gw_mono_us() < c->idle_end_us) {
+        /* libevent's coarse clock woke us early: watch on for the rest */
+        uint64_t d = c->idle_end_us - gw_mono_us();
+        struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+
+        event_add(c->timer, &tv);
+        return;
+    }
     /* c->timer is not pending inside its own callback: it may become the
      * client timer again here. */
     event_assign(c->timer, c->w->base, -1, 0, timer_cb, c);

@@ -201,8 +201,8 @@ static void pool_timer_set(struct gw_up_pool *p, uint64_t deadline, uint64_t now
         p->timer_at = deadline;
 }
 
-/* Drops the idle connections whose time is up (within a millisecond:
- * libevent's clock is cached per loop turn); set again for the next one. */
+/* Drops the idle connections whose time is up; set again for the next one
+ * (or for the rest, when libevent's coarse clock woke it early). */
 static void pool_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_up_pool *p = arg;
@@ -214,7 +214,7 @@ static void pool_timer_cb(evutil_socket_t fd, short what, void *arg)
     p->timer_at = 0;
     for (u = p->idle; u; u = nx) {
         nx = u->next;
-        if (u->idle_until_us <= now + 1000) {
+        if (u->idle_until_us <= now) {
             pool_unlink(u);
             gw_up_free(u);
         } else if (next == 0 || u->idle_until_us < next) {

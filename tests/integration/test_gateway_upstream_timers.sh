@@ -6,11 +6,12 @@
 #    middle of a response, not the whole response: a body trickled one byte
 #    every 0.5 s for 3 s arrives complete; a body that stops arriving is cut
 #    after about 1 s (the client gets a short body; the log says "went
-#    silent");
+#    silent"); a client that does not read for 3 s (the gateway's reads of
+#    the upstream paused meanwhile) still gets all of 16 MiB;
 #  - a client that keeps sending while its request waits for the upstream
-#    is read only up to a bound (GW_HIGH_MARK + max_header_bytes): of 64 MiB
-#    it cannot push more than the kernel's buffers can hold besides, and
-#    the gateway's memory does not grow by what it sent.
+#    is read only up to a bound (GW_HIGH_MARK + max_header_bytes): pushing
+#    64 MiB stalls once that and the kernel's buffers are full, and the
+#    gateway's memory does not grow by what it sent.
 # These run on the connection's own timers and an on-demand read watermark
 # (no bufferevent timeouts or watermarks on the request path).
 source "$SRC_DIR/tests/lib/common.sh"
@@ -64,6 +65,34 @@ expect_eq "$(cat "$GW_BODY")" abcd "GET /stall: what arrived before the silence"
 gw_wait_log_since "$mark" "went silent in the middle of a response" 3 ||
     fail "GET /stall: no 'went silent' line in the log: $(gw_log_since "$mark" | tail -5)"
 pass "an upstream silent mid-response is cut after ${el} ms (curl exit $rc), logged as gone silent"
+
+# While the client does not read, the gateway stops reading the upstream
+# (its output at the high-water mark): that wait is the client's, and
+# upstream_read must not cut it. 16 MiB, more than the sockets hold; the
+# client reads nothing for 3 s (upstream_read: 1s), then everything.
+cat >"$TEST_TMPDIR/slowreader.py" <<'PYEOF'
+import os, sys, time
+
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import client_ctx, connect, fail, read_head
+
+port, pki = int(sys.argv[1]), sys.argv[2]
+s = connect(client_ctx(pki), port, rcvbuf=4096, timeout=10)
+s.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+time.sleep(3)
+st, hdrs, body = read_head(s)
+n, want = len(body), int(hdrs.get("content-length", "0"))
+while n < want:
+    d = s.recv(262144)
+    if not d:
+        break
+    n += len(d)
+if st != 200 or n != want or want != 16 << 20:
+    fail("a client that reads after 3 s: status %d, %d of %d bytes" % (st, n, want))
+print("all %d bytes after a 3 s pause" % n)
+PYEOF
+out=$(timeout 60 python3 "$TEST_TMPDIR/slowreader.py" "$GW_PORT" "$GW_PKI") || fail "$out"
+pass "upstream_read does not count while the client is the one not reading: $out"
 stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
 
 # --- the client's unread input is bounded -----------------------------------------------
@@ -89,21 +118,24 @@ def rss_kib():
 
 
 s = connect(client_ctx(pki), port, timeout=0.5)
-# The upstream holds this request for 4 s; meanwhile the client pushes.
+# The upstream holds this request for 8 s; meanwhile the client pushes.
 s.sendall(b"GET /hold HTTP/1.1\r\nHost: localhost\r\n\r\n")
 before = rss_kib()
 chunk = b"x" * 65536
-sent, end = 0, time.monotonic() + 2.5
-while sent < 64 << 20 and time.monotonic() < end:
+# Push until 64 MiB went out or nothing more goes for 1 s (20 s at most):
+# only a gateway that stops reading makes the sending stall.
+sent, last, t0 = 0, time.monotonic(), time.monotonic()
+while sent < 64 << 20 and time.monotonic() - last < 1.0 and time.monotonic() - t0 < 20:
     try:
         sent += s.send(chunk)
+        last = time.monotonic()
     except socket.timeout:
         continue
     except OSError as e:
         fail("sending while the request waits: %r after %d bytes" % (e, sent))
 grown = rss_kib() - before
 print("sent=%d grown_kib=%d" % (sent, grown))
-if sent >= 24 << 20:
+if sent >= 64 << 20 or time.monotonic() - last < 1.0:
     fail("the gateway read %d MiB while the request waited: no bound" % (sent >> 20))
 if grown > 16 << 10:
     fail("the gateway grew by %d KiB while the client pushed %d bytes" % (grown, sent))

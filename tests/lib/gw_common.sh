@@ -76,8 +76,9 @@
 #                              ("abcdefghij"): /trickle sends the head and
 #                              4 bytes, then one byte every 0.5 s; /stall
 #                              sends the head and 4 bytes, then nothing;
-#                              /hold answers after 4 s; anything else at
-#                              once. Appends "conn=N closed" to LOG when the
+#                              /hold answers after 8 s; /big sends 16 MiB
+#                              of 'z' (Content-Length 16777216); anything
+#                              else at once. Appends "conn=N closed" to LOG when the
 #                              gateway closes a connection.
 #   gw_files_for_nobody        RUN=$TEST_TMPDIR/run with the gateway's
 #                              certificate, client chain and CRL (0644) and its
@@ -458,6 +459,10 @@ def serve(c, conn_no):
             note(conn_no, req_no, head)
             if mode == "partial":
                 path = head.split(b" ", 2)[1]
+                if path == b"/big":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (16 << 20))
+                    c.sendall(b"z" * (16 << 20))
+                    continue
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
                 if path in (b"/trickle", b"/stall"):
                     c.sendall(b"abcd")
@@ -470,7 +475,7 @@ def serve(c, conn_no):
                         c.sendall(bytes([ch]))
                     continue
                 if path == b"/hold":
-                    time.sleep(4)
+                    time.sleep(8)
                 c.sendall(b"abcdefghij")
                 continue
             if mode == "big-response":
