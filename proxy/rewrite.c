@@ -34,6 +34,25 @@ static int name_is(const struct http1_header *h, const char *name)
     return name[h->name_len] == '\0';
 }
 
+/* 1 when h's name has a '_' and, '_' taken as '-', names a header that
+ * frames a message or is hop-by-hop (see gw_rw_request). Only names with
+ * a '-' have such look-alikes. */
+static int framing_lookalike(const struct http1_header *h)
+{
+    static const char *const framing[] = {
+        "Content-Length", "Transfer-Encoding", "Keep-Alive", "Proxy-Connection",
+        "Proxy-Authenticate", "Proxy-Authorization",
+    };
+    size_t i;
+
+    if (!memchr(h->name, '_', h->name_len))
+        return 0;
+    for (i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
+        if (name_is(h, framing[i]))
+            return 1;
+    return 0;
+}
+
 int gw_rw_is_own_header(const struct gw_hdr_names *n, const struct http1_header *h)
 {
     return name_is(h, n->identity) || name_is(h, n->cn) || name_is(h, n->cert_sha256) ||
@@ -148,7 +167,7 @@ int gw_rw_request(const struct http1_head *h, const struct gw_fwd_info *fi,
             continue;
         }
         if (http1_is_hop_by_hop(h, hd) || gw_rw_is_own_header(fi->names, hd) ||
-            http1_name_eq(hd, "Expect"))
+            http1_name_eq(hd, "Expect") || framing_lookalike(hd))
             continue;
         add_header(&b, hd);
     }

@@ -52,7 +52,11 @@ int gw_rw_is_own_header(const struct gw_hdr_names *names, const struct http1_hea
 /*
  * Appends the upstream request head for h to out:
  * "METHOD PATH HTTP/1.1", every end-to-end header of the client except the
- * gateway's own names, Content-Length, Transfer-Encoding and Expect; then
+ * gateway's own names, Content-Length, Transfer-Encoding and Expect, and
+ * except underscore look-alikes of the framing and hop-by-hop headers
+ * ("Transfer_Encoding", "Content_Length", "Keep_Alive", "Proxy_*": a
+ * backend that folds '_' into '-' would frame the body differently from
+ * the gateway; nginx drops every name with '_'); then
  * Host (when the client sent none), the identity headers, X-Forwarded-For,
  * X-Forwarded-Proto: https, the request id, "Connection: keep-alive", and
  * the framing: "Content-Length: N" (a body of N bytes, or 0 when the client

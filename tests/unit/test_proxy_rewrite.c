@@ -90,6 +90,29 @@ static void test_request_underscore_lookalikes_dropped(void **state)
     free(s);
 }
 
+/* A backend that folds '_' into '-' must not see a framing or hop-by-hop
+ * header the gateway did not check: those look-alikes are dropped; other
+ * names with '_' pass. */
+static void test_request_framing_lookalikes_dropped(void **state)
+{
+    char *s;
+
+    (void)state;
+    s = rewrite_req("POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\n"
+                    "Transfer_Encoding: chunked\r\ncontent_length: 99\r\nProxy_Authorization: x\r\n"
+                    "Keep_Alive: 1\r\nProxy_Connection: close\r\nX_Trace_Id: t1\r\n"
+                    "Connection_Id: c7\r\nUp_grade: kept\r\n\r\nabc");
+    assert_null(strstr(s, "Transfer_Encoding"));
+    assert_null(strstr(s, "content_length"));
+    assert_null(strstr(s, "Proxy_Authorization"));
+    assert_null(strstr(s, "Keep_Alive"));
+    assert_null(strstr(s, "Proxy_Connection"));
+    assert_non_null(strstr(s, "POST /x HTTP/1.1\r\nHost: gw\r\nX_Trace_Id: t1\r\n"
+                              "Connection_Id: c7\r\nUp_grade: kept\r\n"));
+    assert_non_null(strstr(s, "Content-Length: 3\r\n\r\n"));
+    free(s);
+}
+
 static void test_request_hop_by_hop_and_framing(void **state)
 {
     char *s;
@@ -208,6 +231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_spoofed_headers_dropped),
         cmocka_unit_test(test_request_underscore_lookalikes_dropped),
+        cmocka_unit_test(test_request_framing_lookalikes_dropped),
         cmocka_unit_test(test_request_hop_by_hop_and_framing),
         cmocka_unit_test(test_request_http10_and_absolute),
         cmocka_unit_test(test_response),
