@@ -65,8 +65,9 @@ static void timer_set(struct event *ev, uint64_t *armed_at, uint64_t deadline, u
 }
 
 /* In a timer's callback: 1 when its kind's deadline has come, else sets
- * it again for the rest and returns 0 (libevent's coarse, per-loop-turn
- * clock may wake it a little early: a timeout never ends early). */
+ * it again for the rest and returns 0. libevent's clock (coarse, and read
+ * once per loop turn) may wake it a few milliseconds early; a timeout
+ * never ends early. */
 static int timer_due(struct event *ev, uint64_t *armed_at, uint64_t deadline)
 {
     uint64_t now = gw_mono_us();
@@ -890,13 +891,18 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
     unsigned left;
 
     (void)fd;
-    if ((what & EV_TIMEOUT) && !(what & EV_READ) && gw_mono_us() < c->idle_end_us) {
-        /* libevent's coarse clock woke us early: watch on for the rest */
-        uint64_t d = c->idle_end_us - gw_mono_us();
-        struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+    if ((what & EV_TIMEOUT) && !(what & EV_READ)) {
+        uint64_t now = gw_mono_us();
 
-        event_add(c->timer, &tv);
-        return;
+        if (now < c->idle_end_us) {
+            /* libevent's coarse clock woke us early: watch on for the rest */
+            uint64_t d = c->idle_end_us - now;
+            struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+
+            if (event_add(c->timer, &tv) == 0)
+                return;
+            /* cannot watch on: it ends as idle below */
+        }
     }
     /* c->timer is not pending inside its own callback: it may become the
      * client timer again here. */

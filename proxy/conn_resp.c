@@ -271,13 +271,25 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     gw_req_upstream_drained(c);
 }
 
+/* "failed" with the socket error's text when there is one. */
+static const char *failed_text(int serr, char *buf, size_t len)
+{
+    if (!serr)
+        return "failed";
+    snprintf(buf, len, "failed (%s)", evutil_socket_error_to_string(serr));
+    return buf;
+}
+
 /* The upstream closed, failed or went silent after the request went out. */
 static void up_closed(struct gw_conn *c, short what)
 {
     struct gw_req *r = c->req;
     int had_bytes = evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0;
     int eof = (what & BEV_EVENT_EOF) != 0;
-    char why[400];
+    /* a read error's cause (plain TCP; libevent's deferred reports do not
+     * keep theirs) */
+    int serr = (what & BEV_EVENT_ERROR) ? c->up->read_errno : 0;
+    char failed[160], why[400];
 
     if (c->state == CONN_FORWARD || c->state == CONN_READ_RESPONSE) {
         if (had_bytes && process(c, eof) != 0)
@@ -298,7 +310,7 @@ static void up_closed(struct gw_conn *c, short what)
                 return;
             }
             snprintf(why, sizeof(why), "upstream %s %s before a complete response head",
-                     up_name(c), eof ? "closed" : "failed");
+                     up_name(c), eof ? "closed" : failed_text(serr, failed, sizeof(failed)));
             gw_conn_error(c, 502, why);
             return;
         }
@@ -310,7 +322,8 @@ static void up_closed(struct gw_conn *c, short what)
     }
     gw_log(c->w->log, CFG_LOG_WARN, c->id, "upstream %s %s in the middle of a response; "
            "cutting the client connection", up_name(c),
-           (what & BEV_EVENT_TIMEOUT) ? "went silent" : eof ? "closed" : "failed");
+           (what & BEV_EVENT_TIMEOUT) ? "went silent" : eof ? "closed" :
+           failed_text(serr, failed, sizeof(failed)));
     gw_conn_close(c, "upstream ended mid-response");
 }
 

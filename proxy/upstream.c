@@ -62,6 +62,7 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
     n = evbuffer_reserve_space(in, UP_READ_MAX, v, 2);
     if (n <= 0) {
         evbuffer_freeze(in, 0);
+        u->read_errno = ENOMEM;
         gw_up_read(u, 0);
         u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u->cb_arg);
         return;
@@ -89,6 +90,7 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
         gw_up_read(u, 0);
         u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_EOF, u->cb_arg);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        u->read_errno = errno;
         gw_up_read(u, 0);
         u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u->cb_arg);
     }
@@ -351,7 +353,7 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         if (!u->tls &&
             !(u->rev = event_new(p->base, bufferevent_getfd(u->bev), EV_READ | EV_PERSIST,
                                  plain_read_cb, u))) {
-            snprintf(err, errlen, "out of memory");
+            snprintf(err, errlen, "%s: out of memory", s->name);
             why_set = 1;
             gw_up_free(u);
             u = NULL;

@@ -37,6 +37,7 @@ struct gw_up_conn {
     void *cb_arg;
     int want_read;                /* gw_up_read(u, 1) asked for reads */
     int reading;                  /* rev is added */
+    int read_errno;               /* plain: the errno of a failed read, else 0 */
     const struct gw_runtime *rt;  /* the runtime it was made for (not a ref) */
     size_t server;                /* index in rt->servers */
     int reused;                   /* taken from the pool */

@@ -322,9 +322,9 @@ static struct event_base *new_base(void)
         goto out;
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    /* CLOCK_MONOTONIC, as gw_mono_us: the connection timers compare their
-     * deadlines with it (conn.c), and the coarse clock can run ms behind. */
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    /* Not EVENT_BASE_FLAG_PRECISE_TIMER: with epoll it adds a timerfd_settime
+     * to every loop turn. The connection timers check their own deadlines
+     * and set themselves again when woken early (timer_due in conn.c). */
     base = event_base_new_with_config(ec);
 out:
     event_config_free(ec);
