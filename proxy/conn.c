@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "timer.h"
 #include "upstream.h"
 
 static uint64_t next_conn_id; /* atomic: ids are unique across workers */
@@ -42,42 +43,10 @@ struct gw_runtime *gw_conn_rt(const struct gw_conn *c)
 }
 
 /*
- * The two timers are armed lazily. gw_conn_arm only records the kind and
- * its deadline; the event is re-added only when that deadline comes before
- * the time it is already set for (or it is not set). When it fires early,
- * for a deadline that has moved on or a kind that was disarmed, the
- * callback sets it again for what is left, or leaves it off. A keep-alive
- * connection changes kinds several times per request; this way that costs
- * no event_add/event_del (and no heap work) for most of them.
+ * The two timers are armed lazily (timer.h): a keep-alive connection
+ * changes kinds several times per request, and this way that costs no
+ * event_add/event_del (and no heap work) for most of them.
  */
-static void timer_set(struct event *ev, uint64_t *armed_at, uint64_t deadline, uint64_t now)
-{
-    struct timeval tv;
-    uint64_t d;
-
-    if (*armed_at != 0 && *armed_at <= deadline)
-        return; /* fires first; timer_due() sets it again then */
-    d = deadline > now ? deadline - now : 0;
-    tv.tv_sec = (time_t)(d / 1000000);
-    tv.tv_usec = (suseconds_t)(d % 1000000);
-    if (event_add(ev, &tv) == 0)
-        *armed_at = deadline;
-}
-
-/* In a timer's callback: 1 when its kind's deadline has come, else sets
- * it again for the rest and returns 0. libevent's clock (coarse, and read
- * once per loop turn) may wake it a few milliseconds early; a timeout
- * never ends early. */
-static int timer_due(struct event *ev, uint64_t *armed_at, uint64_t deadline)
-{
-    uint64_t now = gw_mono_us();
-
-    *armed_at = 0;
-    if (deadline <= now)
-        return 1;
-    timer_set(ev, armed_at, deadline, now);
-    return 0;
-}
 
 /* Arms the client-side timer for kind (CT_NONE: disarms). */
 void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms)
@@ -89,7 +58,7 @@ void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms)
         return;
     now = gw_mono_us();
     c->cdeadline_us = now + (uint64_t)ms * 1000;
-    timer_set(c->timer, &c->ctimer_at, c->cdeadline_us, now);
+    gw_timer_set(c->timer, &c->ctimer_at, c->cdeadline_us, now);
 }
 
 void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms)
@@ -101,7 +70,7 @@ void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms)
         return;
     now = gw_mono_us();
     c->udeadline_us = now + (uint64_t)ms * 1000;
-    timer_set(c->up_timer, &c->utimer_at, c->udeadline_us, now);
+    gw_timer_set(c->up_timer, &c->utimer_at, c->udeadline_us, now);
 }
 
 #define HDRS_AT (offsetof(struct gw_req, head) + offsetof(struct http1_head, headers))
@@ -745,7 +714,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         c->ctimer_at = 0;
         return;
     }
-    if (!timer_due(c->timer, &c->ctimer_at, c->cdeadline_us))
+    if (!gw_timer_due(c->timer, &c->ctimer_at, c->cdeadline_us))
         return;
     c->ctimer = CT_NONE;
     switch (kind) {
@@ -804,7 +773,7 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
         c->utimer_at = 0;
         return;
     }
-    if (!timer_due(c->up_timer, &c->utimer_at, c->udeadline_us))
+    if (!gw_timer_due(c->up_timer, &c->utimer_at, c->udeadline_us))
         return;
     c->utimer = UT_NONE;
     if (kind == UT_CONNECT && c->state == CONN_UPSTREAM_CONNECT) {

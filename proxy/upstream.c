@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "timer.h"
 #include "tls_client.h"
 
 static void pool_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -188,21 +189,6 @@ void gw_up_pool_free(struct gw_up_pool *p)
     p->timer = NULL;
 }
 
-/* Sets the pool timer for deadline unless it fires before that already. */
-static void pool_timer_set(struct gw_up_pool *p, uint64_t deadline, uint64_t now)
-{
-    struct timeval tv;
-    uint64_t d;
-
-    if (p->timer_at != 0 && p->timer_at <= deadline)
-        return;
-    d = deadline > now ? deadline - now : 0;
-    tv.tv_sec = (time_t)(d / 1000000);
-    tv.tv_usec = (suseconds_t)(d % 1000000);
-    if (event_add(p->timer, &tv) == 0)
-        p->timer_at = deadline;
-}
-
 /* Drops the idle connections whose time is up; set again for the next one
  * (or for the rest, when libevent's coarse clock woke it early). */
 static void pool_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -224,7 +210,7 @@ static void pool_timer_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     if (next)
-        pool_timer_set(p, next, now);
+        gw_timer_set(p->timer, &p->timer_at, next, now);
 }
 
 /* The most recently released idle connection to server idx made for rt,
@@ -402,7 +388,7 @@ void gw_up_release(struct gw_up_pool *p, struct gw_up_conn *u, const struct gw_r
         idle_ms = 60000;
     now = gw_mono_us();
     u->idle_until_us = now + (uint64_t)idle_ms * 1000;
-    pool_timer_set(p, u->idle_until_us, now);
+    gw_timer_set(p->timer, &p->timer_at, u->idle_until_us, now);
     bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
     gw_up_setcb(u, idle_read_cb, NULL, idle_event_cb, u);
     gw_up_read(u, 1);
