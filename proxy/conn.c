@@ -42,13 +42,9 @@ struct gw_runtime *gw_conn_rt(const struct gw_conn *c)
     return c->req ? c->req->rt : c->w->rt;
 }
 
-/*
- * The two timers are armed lazily (timer.h): a keep-alive connection
- * changes kinds several times per request, and this way that costs no
- * event_add/event_del (and no heap work) for most of them.
- */
-
-/* Arms the client-side timer for kind (CT_NONE: disarms). */
+/* Arms the client-side timer for kind (CT_NONE: disarms). Lazily
+ * (timer.h): a keep-alive connection changes kinds several times per
+ * request, and this way most of them cost no event_add or event_del. */
 void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms)
 {
     uint64_t now;
@@ -582,6 +578,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 {
     struct gw_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    size_t bound;
 
     switch (c->state) {
     case CONN_KEEPALIVE_IDLE:
@@ -602,10 +599,9 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
      * while the upstream is slow) stop the reading at a bound. The
      * watermark is set only then: while set, libevent re-adds the read
      * event at every change of the input. next_request takes it off. */
-    if (!c->in_capped && c->bev &&
-        evbuffer_get_length(in) >= GW_HIGH_MARK + c->w->rt->cfg->limits.max_header_bytes) {
-        bufferevent_setwatermark(c->bev, EV_READ, 0,
-                                 GW_HIGH_MARK + c->w->rt->cfg->limits.max_header_bytes);
+    bound = GW_HIGH_MARK + c->w->rt->cfg->limits.max_header_bytes;
+    if (!c->in_capped && c->bev && evbuffer_get_length(in) >= bound) {
+        bufferevent_setwatermark(c->bev, EV_READ, 0, bound);
         c->in_capped = 1;
     }
     gw_conn_kick_read(c);
@@ -864,13 +860,13 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
         uint64_t now = gw_mono_us();
 
         if (now < c->idle_end_us) {
-            /* libevent's coarse clock woke us early: watch on for the rest */
-            uint64_t d = c->idle_end_us - now;
-            struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+            /* libevent's coarse clock woke us early: watch on for the rest
+             * (when that fails, it ends as idle below) */
+            uint64_t armed = 0;
 
-            if (event_add(c->timer, &tv) == 0)
+            gw_timer_set(c->timer, &armed, c->idle_end_us, now);
+            if (armed)
                 return;
-            /* cannot watch on: it ends as idle below */
         }
     }
     /* c->timer is not pending inside its own callback: it may become the

@@ -62,19 +62,17 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
     evbuffer_unfreeze(in, 0);
     n = evbuffer_reserve_space(in, UP_READ_MAX, v, 2);
     if (n <= 0) {
-        evbuffer_freeze(in, 0);
-        u->read_errno = ENOMEM;
-        gw_up_read(u, 0);
-        u->on_event(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u->cb_arg);
-        return;
+        r = -1;
+        errno = ENOMEM;
+    } else {
+        for (i = 0; i < n; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        do
+            r = readv(fd, iov, n);
+        while (r < 0 && errno == EINTR);
     }
-    for (i = 0; i < n; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
-    do
-        r = readv(fd, iov, n);
-    while (r < 0 && errno == EINTR);
     if (r > 0) {
         left = (size_t)r;
         for (i = 0; i < n && left > 0; i++) {
@@ -298,8 +296,9 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
 {
     struct gw_up_conn *u = NULL;
     long idx;
-    int why_set = 0;
 
+    if (errlen > 0)
+        err[0] = '\0'; /* written on failure only: this runs for every request */
     while ((idx = pick_server(p, rt, *tried)) >= 0) {
         const struct gw_upstream_server *s = &rt->servers[idx];
         int one = 1;
@@ -312,7 +311,6 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         u = calloc(1, sizeof(*u));
         if (!u) {
             snprintf(err, errlen, "out of memory");
-            why_set = 1;
             break;
         }
         u->rt = rt;
@@ -322,13 +320,11 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
         if (!u->bev) {
             free(u);
             u = NULL;
-            why_set = 1;
             break;
         }
         if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&s->addr,
                                        (int)s->addrlen) < 0) {
             snprintf(err, errlen, "%s: connect: %s", s->name, strerror(errno));
-            why_set = 1;
             (void)gw_up_mark_failed(rt, (size_t)idx);
             gw_up_free(u);
             u = NULL;
@@ -340,14 +336,12 @@ struct gw_up_conn *gw_up_connect(struct gw_up_pool *p, struct gw_runtime *rt, in
             !(u->rev = event_new(p->base, bufferevent_getfd(u->bev), EV_READ | EV_PERSIST,
                                  plain_read_cb, u))) {
             snprintf(err, errlen, "%s: out of memory", s->name);
-            why_set = 1;
             gw_up_free(u);
             u = NULL;
         }
         break;
     }
-    /* err is written on failure only: this runs for every request. */
-    if (!u && !why_set)
+    if (!u && errlen > 0 && err[0] == '\0')
         snprintf(err, errlen, "no upstream server left to try");
     return u;
 }
