@@ -569,9 +569,6 @@ int http1_name_eq(const struct http1_header *h, const char *name)
 {
     size_t i;
 
-    if (h->name_len == 0 || lower((unsigned char)h->name[0]) != lower((unsigned char)name[0]))
-        return name[0] == '\0' && h->name_len == 0;
-
     for (i = 0; i < h->name_len; i++) {
         if (name[i] == '\0' || lower((unsigned char)h->name[i]) != lower((unsigned char)name[i]))
             return 0;
