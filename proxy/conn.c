@@ -16,8 +16,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h> /* ev_write: gw_conn_flush_client */
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -150,7 +148,7 @@ void gw_conn_drop_upstream(struct gw_conn *c)
 void gw_conn_pause_client(struct gw_conn *c, int pause)
 {
     if (pause && !c->client_paused) {
-        bufferevent_disable(c->bev, EV_READ);
+        gw_ts_disable(c->ts, EV_READ);
         c->client_paused = 1;
         /* resume when the upstream has taken half of what is queued */
         if (c->up)
@@ -160,7 +158,7 @@ void gw_conn_pause_client(struct gw_conn *c, int pause)
         if (c->up)
             bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
         if (!c->client_eof)
-            bufferevent_enable(c->bev, EV_READ);
+            gw_ts_enable(c->ts, EV_READ);
         gw_conn_kick_read(c);
     }
 }
@@ -172,19 +170,19 @@ void gw_conn_pause_upstream(struct gw_conn *c, int pause)
     if (pause && !c->up_paused) {
         gw_up_read(c->up, 0);
         c->up_paused = 1;
-        bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_MARK / 2, 0);
+        gw_ts_set_write_low(c->ts, GW_HIGH_MARK / 2);
         if (c->utimer == UT_SILENCE) /* the client is the one waited for */
             gw_conn_arm_up(c, UT_NONE, 0);
     } else if (!pause && c->up_paused) {
         c->up_paused = 0;
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        gw_ts_set_write_low(c->ts, 0);
         gw_up_read(c->up, 1);
         if (c->state == CONN_STREAM_RESPONSE)
             gw_conn_arm_up(c, UT_SILENCE, c->req->rt->cfg->timeouts.upstream_read_ms);
     }
 }
 
-/* Frees c now. Never called from a callback of c's own bufferevents. */
+/* Frees c now. Never called from a callback of c's own stream or events. */
 static void conn_free(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
@@ -214,8 +212,8 @@ static void conn_free(struct gw_conn *c)
      * when the fatal alert was sent or received. */
     if (c->ssl && SSL_is_init_finished(c->ssl))
         SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
-    if (c->bev)
-        bufferevent_free(c->bev); /* neither the socket nor the SSL */
+    if (c->ts)
+        gw_ts_free(c->ts); /* neither the socket nor the SSL */
     SSL_free(c->ssl);
     if (c->fd >= 0)
         evutil_closesocket(c->fd);
@@ -229,42 +227,18 @@ static void conn_free(struct gw_conn *c)
 }
 
 /*
- * In socket mode, libevent 2.1's bufferevent_openssl does not write when
- * output is added: it arms its write event and writes from that event's
- * callback after the next epoll_wait. Per response that is an epoll_ctl to
- * arm, one more loop round and an epoll_ctl to disarm. Activating the
- * write event runs the same callback before the loop polls again; when it
- * empties the buffer it disarms the event, the arm and the disarm cancel
- * in libevent's epoll changelist, and no epoll_ctl is made. When the
- * socket is full, SSL_write says so in that callback and the event stays
- * armed, as before.
- */
-void gw_conn_flush_client(struct gw_conn *c)
-{
-    if (c->state == CONN_CLOSING || !c->handshake_done || !c->bev ||
-        !(bufferevent_get_enabled(c->bev) & EV_WRITE) ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        return;
-    event_active(&c->bev->ev_write, EV_WRITE, 1);
-}
-
-/*
  * Client SSLs read ahead: one read takes whatever the socket holds (a whole
  * flight of handshake records, or a record with the next one behind it)
  * instead of a header read and a body read per record. Then bytes can wait
- * inside OpenSSL with nothing left in the socket, and libevent 2.1's
- * bufferevent_openssl only reads on socket readiness (it goes on only
- * while SSL_pending, the current record, is not 0). So wherever reading
- * may go on, this runs the read event's callback in this loop iteration
- * when OpenSSL holds bytes; that callback reads nothing while reads are
- * disabled or suspended at the watermark, so a spare call costs nothing.
+ * inside OpenSSL with nothing left in the socket, where the socket's
+ * readiness does not announce them. So wherever reading may go on, this
+ * reads them in this loop iteration (tstream.h).
  */
 void gw_conn_kick_read(struct gw_conn *c)
 {
-    if (c->state == CONN_CLOSING || !c->handshake_done || !c->bev || !SSL_has_pending(c->ssl) ||
-        !(bufferevent_get_enabled(c->bev) & EV_READ))
+    if (c->state == CONN_CLOSING || !c->handshake_done || !c->ts)
         return;
-    event_active(&c->bev->ev_read, EV_READ, 1);
+    gw_ts_kick_read(c->ts);
 }
 
 void gw_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -310,8 +284,8 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
     if (c->up_timer)
         evtimer_del(c->up_timer);
     c->utimer_at = 0;
-    if (c->bev)
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->ts)
+        gw_ts_disable(c->ts, EV_READ | EV_WRITE);
     if (c->up) {
         gw_up_read(c->up, 0);
         bufferevent_disable(c->up->bev, EV_READ | EV_WRITE);
@@ -336,7 +310,7 @@ static void send_shutdown(struct gw_conn *c)
  * answer in the client's receive buffer. */
 static void start_linger(struct gw_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_ts_input(c->ts);
     int unread = c->req && !c->req->body_done;
 
     if (c->client_eof || (!unread && evbuffer_get_length(in) == 0)) {
@@ -348,7 +322,7 @@ static void start_linger(struct gw_conn *c)
     evbuffer_drain(in, evbuffer_get_length(in));
     c->state = CONN_LINGER;
     c->client_paused = 0;
-    bufferevent_enable(c->bev, EV_READ);
+    gw_ts_enable(c->ts, EV_READ);
     gw_conn_arm(c, CT_LINGER, GW_LINGER_MS);
 }
 
@@ -360,9 +334,9 @@ static void flush_close(struct gw_conn *c)
     gw_conn_drop_upstream(c);
     c->state = CONN_FLUSH_CLOSE;
     gw_conn_arm(c, CT_FLUSH, rt->cfg->timeouts.body_ms);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    gw_ts_set_write_low(c->ts, 0);
+    gw_ts_enable(c->ts, EV_WRITE);
+    if (evbuffer_get_length(gw_ts_output(c->ts)) == 0)
         start_linger(c);
 }
 
@@ -410,26 +384,26 @@ static void next_request(struct gw_conn *c)
     /* After the client's half-close, requests it sent before (pipelined,
      * already buffered) are still answered; then the connection closes. */
     if (c->w->draining ||
-        (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
+        (c->client_eof && evbuffer_get_length(gw_ts_input(c->ts)) == 0)) {
         flush_close(c);
         return;
     }
     c->state = CONN_KEEPALIVE_IDLE;
     gw_conn_pause_client(c, 0);
     c->client_paused = 0;
-    if (c->in_capped && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
-        bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    if (c->in_capped && evbuffer_get_length(gw_ts_input(c->ts)) == 0) {
+        gw_ts_set_read_high(c->ts, 0);
         c->in_capped = 0;
     }
     if (!c->client_eof)
-        bufferevent_enable(c->bev, EV_READ);
+        gw_ts_enable(c->ts, EV_READ);
     /* A pipelined request already buffered is parsed from a fresh loop
      * iteration, so a long pipeline never deepens the stack. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (evbuffer_get_length(gw_ts_input(c->ts)) > 0)
         gw_conn_arm(c, CT_NEXT, 0);
-    else if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+    else if (evbuffer_get_length(gw_ts_output(c->ts)) > 0)
         /* The wait for the next request starts when this answer is
-         * written (client_write_cb); until then the bufferevent's write
+         * written (client_write_cb); until then the stream's write
          * timeout (timeouts.body) bounds a client that does not read. */
         gw_conn_arm(c, CT_NONE, 0);
     else
@@ -448,7 +422,7 @@ void gw_conn_response_done(struct gw_conn *c)
         c->up = NULL;
     }
     c->up_paused = 0;
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    gw_ts_set_write_low(c->ts, 0);
     if (r->close_after) {
         flush_close(c);
         return;
@@ -460,7 +434,7 @@ void gw_conn_error(struct gw_conn *c, int status, const char *why)
 {
     struct gw_req *r = c->req;
     struct gw_runtime *rt = gw_conn_rt(c);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = gw_ts_output(c->ts);
     size_t before = evbuffer_get_length(out);
     int keep;
 
@@ -476,9 +450,9 @@ void gw_conn_error(struct gw_conn *c, int status, const char *why)
     keep = status == 403 && r && r->body == HTTP1_BODY_NONE && r->client_keep_alive &&
            !c->w->draining &&
            (!c->client_eof ||
-            evbuffer_get_length(bufferevent_get_input(c->bev)) > r->head_in_input);
+            evbuffer_get_length(gw_ts_input(c->ts)) > r->head_in_input);
     if (r && keep) {
-        evbuffer_drain(bufferevent_get_input(c->bev), r->head_in_input);
+        evbuffer_drain(gw_ts_input(c->ts), r->head_in_input);
         r->head_in_input = 0;
     }
     if (gw_rw_error(out, status, keep, rt->names.request_id, r ? r->request_id : NULL) < 0) {
@@ -502,12 +476,12 @@ void gw_conn_error(struct gw_conn *c, int status, const char *why)
 /* The handshake failed: count, log with the reason and subject, close. */
 static void handshake_failed(struct gw_conn *c, short what)
 {
-    unsigned long e = bufferevent_get_openssl_error(c->bev);
+    unsigned long e = gw_ts_ssl_error(c->ts);
     const char *detail;
     char sys[128];
     BIO *rbio;
 
-    while (bufferevent_get_openssl_error(c->bev) != 0)
+    while (gw_ts_ssl_error(c->ts) != 0)
         ; /* drain the rest */
     tls_server_peer_failed(c->ssl, c->hs, e);
     rbio = SSL_get_rbio(c->ssl);
@@ -521,7 +495,7 @@ static void handshake_failed(struct gw_conn *c, short what)
     }
     detail = c->hs->detail;
     if (!detail[0]) {
-        if (what & BEV_EVENT_EOF)
+        if (what & GW_TS_EOF)
             detail = "connection closed during the handshake";
         else {
             snprintf(sys, sizeof(sys), "%s", e ? "TLS error" : strerror(errno));
@@ -569,15 +543,15 @@ static void handshake_done(struct gw_conn *c)
     c->hs = NULL;
     c->state = CONN_KEEPALIVE_IDLE;
     wait_request(c, rt->cfg->timeouts.header_ms);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (evbuffer_get_length(gw_ts_input(c->ts)) > 0)
         gw_req_try_head(c);
     gw_conn_kick_read(c);
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void client_read_cb(struct gw_ts *ts, void *arg)
 {
     struct gw_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = gw_ts_input(ts);
     size_t bound;
 
     switch (c->state) {
@@ -597,29 +571,29 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     }
     /* Bytes the gateway does not take yet (pipelined requests, a body
      * while the upstream is slow) stop the reading at a bound. The
-     * watermark is set only then: while set, libevent re-adds the read
-     * event at every change of the input. next_request takes it off. */
+     * bound is set only then: while set, the input's every change runs a
+     * callback (tstream.c). next_request takes it off. */
     bound = GW_HIGH_MARK + c->w->rt->cfg->limits.max_header_bytes;
-    if (!c->in_capped && c->bev && evbuffer_get_length(in) >= bound) {
-        bufferevent_setwatermark(c->bev, EV_READ, 0, bound);
+    if (!c->in_capped && c->ts && evbuffer_get_length(in) >= bound) {
+        gw_ts_set_read_high(c->ts, bound);
         c->in_capped = 1;
     }
     gw_conn_kick_read(c);
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+static void client_write_cb(struct gw_ts *ts, void *arg)
 {
     struct gw_conn *c = arg;
 
     if (c->state == CONN_FLUSH_CLOSE) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length(gw_ts_output(ts)) == 0)
             start_linger(c);
         return;
     }
     if (c->up_paused && c->state == CONN_STREAM_RESPONSE)
         gw_resp_resume(c);
     else if (c->state == CONN_KEEPALIVE_IDLE && c->ctimer == CT_NONE &&
-             evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+             evbuffer_get_length(gw_ts_output(ts)) == 0)
         wait_request(c, gw_conn_rt(c)->cfg->timeouts.keepalive_ms); /* see next_request */
 }
 
@@ -636,9 +610,9 @@ static void client_eof(struct gw_conn *c)
     switch (c->state) {
     case CONN_KEEPALIVE_IDLE:
     case CONN_READ_HEAD:
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        if (evbuffer_get_length(gw_ts_input(c->ts)) > 0)
             gw_req_try_head(c); /* a complete head goes on, a cut one closes */
-        else if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        else if (evbuffer_get_length(gw_ts_output(c->ts)) > 0)
             flush_close(c); /* the last answer is not all written yet */
         else {
             /* A close_notify is answered with ours (RFC 8446 6.1). */
@@ -659,14 +633,14 @@ static void client_eof(struct gw_conn *c)
     }
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_event_cb(struct gw_ts *ts, short what, void *arg)
 {
     struct gw_conn *c = arg;
 
-    (void)bev;
+    (void)ts;
     if (c->state == CONN_CLOSING)
         return;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & GW_TS_CONNECTED) {
         handshake_done(c);
         return;
     }
@@ -674,26 +648,18 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         handshake_failed(c, what);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_WRITING)) {
+    if ((what & GW_TS_EOF) && (what & GW_TS_WRITING)) {
         /* A write that failed without an OpenSSL error (EPIPE, a reset):
-         * with allow_dirty_shutdown libevent calls that EOF too, but
-         * nothing can reach this client any more. Writing again would fail
-         * again at once, for ever. */
+         * nothing can reach this client any more. */
         gw_conn_close(c, "client gone (write failed)");
-    } else if (what & BEV_EVENT_EOF) {
-        client_eof(c);
-        /* bufferevent_openssl stops writing as well when it reads the end;
-         * it starts again by itself only when output is added to an empty
-         * buffer. Answers already queued must go on (with the write
-         * timeout). */
-        if (c->state != CONN_CLOSING)
-            bufferevent_enable(c->bev, EV_WRITE);
-    } else if (what & BEV_EVENT_ERROR) {
-        while (bufferevent_get_openssl_error(c->bev) != 0)
+    } else if (what & GW_TS_EOF) {
+        client_eof(c); /* answers already queued still go out */
+    } else if (what & GW_TS_ERROR) {
+        while (gw_ts_ssl_error(c->ts) != 0)
             ;
         ERR_clear_error();
         gw_conn_close(c, "client connection error");
-    } else if (what & BEV_EVENT_TIMEOUT)
+    } else if (what & GW_TS_TIMEOUT)
         gw_conn_close(c, "client does not read its answer (write timeout)");
 }
 
@@ -792,43 +758,28 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The client's bufferevent on c->fd and c->ssl, in state (ACCEPTING for a
- * new connection, OPEN when a parked one wakes up), reading and writing.
- * It owns neither the socket nor the SSL: a parked connection keeps both.
+ * The client's stream on c->fd and c->ssl (tstream.h), accepting for a new
+ * connection, open when a parked one wakes up. It owns neither the socket
+ * nor the SSL: a parked connection keeps both.
  */
-static int client_bev_new(struct gw_conn *c, enum bufferevent_ssl_state state)
+static int client_ts_new(struct gw_conn *c, int accepting)
 {
-    const struct cfg *cfg = c->w->rt->cfg;
-    struct timeval wtv;
-
-    c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->ssl, state,
-                                            BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev)
-        return -1;
-    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    c->in_capped = 0; /* no read watermark until client_read_cb sets one */
-    ms_to_tv(cfg->timeouts.body_ms, &wtv);
-    if (bufferevent_set_timeouts(c->bev, NULL, &wtv) < 0 ||
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
-        return -1;
-    }
-    return 0;
+    c->ts = gw_ts_new(c->w->base, c->fd, c->ssl, accepting, c->w->rt->cfg->timeouts.body_ms,
+                      client_read_cb, client_write_cb, client_event_cb, c);
+    c->in_capped = 0; /* no read bound until client_read_cb sets one */
+    return c->ts ? 0 : -1;
 }
 
 /*
  * Parking. A connection waiting for a request holds, besides its SSL, a
- * bufferevent_openssl with two evbuffers and an upstream timer: about
- * 1.2 KB that nothing uses while it waits (issue 5's idle memory). Once it
- * has waited GW_PARK_MS with nothing buffered (neither in the bufferevent
- * nor inside OpenSSL), park() frees them and turns the client timer into a
+ * stream (tstream.h: two evbuffers, three events) and an upstream timer:
+ * about 1 KB that nothing uses while it waits (issue 5's idle memory). Once
+ * it has waited GW_PARK_MS with nothing buffered (neither in the stream nor
+ * inside OpenSSL), park() frees them and turns the client timer into a
  * watch on the socket that keeps the idle deadline too. Bytes arriving
- * wake it: a new bufferevent on the same SSL (BUFFEREVENT_SSL_OPEN) reads
- * them at once. A busy keep-alive connection never waits GW_PARK_MS, so
- * never pays for this; a parked one pays for a bufferevent (with its two
- * evbuffers) and a timer per wake-up.
+ * wake it: a new open stream on the same SSL reads them at once. A busy
+ * keep-alive connection never waits GW_PARK_MS, so never pays for this; a
+ * parked one pays for a stream and a timer per wake-up.
  */
 
 /* KEEPALIVE_IDLE with nothing buffered: wait up to ms for a request. */
@@ -880,7 +831,7 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
         gw_conn_close(c, "idle timeout");
         return;
     }
-    if (client_bev_new(c, BUFFEREVENT_SSL_OPEN) < 0 ||
+    if (client_ts_new(c, 0) < 0 ||
         !(c->up_timer = evtimer_new(c->w->base, up_timer_cb, c))) {
         gw_log(c->w->log, CFG_LOG_ERROR, c->id, "%s: cannot wake the parked connection "
                "(out of memory)", c->client);
@@ -893,8 +844,6 @@ static void parked_cb(evutil_socket_t fd, short what, void *arg)
         gw_conn_arm(c, CT_PARK, GW_PARK_MS);
     else
         gw_conn_arm(c, CT_IDLE, left ? left : 1);
-    /* Read what woke us in this loop iteration (gw_conn_kick_read). */
-    event_active(&c->bev->ev_read, EV_READ, 1);
 }
 
 /* CT_PARK: park c, or when something is still buffered, wait on. */
@@ -903,11 +852,10 @@ static void park(struct gw_conn *c)
     unsigned left = idle_left_ms(c);
     struct timeval tv;
 
-    /* A close_notify read in this loop iteration has its EOF callback
-     * still deferred: freeing the bufferevent would drop it. */
+    /* A close_notify read already (the EOF reported or not) keeps it. */
     if (c->state != CONN_KEEPALIVE_IDLE || c->client_eof || c->req || c->up ||
-        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || SSL_has_pending(c->ssl) ||
+        evbuffer_get_length(gw_ts_input(c->ts)) > 0 ||
+        evbuffer_get_length(gw_ts_output(c->ts)) > 0 || SSL_has_pending(c->ssl) ||
         (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)) {
         if (left > GW_PARK_MS)
             gw_conn_arm(c, CT_PARK, GW_PARK_MS);
@@ -915,8 +863,8 @@ static void park(struct gw_conn *c)
             gw_conn_arm(c, CT_IDLE, left);
         return;
     }
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    gw_ts_free(c->ts);
+    c->ts = NULL;
     event_free(c->up_timer);
     c->up_timer = NULL;
     c->utimer = UT_NONE;
@@ -970,8 +918,8 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
     SSL_set_read_ahead(ssl, 1); /* see gw_conn_kick_read */
     /* A client that half-closes TCP after its request (a FIN without
      * close_notify) still gets its answer: OpenSSL 3 otherwise turns the
-     * FIN into a fatal "unexpected eof" (libevent's allow_dirty_shutdown
-     * does not see it) and the connection dies with the request in
+     * FIN into a fatal "unexpected eof" and the connection dies with the
+     * request in
      * flight. A truncation cannot pass unnoticed: HTTP's framing (the head's
      * end, Content-Length, the last chunk) says whether a request is whole. */
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -981,7 +929,7 @@ void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockad
         goto fail;
     c->fd = fd;
     c->ssl = ssl;
-    if (client_bev_new(c, BUFFEREVENT_SSL_ACCEPTING) < 0)
+    if (client_ts_new(c, 1) < 0)
         goto fail;
     /* From here the connection owns the socket and the SSL. */
     ssl = NULL;
@@ -1018,13 +966,13 @@ void gw_conn_drain_all(struct gw_worker *w)
     struct gw_conn *c;
 
     for (c = w->conns; c; c = c->next) {
-        if (c->state == CONN_KEEPALIVE_IDLE && c->bev &&
-            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-            evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        if (c->state == CONN_KEEPALIVE_IDLE && c->ts &&
+            evbuffer_get_length(gw_ts_input(c->ts)) == 0 &&
+            evbuffer_get_length(gw_ts_output(c->ts)) > 0)
             flush_close(c); /* its last answer is not all written yet */
         else if (c->state == CONN_HANDSHAKE ||
                  (c->state == CONN_KEEPALIVE_IDLE &&
-                  (!c->bev || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)))
+                  (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0)))
             gw_conn_close(c, "shutting down");
     }
 }

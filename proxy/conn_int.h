@@ -32,6 +32,7 @@
 #include "http1.h"
 #include "rewrite.h"
 #include "tls_server.h"
+#include "tstream.h"
 #include "worker.h"
 
 #define GW_CONN_MAGIC 0x6d74636eu
@@ -131,9 +132,9 @@ struct gw_conn {
     uint64_t id;
     struct gw_worker *w;
     struct gw_conn *prev, *next;   /* the worker's list */
-    struct bufferevent *bev;       /* client side, TLS; NULL while parked */
-    SSL *ssl;                      /* owned here, not by bev */
-    evutil_socket_t fd;            /* owned here, not by bev */
+    struct gw_ts *ts;              /* client side, TLS (tstream.h); NULL while parked */
+    SSL *ssl;                      /* owned here, not by ts */
+    evutil_socket_t fd;            /* owned here, not by ts */
     struct gw_up_conn *up;         /* upstream connection in use */
     struct gw_req *req;            /* request in progress */
     void *id_pending;              /* identity lookup in flight */
@@ -154,7 +155,7 @@ struct gw_conn {
     unsigned up_paused : 1;        /* upstream reads off for backpressure */
     unsigned handshake_done : 1;
     unsigned parked : 1;           /* no bufferevent: see park() in conn.c */
-    unsigned in_capped : 1;        /* a read watermark stops reading (client_read_cb) */
+    unsigned in_capped : 1;        /* a read bound stops reading (client_read_cb) */
     unsigned has_sha256 : 1;       /* sha256 is set */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
                                       freed once the client is admitted */
@@ -176,8 +177,6 @@ struct gw_conn {
  *   pool the upstream connection, then the next request or the close.
  * gw_conn_drop_upstream: frees the upstream connection in use (not pooled).
  * gw_conn_pause_client / _upstream: backpressure, reads off (1) or on (0).
- * gw_conn_flush_client: what is queued for the client goes out in this
- *   loop iteration (conn.c says why).
  * gw_conn_kick_read: after anything that may let the client's reading go
  *   on (input drained, reads enabled): reads what OpenSSL holds already.
  * gw_conn_rt: the runtime of the current request, else the worker's.
@@ -192,7 +191,6 @@ void gw_conn_response_done(struct gw_conn *c);
 void gw_conn_drop_upstream(struct gw_conn *c);
 void gw_conn_pause_client(struct gw_conn *c, int pause);
 void gw_conn_pause_upstream(struct gw_conn *c, int pause);
-void gw_conn_flush_client(struct gw_conn *c);
 void gw_conn_kick_read(struct gw_conn *c);
 struct gw_runtime *gw_conn_rt(const struct gw_conn *c);
 

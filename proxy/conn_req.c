@@ -58,7 +58,7 @@ static void proceed(struct gw_conn *c)
         .request_id = r->request_id,
         .default_host = rt->servers[0].name,
     };
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_ts_input(c->ts);
     size_t i;
 
     /* The connection keeps these compact (memory per idle connection). */
@@ -93,7 +93,7 @@ static void proceed(struct gw_conn *c)
     if (r->head.expect_continue && !r->body_done) {
         /* curl waits for this before sending a large body; the upstream
          * never sees the Expect header. */
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(gw_ts_output(c->ts), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
     if (r->body_done) {
         gw_conn_arm(c, CT_NONE, 0);
@@ -184,7 +184,7 @@ static void on_head(struct gw_conn *c)
 
 void gw_req_try_head(struct gw_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_ts_input(c->ts);
     size_t len = evbuffer_get_length(in), max, n;
     struct gw_runtime *rt;
     enum http1_result res;
@@ -340,7 +340,7 @@ int gw_req_body_cut(const struct gw_conn *c)
 
     if (!r || r->body_done || !c->client_eof)
         return 0;
-    in = evbuffer_get_length(bufferevent_get_input(c->bev));
+    in = evbuffer_get_length(gw_ts_input(c->ts));
     return in == 0 || (r->body == HTTP1_BODY_LENGTH && in < r->body_left);
 }
 
@@ -392,7 +392,7 @@ static int forward_chunked(struct gw_conn *c, struct evbuffer *in, struct evbuff
 void gw_req_forward_body(struct gw_conn *c)
 {
     struct gw_req *r = c->req;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_ts_input(c->ts);
     struct evbuffer *out;
 
     if (!c->up || r->body_done)

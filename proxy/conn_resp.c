@@ -30,7 +30,7 @@ static int start_response(struct gw_conn *c)
     struct gw_req *r = c->req;
     const struct http1_head *h = &r->head;
     struct evbuffer *in = bufferevent_get_input(c->up->bev);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = gw_ts_output(c->ts);
     size_t before = evbuffer_get_length(out);
     int early = c->state == CONN_FORWARD, close, ka10;
 
@@ -61,7 +61,7 @@ static int start_response(struct gw_conn *c)
     /* After the client's half-close only requests it sent before are
      * answered: the last one says Connection: close. */
     close = !r->client_keep_alive || early || !r->body_done || c->w->draining ||
-            (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) ||
+            (c->client_eof && evbuffer_get_length(gw_ts_input(c->ts)) == 0) ||
             r->framing == GW_RESP_RAW_CLOSE;
     r->close_after = close;
     ka10 = !close && r->minor == 0;
@@ -136,7 +136,7 @@ static int stream_body(struct gw_conn *c, int upstream_eof)
 {
     struct gw_req *r = c->req;
     struct evbuffer *in = bufferevent_get_input(c->up->bev);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = gw_ts_output(c->ts);
     size_t before = evbuffer_get_length(out);
     int done = 0, rc = 0;
 
@@ -258,7 +258,6 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         if (c->utimer == UT_SILENCE) /* the silence starts again */
             gw_conn_arm_up(c, UT_SILENCE, c->req->rt->cfg->timeouts.upstream_read_ms);
         process(c, 0);
-        gw_conn_flush_client(c);
     }
 }
 
