@@ -11,7 +11,9 @@
 #  - a client that keeps sending while its request waits for the upstream
 #    is read only up to a bound (GW_HIGH_MARK + max_header_bytes): pushing
 #    64 MiB stalls once that and the kernel's buffers are full, and the
-#    gateway's memory does not grow by what it sent.
+#    gateway's memory does not grow by what it sent;
+#  - timeouts.body (1 s here) bounds how long an answer waits for a client
+#    that takes none of it (the write timeout), not a slow steady reader.
 # These run on the connection's own timers and an on-demand read watermark
 # (no bufferevent timeouts or watermarks on the request path).
 source "$SRC_DIR/tests/lib/common.sh"
@@ -93,6 +95,66 @@ print("all %d bytes after a 3 s pause" % n)
 PYEOF
 out=$(timeout 60 python3 "$TEST_TMPDIR/slowreader.py" "$GW_PORT" "$GW_PKI") || fail "$out"
 pass "upstream_read does not count while the client is the one not reading: $out"
+stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
+
+# --- timeouts.body bounds a client that takes no bytes of its answer ----------------------
+# The write timeout: the answer waits for the client's socket for 1 s
+# without a byte taken: the connection ends. Each byte taken starts it
+# again: a client taking 128 KiB every 0.2 s (less than the gateway has
+# queued for it, so the answer waits all the time) is served on for 3 s.
+gw_write_config "$GW_CONF" workers=1 servers="[\"127.0.0.1:$UP_PORT\"]" \
+    timeouts="{ keepalive: 20s, upstream_read: 10s, body: 1s }"
+gw_start_gateway "$GW_CONF"
+cat >"$TEST_TMPDIR/stopreader.py" <<'PYEOF'
+import os, socket, sys, time
+
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import client_ctx, connect, fail, read_head
+
+port, pki, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = connect(client_ctx(pki), port, rcvbuf=4096, timeout=10)
+s.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+st, hdrs, body = read_head(s)
+n, want = len(body), int(hdrs.get("content-length", "0"))
+if st != 200 or want != 16 << 20:
+    fail("GET /big: status %d, content-length %d" % (st, want))
+if mode == "stop":
+    time.sleep(3)
+t0, chunk, ended = time.monotonic(), 0, None
+try:
+    while n < want:
+        if mode == "steady" and time.monotonic() - t0 > 3:
+            break
+        d = s.recv(131072 - chunk if mode == "steady" else 262144)
+        if not d:
+            ended = "EOF"
+            break
+        n += len(d)
+        chunk += len(d)
+        if mode == "steady" and chunk >= 131072:
+            chunk = 0
+            time.sleep(0.2)
+except (ConnectionResetError, socket.timeout) as e:
+    ended = repr(e)
+print("%s: %d of %d bytes in %.1f s, end: %s" % (mode, n, want, time.monotonic() - t0, ended))
+if mode == "steady" and (ended or n < 1 << 20):
+    fail("a client taking 128 KiB every 0.2 s was cut after %d bytes: %s (body: 1s)" % (n, ended))
+if mode == "stop" and n >= want:
+    fail("a client that took nothing for 3 s got all %d bytes (body: 1s)" % n)
+PYEOF
+out=$(timeout 60 python3 "$TEST_TMPDIR/stopreader.py" "$GW_PORT" "$GW_PKI" steady) || fail "$out"
+pass "the write timeout starts again with each byte taken: $out"
+mark=$(gw_log_mark)
+out=$(timeout 60 python3 "$TEST_TMPDIR/stopreader.py" "$GW_PORT" "$GW_PKI" stop) || fail "$out"
+gw_wait_log_since "$mark" "path=/big status=200" 3 ||
+    fail "no access log line for the cut GET /big: $(gw_log_since "$mark" | tail -5)"
+line=$(gw_log_since "$mark" | grep "path=/big status=200" | tail -1)
+sent=$(echo "$line" | sed -n 's/.* bytes=\([0-9]*\) .*/\1/p')
+ms=$(echo "$line" | sed -n 's/.* total_ms=\([0-9]*\) .*/\1/p')
+[ -n "$sent" ] && [ "$sent" -lt 16777216 ] || fail "the cut GET /big logged as whole: $line"
+[ -n "$ms" ] && [ "$ms" -ge 900 ] && [ "$ms" -le 2500 ] ||
+    fail "the cut GET /big ended after ${ms} ms, expected about 1 s (body: 1s): $line"
+pass "a client that takes nothing of its answer is cut after ${ms} ms: $(echo $out)"
 stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM"
 
 # --- the client's unread input is bounded -----------------------------------------------
