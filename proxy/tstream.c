@@ -31,6 +31,7 @@
 
 struct gw_ts {
     struct event *rev, *wev, *tev;
+    struct event *lev;                /* zero timer: reading goes on after a budget */
     struct evbuffer *in, *out;
     struct evbuffer_cb_entry *in_cb;  /* only while suspended */
     SSL *ssl;
@@ -46,6 +47,9 @@ struct gw_ts {
     unsigned hs_wants_write : 1;      /* its last step waits to write (else to read) */
     unsigned rev_on : 1, wev_on : 1;  /* added to the base */
     unsigned suspended : 1;           /* reading stopped at read_high */
+    unsigned need_socket : 1;         /* OpenSSL took all whole records: the rest
+                                         comes with the socket's readiness */
+    unsigned later : 1;               /* lev is set */
     unsigned write_blocked : 1;       /* the socket is full: wait for wev */
     unsigned write_queued : 1;        /* wev activated, not run yet */
     unsigned read_wants_write : 1;    /* SSL_read_ex needs a write first */
@@ -59,6 +63,7 @@ struct gw_ts {
 static void ts_read_ev(evutil_socket_t fd, short what, void *arg);
 static void ts_write_ev(evutil_socket_t fd, short what, void *arg);
 static void ts_timeout_ev(evutil_socket_t fd, short what, void *arg);
+static void ts_later_ev(evutil_socket_t fd, short what, void *arg);
 static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg);
 
 /* Adds or deletes rev and wev as the state asks; no call when unchanged. */
@@ -66,9 +71,9 @@ static void sync_events(struct gw_ts *t)
 {
     int r, w;
 
-    if (t->accepting) {
-        r = !t->rd_closed && !t->hs_wants_write;
-        w = !t->rd_closed && t->hs_wants_write;
+    if (t->accepting) { /* off when both are disabled: the connection closes */
+        r = !t->rd_closed && !t->hs_wants_write && t->enabled;
+        w = !t->rd_closed && t->hs_wants_write && t->enabled;
     } else {
         r = (!t->rd_closed && !t->read_wants_write && (t->enabled & EV_READ) && !t->suspended) ||
             t->write_wants_read;
@@ -128,10 +133,11 @@ struct gw_ts *gw_ts_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, i
     t->rev = event_new(base, fd, EV_READ | EV_PERSIST, ts_read_ev, t);
     t->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, ts_write_ev, t);
     t->tev = evtimer_new(base, ts_timeout_ev, t);
+    t->lev = evtimer_new(base, ts_later_ev, t);
     t->in = evbuffer_new();
     t->out = evbuffer_new();
     /* SSL_set_fd's socket BIO leaves the socket open when freed */
-    if (!t->rev || !t->wev || !t->tev || !t->in || !t->out ||
+    if (!t->rev || !t->wev || !t->tev || !t->lev || !t->in || !t->out ||
         !evbuffer_add_cb(t->out, out_cb, t) ||
         (!SSL_get_rbio(ssl) && SSL_set_fd(ssl, (int)fd) != 1)) {
         gw_ts_free(t);
@@ -158,6 +164,8 @@ void gw_ts_free(struct gw_ts *t)
         event_free(t->wev);
     if (t->tev)
         event_free(t->tev);
+    if (t->lev)
+        event_free(t->lev);
     if (t->in)
         evbuffer_free(t->in);
     if (t->out)
@@ -188,6 +196,8 @@ void gw_ts_enable(struct gw_ts *t, short what)
         arm_wtimeout(t, 0);
     if (what & EV_WRITE)
         queue_write(t);
+    if (what & EV_READ)
+        gw_ts_kick_read(t);
 }
 
 void gw_ts_disable(struct gw_ts *t, short what)
@@ -203,10 +213,15 @@ void gw_ts_set_write_low(struct gw_ts *t, size_t low)
     t->write_low = low;
 }
 
+/*
+ * Only whole records count: a part of one (SSL_has_pending says yes to it
+ * too) waits for the socket, need_socket. After a spent budget the rest
+ * waits for lev, behind the other connections' events.
+ */
 void gw_ts_kick_read(struct gw_ts *t)
 {
-    if (!t->accepting && !t->rd_closed && !t->suspended && (t->enabled & EV_READ) &&
-        SSL_has_pending(t->ssl))
+    if (!t->accepting && !t->rd_closed && !t->suspended && !t->need_socket && !t->later &&
+        (t->enabled & EV_READ) && SSL_has_pending(t->ssl))
         event_active(t->rev, EV_READ, 1);
 }
 
@@ -333,9 +348,12 @@ static void do_read(struct gw_ts *t)
             want = TS_READ_MIN;
         if (t->read_high) {
             if (len >= t->read_high) {
+                if (!t->in_cb && !(t->in_cb = evbuffer_add_cb(t->in, in_cb, t))) {
+                    save_error(t, (unsigned long)SSL_ERROR_SYSCALL);
+                    ended = GW_TS_ERROR; /* out of memory: nothing would resume it */
+                    break;
+                }
                 t->suspended = 1;
-                if (!t->in_cb)
-                    t->in_cb = evbuffer_add_cb(t->in, in_cb, t);
                 sync_events(t);
                 break;
             }
@@ -353,14 +371,17 @@ static void do_read(struct gw_ts *t)
             v.iov_len = got;
             evbuffer_commit_space(t->in, &v, 1);
             progress = 1;
+            t->need_socket = 0;
             budget = got < budget ? budget - got : 0;
             if (!SSL_has_pending(t->ssl))
                 break; /* the socket is read when it says it has more */
             continue;
         }
         err = SSL_get_error(t->ssl, 0);
-        if (err == SSL_ERROR_WANT_READ)
+        if (err == SSL_ERROR_WANT_READ) {
+            t->need_socket = 1;
             break;
+        }
         if (err == SSL_ERROR_WANT_WRITE) {
             t->read_wants_write = 1;
             sync_events(t);
@@ -372,8 +393,11 @@ static void do_read(struct gw_ts *t)
     if (ended) {
         t->rd_closed = 1;
         sync_events(t);
-    } else if (budget == 0 && SSL_has_pending(t->ssl)) {
-        event_active(t->rev, EV_READ, 1); /* the rest after the others' turn */
+    } else if (budget == 0 && SSL_has_pending(t->ssl) && !t->later) {
+        static const struct timeval zero = {0, 0};
+
+        if (event_add(t->lev, &zero) == 0) /* the rest after the others' turn */
+            t->later = 1;
     }
     if (progress && t->readcb)
         t->readcb(t, t->arg);
@@ -386,6 +410,8 @@ static void do_write(struct gw_ts *t)
     size_t budget = TS_WRITE_BUDGET, len;
     short ended = 0;
     int progress = 0, blocked = 0;
+    BIO *wbio = SSL_get_wbio(t->ssl);
+    uint64_t sent0 = wbio ? BIO_number_written(wbio) : 0;
 
     if (!(t->enabled & EV_WRITE) || t->wr_closed) {
         sync_events(t);
@@ -393,11 +419,15 @@ static void do_write(struct gw_ts *t)
     }
     clear_stale_errors();
     while (budget > 0 && (len = evbuffer_get_length(t->out)) > 0) {
-        struct evbuffer_iovec v;
+        struct evbuffer_iovec vs[4], v = {0};
         size_t n, done = 0;
-        int err;
+        int i, nv, err;
 
-        if (evbuffer_peek(t->out, -1, NULL, &v, 1) < 1)
+        /* the first bytes (evbuffer_peek does not skip an empty chain) */
+        nv = evbuffer_peek(t->out, -1, NULL, vs, 4);
+        for (i = 0; i < nv && i < 4 && v.iov_len == 0; i++)
+            v = vs[i];
+        if (v.iov_len == 0)
             break;
         n = v.iov_len < TS_RECORD ? v.iov_len : TS_RECORD;
         if (SSL_write_ex(t->ssl, v.iov_base, n, &done) == 1) {
@@ -426,7 +456,8 @@ static void do_write(struct gw_ts *t)
     } else if (blocked || evbuffer_get_length(t->out) > 0) {
         /* wait for the socket: a full one, or the budget was spent */
         t->write_blocked = 1;
-        arm_wtimeout(t, progress);
+        /* progress: the socket took bytes, of a record or a whole one */
+        arm_wtimeout(t, progress || (wbio && BIO_number_written(wbio) != sent0));
     } else {
         t->write_blocked = 0;
         t->wdeadline_us = 0;
@@ -445,7 +476,8 @@ static void ts_read_ev(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (t->accepting) {
-        handshake(t);
+        if (t->enabled)
+            handshake(t);
         return;
     }
     if (t->write_wants_read) {
@@ -466,7 +498,8 @@ static void ts_write_ev(evutil_socket_t fd, short what, void *arg)
     (void)what;
     t->write_queued = 0;
     if (t->accepting) {
-        handshake(t);
+        if (t->enabled)
+            handshake(t);
         return;
     }
     if (t->read_wants_write) {
@@ -494,4 +527,14 @@ static void ts_timeout_ev(evutil_socket_t fd, short what, void *arg)
     t->enabled &= (short)~EV_WRITE; /* as libevent: a write timeout stops writing */
     sync_events(t);
     t->eventcb(t, GW_TS_TIMEOUT | GW_TS_WRITING, t->arg);
+}
+
+static void ts_later_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_ts *t = arg;
+
+    (void)fd;
+    (void)what;
+    t->later = 0;
+    do_read(t);
 }

@@ -62,7 +62,8 @@ struct evbuffer *gw_ts_input(struct gw_ts *t);
 /* Bytes added here go out in this loop iteration, while writing is on. */
 struct evbuffer *gw_ts_output(struct gw_ts *t);
 
-/* EV_READ and/or EV_WRITE on or off; gw_ts_enabled says which are on. */
+/* EV_READ and/or EV_WRITE on or off; gw_ts_enabled says which are on.
+ * Turning reading on reads what OpenSSL holds already (gw_ts_kick_read). */
 void gw_ts_enable(struct gw_ts *t, short what);
 void gw_ts_disable(struct gw_ts *t, short what);
 short gw_ts_enabled(const struct gw_ts *t);
@@ -72,8 +73,9 @@ void gw_ts_set_read_high(struct gw_ts *t, size_t high);
 /* The write cb runs when a write leaves the output at low bytes or less. */
 void gw_ts_set_write_low(struct gw_ts *t, size_t low);
 
-/* Reads, in this loop iteration, what OpenSSL already holds, when reading
- * is on: bytes read ahead wait there with nothing left in the socket. */
+/* Reads, in this loop iteration, the whole records OpenSSL already holds,
+ * when reading is on: records read ahead wait there with nothing left in
+ * the socket to announce them. */
 void gw_ts_kick_read(struct gw_ts *t);
 
 /* The OpenSSL errors of the failure that ended the stream, latest first
