@@ -423,12 +423,19 @@ static void do_write(struct gw_ts *t)
         size_t n, done = 0;
         int i, nv, err;
 
-        /* the first bytes (evbuffer_peek does not skip an empty chain) */
+        /* the first bytes (evbuffer_peek does not skip an empty chain;
+         * behind more than a few, they are made contiguous) */
         nv = evbuffer_peek(t->out, -1, NULL, vs, 4);
         for (i = 0; i < nv && i < 4 && v.iov_len == 0; i++)
             v = vs[i];
-        if (v.iov_len == 0)
-            break;
+        if (v.iov_len == 0) {
+            v.iov_len = len < TS_RECORD ? len : TS_RECORD;
+            if (!(v.iov_base = evbuffer_pullup(t->out, (ev_ssize_t)v.iov_len))) {
+                save_error(t, (unsigned long)SSL_ERROR_SYSCALL);
+                ended = GW_TS_ERROR; /* out of memory */
+                break;
+            }
+        }
         n = v.iov_len < TS_RECORD ? v.iov_len : TS_RECORD;
         if (SSL_write_ex(t->ssl, v.iov_base, n, &done) == 1) {
             evbuffer_drain(t->out, done);
