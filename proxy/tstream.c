@@ -9,7 +9,9 @@
  * handshake step waits to write, or a read needs a write first. A write
  * starts without the socket's word: adding output activates wev, so the
  * write runs later in the same loop iteration (one SSL_write_ex per record,
- * no epoll round), and only a write that blocks adds the event.
+ * no epoll round), and only a write that blocks adds the event. Two timers:
+ * tev, the write timeout (lazy, timer.h), and lev, a zero timer that lets
+ * a read which spent its budget go on behind the other connections' events.
  */
 #include "tstream.h"
 
