@@ -158,8 +158,7 @@ void gw_conn_pause_client(struct gw_conn *c, int pause)
         if (c->up)
             bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
         if (!c->client_eof)
-            gw_ts_enable(c->ts, EV_READ);
-        gw_conn_kick_read(c);
+            gw_ts_enable(c->ts, EV_READ); /* reads what OpenSSL holds, too */
     }
 }
 
@@ -396,7 +395,7 @@ static void next_request(struct gw_conn *c)
         c->in_capped = 0;
     }
     if (!c->client_eof)
-        gw_ts_enable(c->ts, EV_READ);
+        gw_ts_enable(c->ts, EV_READ); /* reads what OpenSSL holds, too */
     /* A pipelined request already buffered is parsed from a fresh loop
      * iteration, so a long pipeline never deepens the stack. */
     if (evbuffer_get_length(gw_ts_input(c->ts)) > 0)
@@ -408,7 +407,6 @@ static void next_request(struct gw_conn *c)
         gw_conn_arm(c, CT_NONE, 0);
     else
         wait_request(c, rt->cfg->timeouts.keepalive_ms);
-    gw_conn_kick_read(c);
 }
 
 void gw_conn_response_done(struct gw_conn *c)

@@ -178,7 +178,8 @@ struct gw_conn {
  * gw_conn_drop_upstream: frees the upstream connection in use (not pooled).
  * gw_conn_pause_client / _upstream: backpressure, reads off (1) or on (0).
  * gw_conn_kick_read: after anything that may let the client's reading go
- *   on (input drained, reads enabled): reads what OpenSSL holds already.
+ *   on (input drained, the state changed): reads what OpenSSL holds already
+ *   (gw_ts_enable(EV_READ) does so itself).
  * gw_conn_rt: the runtime of the current request, else the worker's.
  * gw_conn_req_new: a fresh request object (own runtime reference, id).
  */
