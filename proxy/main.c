@@ -28,6 +28,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "evalloc.h"
 #include "log.h"
 #include "proc.h"
 #include "runtime.h"
@@ -571,7 +572,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *sig = NULL;
-    int test = 0, opt;
+    int test = 0, opt, rc;
 
     while ((opt = getopt_long(argc, argv, "c:ts:Vh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -610,5 +611,8 @@ int main(int argc, char **argv)
     if (sig)
         return send_signal(path, sig);
     tune_malloc();
-    return run(path);
+    gw_evalloc_install(); /* before anything of libevent allocates */
+    rc = run(path);
+    gw_evalloc_flush();
+    return rc;
 }

@@ -1,0 +1,44 @@
+/*
+ * evalloc.h - libevent's allocations, with a small per-thread cache of the
+ * blocks its buffer chains are made of.
+ *
+ * An evbuffer frees a chain as soon as it is drained, and allocates one for
+ * the next bytes: a proxied keep-alive request makes and frees about five
+ * (client input and output, upstream input and output), each of 1 KiB or
+ * more, which glibc's thread cache does not hold (about 300 instructions a
+ * malloc/free pair). libevent rounds a chain to a power of two; freed blocks
+ * of 1 to 32 KiB wait in the freeing thread's list for the next chain of
+ * their size, up to GW_EVALLOC_KEEP bytes per thread. Everything else goes
+ * straight to malloc. The lists need no lock: each thread has its own, and
+ * a thread's list is freed when it exits.
+ *
+ * Under AddressSanitizer gw_evalloc_install() does nothing, so that a use
+ * after free of a chain is still caught; the functions themselves are still
+ * built (and tested) there.
+ */
+#ifndef MTLS_PROXY_EVALLOC_H
+#define MTLS_PROXY_EVALLOC_H
+
+#include <stddef.h>
+
+/* Bytes of freed blocks a thread keeps at most. */
+#define GW_EVALLOC_KEEP (256 * 1024)
+
+/*
+ * Hands the three functions below to event_set_mem_functions(). Call it
+ * first in main(), before anything of libevent allocates: a block must be
+ * freed by the allocator that made it.
+ */
+void gw_evalloc_install(void);
+
+void *gw_evalloc_malloc(size_t size);
+void *gw_evalloc_realloc(void *p, size_t size);
+void gw_evalloc_free(void *p);
+
+/* Frees the calling thread's kept blocks (a thread's exit does this too). */
+void gw_evalloc_flush(void);
+
+/* Bytes the calling thread keeps (for tests). */
+size_t gw_evalloc_kept(void);
+
+#endif
