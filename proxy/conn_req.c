@@ -42,10 +42,16 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+/* "00" "01" .. "ff": a byte's two hex digits at 2 * byte. */
+#define HEX_ROW(d) d "0" d "1" d "2" d "3" d "4" d "5" d "6" d "7" \
+                   d "8" d "9" d "a" d "b" d "c" d "d" d "e" d "f"
+static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3")
+    HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9")
+    HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+
 /* Authorized: rewrite the head for the upstream and go. */
 static void proceed(struct gw_conn *c)
 {
-    static const char hex[] = "0123456789abcdef";
     struct gw_req *r = c->req;
     struct gw_runtime *rt = r->rt;
     char sha[2 * sizeof(c->sha256) + 1], ip[sizeof(c->client)];
@@ -62,10 +68,8 @@ static void proceed(struct gw_conn *c)
     size_t i;
 
     /* The connection keeps these compact (memory per idle connection). */
-    for (i = 0; i < sizeof(c->sha256); i++) {
-        sha[2 * i] = hex[c->sha256[i] >> 4];
-        sha[2 * i + 1] = hex[c->sha256[i] & 15];
-    }
+    for (i = 0; i < sizeof(c->sha256); i++)
+        memcpy(sha + 2 * i, hex_pairs + 2 * c->sha256[i], 2);
     sha[c->has_sha256 ? 2 * i : 0] = '\0';
     memcpy(ip, c->client + c->ip_off, c->ip_len);
     ip[c->ip_len] = '\0';

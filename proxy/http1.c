@@ -153,34 +153,65 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out)
     return 0;
 }
 
-/* Records what a semantic header says; HTTP1_OK or an error found at once. */
+/* Which of the names the gateway acts on a header's name is, picked by length first. */
+static enum http1_hdr_kind classify(const char *name, size_t len)
+{
+    switch (len) {
+    case 2:
+        return ci_eq(name, 2, "te") ? HTTP1_H_TE : HTTP1_H_OTHER;
+    case 4:
+        return ci_eq(name, 4, "host") ? HTTP1_H_HOST : HTTP1_H_OTHER;
+    case 6:
+        return ci_eq(name, 6, "expect") ? HTTP1_H_EXPECT : HTTP1_H_OTHER;
+    case 7:
+        if (ci_eq(name, 7, "upgrade"))
+            return HTTP1_H_UPGRADE;
+        return ci_eq(name, 7, "trailer") ? HTTP1_H_TRAILER : HTTP1_H_OTHER;
+    case 10:
+        if (ci_eq(name, 10, "connection"))
+            return HTTP1_H_CONNECTION;
+        return ci_eq(name, 10, "keep-alive") ? HTTP1_H_KEEP_ALIVE : HTTP1_H_OTHER;
+    case 14:
+        return ci_eq(name, 14, "content-length") ? HTTP1_H_CONTENT_LENGTH : HTTP1_H_OTHER;
+    case 16:
+        return ci_eq(name, 16, "proxy-connection") ? HTTP1_H_PROXY_CONNECTION : HTTP1_H_OTHER;
+    case 17:
+        return ci_eq(name, 17, "transfer-encoding") ? HTTP1_H_TRANSFER_ENCODING : HTTP1_H_OTHER;
+    case 18:
+        return ci_eq(name, 18, "proxy-authenticate") ? HTTP1_H_PROXY_AUTHENTICATE
+                                                      : HTTP1_H_OTHER;
+    case 19:
+        return ci_eq(name, 19, "proxy-authorization") ? HTTP1_H_PROXY_AUTHORIZATION
+                                                       : HTTP1_H_OTHER;
+    default:
+        return HTTP1_H_OTHER;
+    }
+}
+
+/* Records what a semantic header says (h->kind is set); HTTP1_OK or an
+ * error found at once. */
 static enum http1_result note_field(struct fields *f, const struct http1_header *h)
 {
     const char *tok;
     size_t tl, pos = 0, i;
     int r, empty = 0;
 
-    switch (h->name_len) {
-    case 4:
-        if (!ci_eq(h->name, 4, "host"))
-            break;
+    switch (h->kind) {
+    case HTTP1_H_HOST:
         f->host_count++;
         for (i = 0; i < h->value_len; i++) {
             if (!IS(h->value[i], C_HOST))
                 f->host_bad = 1;
         }
         break;
-    case 6:
-        if (ci_eq(h->name, 6, "expect") && ci_eq(h->value, h->value_len, "100-continue"))
+    case HTTP1_H_EXPECT:
+        if (ci_eq(h->value, h->value_len, "100-continue"))
             f->expect_continue = 1;
         break;
-    case 7:
-        if (ci_eq(h->name, 7, "upgrade"))
-            f->upgrade_hdr = 1;
+    case HTTP1_H_UPGRADE:
+        f->upgrade_hdr = 1;
         break;
-    case 10:
-        if (!ci_eq(h->name, 10, "connection"))
-            break;
+    case HTTP1_H_CONNECTION:
         f->n_connection++;
         while ((r = list_next(h->value, h->value_len, &pos, &tok, &tl, &empty)) == 1) {
             if (ci_eq(tok, tl, "close"))
@@ -193,16 +224,12 @@ static enum http1_result note_field(struct fields *f, const struct http1_header 
         if (r < 0)
             f->conn_bad = 1;
         break;
-    case 14:
-        if (!ci_eq(h->name, 14, "content-length"))
-            break;
+    case HTTP1_H_CONTENT_LENGTH:
         /* Duplicates are refused even when equal: one reading only. */
         if (++f->cl_count > 1 || parse_content_length(h->value, h->value_len, &f->cl) != 0)
             return HTTP1_E_BAD_REQUEST;
         break;
-    case 17:
-        if (!ci_eq(h->name, 17, "transfer-encoding"))
-            break;
+    case HTTP1_H_TRANSFER_ENCODING:
         f->te_count++;
         if (h->value_len == 0)
             f->te_bad = 1;
@@ -416,10 +443,11 @@ static enum http1_result parse_fields(const char *buf, size_t pos, size_t limit,
         r = parse_field_line(buf, pos, cr, h);
         if (r != HTTP1_OK)
             return r;
+        h->kind = classify(h->name, h->name_len);
         r = note_field(f, h);
         if (r != HTTP1_OK)
             return r;
-        if (f->host_count == 1 && h->name_len == 4 && http1_name_eq(h, "host")) {
+        if (h->kind == HTTP1_H_HOST && f->host_count == 1) {
             head->host = h->value;
             head->host_len = h->value_len;
         }
@@ -582,45 +610,20 @@ int http1_is_hop_by_hop(const struct http1_head *head, const struct http1_header
     size_t i, pos, tl;
     int empty;
 
-    /* The fixed hop-by-hop names, picked by length first: this runs for
-     * every header of every request and response. */
-    switch (h->name_len) {
-    case 2:
-        if (ci_eq(h->name, 2, "te"))
-            return 1;
-        break;
-    case 4:
-        if (ci_eq(h->name, 4, "host"))
-            return 0; /* a Connection listing never removes the target */
-        break;
-    case 7:
-        if (ci_eq(h->name, 7, "trailer") || ci_eq(h->name, 7, "upgrade"))
-            return 1;
-        break;
-    case 10:
-        if (ci_eq(h->name, 10, "connection") || ci_eq(h->name, 10, "keep-alive"))
-            return 1;
-        break;
-    case 14:
-        if (ci_eq(h->name, 14, "content-length"))
-            return 0; /* nor the framing */
-        break;
-    case 16:
-        if (ci_eq(h->name, 16, "proxy-connection"))
-            return 1;
-        break;
-    case 17:
-        if (ci_eq(h->name, 17, "transfer-encoding"))
-            return 1;
-        break;
-    case 18:
-        if (ci_eq(h->name, 18, "proxy-authenticate"))
-            return 1;
-        break;
-    case 19:
-        if (ci_eq(h->name, 19, "proxy-authorization"))
-            return 1;
-        break;
+    switch (h->kind) {
+    case HTTP1_H_HOST:
+    case HTTP1_H_CONTENT_LENGTH:
+        return 0; /* a Connection listing removes neither the target nor the framing */
+    case HTTP1_H_TE:
+    case HTTP1_H_TRAILER:
+    case HTTP1_H_UPGRADE:
+    case HTTP1_H_CONNECTION:
+    case HTTP1_H_KEEP_ALIVE:
+    case HTTP1_H_PROXY_CONNECTION:
+    case HTTP1_H_TRANSFER_ENCODING:
+    case HTTP1_H_PROXY_AUTHENTICATE:
+    case HTTP1_H_PROXY_AUTHORIZATION:
+        return 1;
     default:
         break;
     }
@@ -629,7 +632,7 @@ int http1_is_hop_by_hop(const struct http1_head *head, const struct http1_header
     for (i = 0; i < head->n_headers; i++) {
         const struct http1_header *c = &head->headers[i];
 
-        if (c->name_len != 10 || !ci_eq(c->name, 10, "connection"))
+        if (c->kind != HTTP1_H_CONNECTION)
             continue;
         pos = 0;
         empty = 0;

@@ -79,11 +79,29 @@ enum http1_target_form {
     HTTP1_TARGET_ASTERISK,     /* "*" (OPTIONS) */
 };
 
+/* The header names the parser tells apart (matched once, at the parse). */
+enum http1_hdr_kind {
+    HTTP1_H_OTHER = 0,
+    HTTP1_H_HOST,
+    HTTP1_H_CONTENT_LENGTH,
+    HTTP1_H_TRANSFER_ENCODING,
+    HTTP1_H_CONNECTION,
+    HTTP1_H_KEEP_ALIVE,
+    HTTP1_H_PROXY_CONNECTION,
+    HTTP1_H_TE,
+    HTTP1_H_TRAILER,
+    HTTP1_H_UPGRADE,
+    HTTP1_H_EXPECT,
+    HTTP1_H_PROXY_AUTHENTICATE,
+    HTTP1_H_PROXY_AUTHORIZATION,
+};
+
 struct http1_header {
     const char *name;          /* points into the caller's buffer */
     size_t name_len;
     const char *value;         /* leading/trailing OWS stripped */
     size_t value_len;
+    enum http1_hdr_kind kind;  /* set by the parsers; HTTP1_H_OTHER otherwise */
 };
 
 struct http1_head {
@@ -161,7 +179,8 @@ int http1_name_eq(const struct http1_header *h, const char *name);
  * Content-Length and Host, which are never reported even when listed: a
  * peer must not be able to make us drop the framing or the target of a
  * message we forward ("Connection: Content-Length" would desync the
- * upstream). h is any header (normally one of head->headers). 1 / 0.
+ * upstream). h is one of head->headers, or any header whose kind is set as
+ * the parsers set it. 1 / 0.
  */
 int http1_is_hop_by_hop(const struct http1_head *head, const struct http1_header *h);
 

@@ -162,12 +162,12 @@ int gw_rw_request(const struct http1_head *h, const struct gw_fwd_info *fi,
     for (i = 0; i < h->n_headers; i++) {
         const struct http1_header *hd = &h->headers[i];
 
-        if (http1_name_eq(hd, "Content-Length")) {
+        if (hd->kind == HTTP1_H_CONTENT_LENGTH) {
             had_cl = 1;
             continue;
         }
-        if (http1_is_hop_by_hop(h, hd) || gw_rw_is_own_header(fi->names, hd) ||
-            http1_name_eq(hd, "Expect") || framing_lookalike(hd))
+        if (hd->kind == HTTP1_H_EXPECT || http1_is_hop_by_hop(h, hd) ||
+            gw_rw_is_own_header(fi->names, hd) || framing_lookalike(hd))
             continue;
         add_header(&b, hd);
     }
@@ -210,7 +210,7 @@ int gw_rw_response(const struct http1_head *h, enum gw_resp_framing framing, int
 
         if (http1_is_hop_by_hop(h, hd))
             continue;
-        if (!keep_cl && http1_name_eq(hd, "Content-Length"))
+        if (!keep_cl && hd->kind == HTTP1_H_CONTENT_LENGTH)
             continue;
         add_header(&b, hd);
     }

@@ -828,7 +828,7 @@ static void test_hop_by_hop(void **state)
 
 static void test_name_eq(void **state)
 {
-    struct http1_header h = { "Content-Length", 14, "5", 1 };
+    struct http1_header h = {.name = "Content-Length", .name_len = 14, .value = "5", .value_len = 1};
 
     (void)state;
     assert_true(http1_name_eq(&h, "content-length"));
