@@ -375,9 +375,10 @@ static void account(struct gw_conn *c, struct gw_req *r)
  * OpenSSL's record buffers. The context frees them after every record
  * (SSL_MODE_RELEASE_BUFFERS): an idle connection then holds no 2 x 17 KB of
  * them, but a busy keep-alive connection pays a malloc and a free of each
- * per request. A connection that has answered two requests keeps them until
- * it parks (park() frees them and turns the release on again); one that
- * handshakes, asks once and waits never does.
+ * per request. A connection that has answered two requests keeps them; it
+ * sheds them when it parks, and when a request of its own waits longer than
+ * GW_PARK_MS for its answer (CT_SHED: a long poll holds no buffers either).
+ * One that handshakes, asks once and waits never keeps them.
  */
 static void keep_buffers_if_busy(struct gw_conn *c)
 {
@@ -387,6 +388,22 @@ static void keep_buffers_if_busy(struct gw_conn *c)
     }
 }
 
+/* Frees OpenSSL's buffers now and after every record from here on. 0 when
+ * one still holds bytes (a part of a record, or a write of OpenSSL's own
+ * waiting for the socket): it goes once they are used. */
+static int shed_buffers(struct gw_conn *c)
+{
+    SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    c->keeps_bufs = 0;
+    c->served = 0;
+    return SSL_free_buffers(c->ssl);
+}
+
+void gw_conn_arm_answer_wait(struct gw_conn *c)
+{
+    gw_conn_arm(c, c->keeps_bufs ? CT_SHED : CT_NONE, GW_PARK_MS);
+}
+
 /* Between requests: the next pipelined one, or wait for one. */
 static void next_request(struct gw_conn *c)
 {
@@ -394,7 +411,6 @@ static void next_request(struct gw_conn *c)
 
     req_put(c->w, c->req);
     c->req = NULL;
-    keep_buffers_if_busy(c);
     gw_conn_drop_upstream(c);
     rt = c->w->rt;
     /* After the client's half-close, requests it sent before (pipelined,
@@ -404,6 +420,7 @@ static void next_request(struct gw_conn *c)
         flush_close(c);
         return;
     }
+    keep_buffers_if_busy(c);
     c->state = CONN_KEEPALIVE_IDLE;
     gw_conn_pause_client(c, 0);
     c->client_paused = 0;
@@ -727,6 +744,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case CT_LINGER:
         gw_conn_close(c, "linger over");
         break;
+    case CT_SHED:
+        (void)shed_buffers(c); /* one in use goes once it is used */
+        break;
     case CT_NEXT:
         if (c->state == CONN_KEEPALIVE_IDLE)
             gw_req_try_head(c);
@@ -871,7 +891,10 @@ static void park(struct gw_conn *c)
     if (c->state != CONN_KEEPALIVE_IDLE || c->client_eof || c->req || c->up ||
         evbuffer_get_length(gw_ts_input(c->ts)) > 0 ||
         evbuffer_get_length(gw_ts_output(c->ts)) > 0 || SSL_has_pending(c->ssl) ||
-        (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)) {
+        (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN) ||
+        /* OpenSSL's buffers go now; one in use (its own write, such as a
+         * KeyUpdate's answer, waiting for the socket) keeps the stream */
+        !shed_buffers(c)) {
         if (left > GW_PARK_MS)
             gw_conn_arm(c, CT_PARK, GW_PARK_MS);
         else
@@ -884,13 +907,6 @@ static void park(struct gw_conn *c)
     c->up_timer = NULL;
     c->utimer = UT_NONE;
     c->utimer_at = 0;
-    if (c->keeps_bufs) {
-        /* nothing is pending (checked above), so this frees both */
-        SSL_free_buffers(c->ssl);
-        SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-        c->keeps_bufs = 0;
-    }
-    c->served = 0;
     c->parked = 1;
     gw_stat_add(&c->w->stats.conns_parked, 1);
     event_assign(c->timer, c->w->base, c->fd, EV_READ, parked_cb, c);

@@ -77,6 +77,8 @@ enum gw_ctimer {
     CT_FLUSH,                      /* last answer written out: timeouts.body */
     CT_LINGER,                     /* discard what the client still sends */
     CT_NEXT,                       /* zero delay: parse the next pipelined request */
+    CT_SHED,                       /* a request waited GW_PARK_MS for its answer:
+                                      OpenSSL's buffers go (conn.c) */
 };
 /* What the upstream-side timer measures. */
 enum gw_utimer {
@@ -158,7 +160,7 @@ struct gw_conn {
     unsigned in_capped : 1;        /* a read bound stops reading (client_read_cb) */
     unsigned has_sha256 : 1;       /* sha256 is set */
     unsigned keeps_bufs : 1;       /* OpenSSL keeps its record buffers (conn.c,
-                                      next_request) until the connection parks */
+                                      keep_buffers_if_busy) */
     unsigned char served;          /* requests answered since the connection
                                       started or last woke up (capped at 2) */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
@@ -189,6 +191,9 @@ struct gw_conn {
  */
 struct gw_req *gw_conn_req_new(struct gw_conn *c);
 void gw_conn_close(struct gw_conn *c, const char *reason);
+/* The request is all in: the client timer only sheds OpenSSL's buffers of a
+ * connection that keeps them, when the answer takes over GW_PARK_MS. */
+void gw_conn_arm_answer_wait(struct gw_conn *c);
 void gw_conn_arm(struct gw_conn *c, enum gw_ctimer kind, unsigned ms);
 void gw_conn_arm_up(struct gw_conn *c, enum gw_utimer kind, unsigned ms);
 void gw_conn_error(struct gw_conn *c, int status, const char *why);

@@ -100,7 +100,7 @@ static void proceed(struct gw_conn *c)
         evbuffer_add(gw_ts_output(c->ts), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
     if (r->body_done) {
-        gw_conn_arm(c, CT_NONE, 0);
+        gw_conn_arm_answer_wait(c);
     } else {
         r->body_deadline_us = gw_mono_us() + (uint64_t)rt->cfg->timeouts.body_ms * 1000;
         gw_conn_arm(c, CT_BODY, rt->cfg->timeouts.body_ms);
@@ -433,7 +433,7 @@ void gw_req_forward_body(struct gw_conn *c)
         return;
     }
     if (r->body_done && c->state == CONN_FORWARD) {
-        gw_conn_arm(c, CT_NONE, 0);
+        gw_conn_arm_answer_wait(c);
         c->state = CONN_READ_RESPONSE;
         gw_conn_arm_up(c, UT_READ, r->rt->cfg->timeouts.upstream_read_ms);
     }
