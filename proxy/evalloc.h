@@ -15,6 +15,15 @@
  * Under AddressSanitizer gw_evalloc_install() does nothing, so that a use
  * after free of a chain is still caught; the functions themselves are still
  * built (and tested) there.
+ *
+ * Once installed, memory libevent allocates must go back through libevent
+ * (a block starts 16 bytes into what malloc returned): libevent calls that
+ * hand the caller a string to free() are not to be used (evbuffer_readln,
+ * evbuffer_readline, evhttp's decoders), nor those that parse an IPv6
+ * address with a "%scope" (evutil_inet_pton_scope, and through it
+ * evutil_getaddrinfo, evutil_parse_sockaddr_port, evdns and
+ * bufferevent_socket_connect_hostname), which free libevent's own
+ * allocation with free(). The gateway uses none of them.
  */
 #ifndef MTLS_PROXY_EVALLOC_H
 #define MTLS_PROXY_EVALLOC_H
@@ -31,8 +40,16 @@
  */
 void gw_evalloc_install(void);
 
+/* malloc's contract (NULL when out of memory or size is too large): a kept
+ * block of exactly size when this thread has one, else a new one. */
 void *gw_evalloc_malloc(size_t size);
+
+/* realloc's contract for a block of these functions: NULL p allocates,
+ * size 0 frees and returns NULL; the block keeps its new size. */
 void *gw_evalloc_realloc(void *p, size_t size);
+
+/* Frees a block of these functions (NULL: nothing), keeping it in the
+ * calling thread's list when its size is kept and the bound allows. */
 void gw_evalloc_free(void *p);
 
 /* Frees the calling thread's kept blocks (a thread's exit does this too). */

@@ -18,7 +18,12 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
 #define UNDER_ASAN 0
 #endif
 
@@ -146,6 +151,32 @@ static void test_thread_exit(void **state)
     assert_int_equal(gw_evalloc_kept(), 0); /* not this thread's */
 }
 
+static void *alloc_one(void *arg)
+{
+    (void)arg;
+    return gw_evalloc_malloc(2048);
+}
+
+/* A block made in one thread and freed in another goes to the freeing
+ * thread's list, and serves it next. */
+static void test_other_thread(void **state)
+{
+    pthread_t t;
+    void *p = NULL;
+
+    (void)state;
+    gw_evalloc_flush();
+    assert_int_equal(pthread_create(&t, NULL, alloc_one, NULL), 0);
+    assert_int_equal(pthread_join(t, &p), 0);
+    assert_non_null(p);
+    memset(p, 3, 2048);
+    gw_evalloc_free(p);
+    assert_int_equal(gw_evalloc_kept(), 2048);
+    assert_ptr_equal(gw_evalloc_malloc(2048), p);
+    gw_evalloc_free(p);
+    gw_evalloc_flush();
+}
+
 /* libevent's evbuffers on it: a drained chain waits for the next one. */
 static void test_evbuffer(void **state)
 {
@@ -176,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_grow_shrink),
         cmocka_unit_test(test_thread_exit),
+        cmocka_unit_test(test_other_thread),
         cmocka_unit_test(test_evbuffer),
     };
 
