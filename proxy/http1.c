@@ -399,8 +399,10 @@ static enum http1_result parse_field_line(const char *buf, size_t pos, size_t cr
     /* An empty name covers obs-fold (a leading SP/HTAB) and junk. */
     if (i == pos || i >= cr || buf[i] != ':')
         return HTTP1_E_BAD_REQUEST;
+    if (i - pos > UINT32_MAX)
+        return HTTP1_E_TOO_LARGE;
     h->name = buf + pos;
-    h->name_len = i - pos;
+    h->name_len = (uint32_t)(i - pos);
     i++;
     while (i < cr && IS_WS(buf[i]))
         i++;

@@ -98,10 +98,10 @@ enum http1_hdr_kind {
 
 struct http1_header {
     const char *name;          /* points into the caller's buffer */
-    size_t name_len;
+    uint32_t name_len;         /* a longer name is HTTP1_E_TOO_LARGE */
+    enum http1_hdr_kind kind;  /* set by the parsers; HTTP1_H_OTHER otherwise */
     const char *value;         /* leading/trailing OWS stripped */
     size_t value_len;
-    enum http1_hdr_kind kind;  /* set by the parsers; HTTP1_H_OTHER otherwise */
 };
 
 struct http1_head {

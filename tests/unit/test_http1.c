@@ -826,6 +826,46 @@ static void test_hop_by_hop(void **state)
     }
 }
 
+/* Every name the parser tells apart, in a response, with near misses. */
+static void test_header_kinds(void **state)
+{
+    static const char raw[] =
+        "HTTP/1.1 200 OK\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        "Trailer: X-Sum\r\n"
+        "Proxy-Connection: keep-alive\r\n"
+        "Proxy-Authenticate: Basic\r\n"
+        "PROXY-AUTHORIZATION: x\r\n"
+        "te: trailers\r\n"
+        "keep-alive: timeout=5\r\n"
+        "upgrade: h2c\r\n"
+        "Expect: 100-continue\r\n"
+        "HOST: a\r\n"
+        "TE-X: 1\r\n"
+        "Transfer-Encodings: x\r\n"
+        "Proxy-Connections: x\r\n"
+        "Trailers: x\r\n"
+        "\r\n";
+    static const struct { enum http1_hdr_kind kind; int hop; } want[] = {
+        { HTTP1_H_TRANSFER_ENCODING, 1 }, { HTTP1_H_TRAILER, 1 },
+        { HTTP1_H_PROXY_CONNECTION, 1 }, { HTTP1_H_PROXY_AUTHENTICATE, 1 },
+        { HTTP1_H_PROXY_AUTHORIZATION, 1 }, { HTTP1_H_TE, 1 }, { HTTP1_H_KEEP_ALIVE, 1 },
+        { HTTP1_H_UPGRADE, 1 }, { HTTP1_H_EXPECT, 0 }, { HTTP1_H_HOST, 0 },
+        { HTTP1_H_OTHER, 0 }, { HTTP1_H_OTHER, 0 }, { HTTP1_H_OTHER, 0 }, { HTTP1_H_OTHER, 0 },
+    };
+    struct http1_head head;
+    size_t i;
+
+    (void)state;
+    assert_int_equal(http1_parse_response(raw, sizeof(raw) - 1, MAXH, "GET", 3, &head), HTTP1_OK);
+    assert_int_equal(head.n_headers, NELEM(want));
+    assert_int_equal(head.body, HTTP1_BODY_CHUNKED);
+    for (i = 0; i < head.n_headers; i++) {
+        assert_int_equal(head.headers[i].kind, want[i].kind);
+        assert_int_equal(http1_is_hop_by_hop(&head, &head.headers[i]), want[i].hop);
+    }
+}
+
 static void test_name_eq(void **state)
 {
     struct http1_header h = {.name = "Content-Length", .name_len = 14, .value = "5", .value_len = 1};
@@ -854,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_chunked_limits),
         cmocka_unit_test(test_chunked_large),
         cmocka_unit_test(test_hop_by_hop),
+        cmocka_unit_test(test_header_kinds),
         cmocka_unit_test(test_name_eq),
     };
 
