@@ -155,18 +155,9 @@ size_t gw_evalloc_kept(void)
     return tc.bytes;
 }
 
-/* GCC says so with a macro, clang with a feature test. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 void gw_evalloc_install(void)
 {
-#if defined(UNDER_ASAN)
+#if GW_EVALLOC_UNDER_ASAN
     /* keep every free a free, so ASan sees a chain used after it */
 #else
     event_set_mem_functions(gw_evalloc_malloc, gw_evalloc_realloc, gw_evalloc_free);

@@ -30,6 +30,19 @@
 
 #include <stddef.h>
 
+/* 1 in a build with AddressSanitizer (GCC's macro, or clang's feature
+ * test): gw_evalloc_install() does nothing there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GW_EVALLOC_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GW_EVALLOC_UNDER_ASAN 1
+#endif
+#endif
+#ifndef GW_EVALLOC_UNDER_ASAN
+#define GW_EVALLOC_UNDER_ASAN 0
+#endif
+
 /* Bytes of freed blocks a thread keeps at most. */
 #define GW_EVALLOC_KEEP (256 * 1024)
 

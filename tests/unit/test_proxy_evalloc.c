@@ -16,17 +16,6 @@
 
 #include "evalloc.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static void test_reuse(void **state)
 {
     unsigned char *p, *q;
@@ -146,7 +135,7 @@ static void test_thread_exit(void **state)
     assert_int_equal(pthread_join(t, &kept), 0);
     assert_int_equal((size_t)kept, 8 * 16384);
     after = mallinfo2();
-    if (!UNDER_ASAN)
+    if (!GW_EVALLOC_UNDER_ASAN)
         assert_true(after.uordblks < before.uordblks + 16384);
     assert_int_equal(gw_evalloc_kept(), 0); /* not this thread's */
 }
@@ -190,10 +179,10 @@ static void test_evbuffer(void **state)
     assert_int_equal(evbuffer_add(b, data, sizeof(data)), 0);
     assert_int_equal(evbuffer_remove(b, out, sizeof(out)), (int)sizeof(out));
     assert_memory_equal(out, data, sizeof(data));
-    if (!UNDER_ASAN)
+    if (!GW_EVALLOC_UNDER_ASAN)
         assert_true(gw_evalloc_kept() >= 4096);
     assert_int_equal(evbuffer_add(b, data, sizeof(data)), 0);
-    if (!UNDER_ASAN)
+    if (!GW_EVALLOC_UNDER_ASAN)
         assert_int_equal(gw_evalloc_kept(), 0);
     evbuffer_free(b);
     gw_evalloc_flush();
