@@ -382,10 +382,8 @@ static void account(struct gw_conn *c, struct gw_req *r)
  */
 static void keep_buffers_if_busy(struct gw_conn *c)
 {
-    if (c->served < 2 && ++c->served == 2 && !c->keeps_bufs) {
+    if (c->served < 2 && ++c->served == 2)
         SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-        c->keeps_bufs = 1;
-    }
 }
 
 /* Frees OpenSSL's buffers now and after every record from here on. 0 when
@@ -394,14 +392,13 @@ static void keep_buffers_if_busy(struct gw_conn *c)
 static int shed_buffers(struct gw_conn *c)
 {
     SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-    c->keeps_bufs = 0;
     c->served = 0;
     return SSL_free_buffers(c->ssl);
 }
 
 void gw_conn_arm_answer_wait(struct gw_conn *c)
 {
-    gw_conn_arm(c, c->keeps_bufs ? CT_SHED : CT_NONE, GW_PARK_MS);
+    gw_conn_arm(c, c->served == 2 ? CT_SHED : CT_NONE, GW_PARK_MS);
 }
 
 /* Between requests: the next pipelined one, or wait for one. */

@@ -159,10 +159,10 @@ struct gw_conn {
     unsigned parked : 1;           /* no bufferevent: see park() in conn.c */
     unsigned in_capped : 1;        /* a read bound stops reading (client_read_cb) */
     unsigned has_sha256 : 1;       /* sha256 is set */
-    unsigned keeps_bufs : 1;       /* OpenSSL keeps its record buffers (conn.c,
-                                      keep_buffers_if_busy) */
     unsigned char served;          /* requests answered since the connection
-                                      started or last woke up (capped at 2) */
+                                      started or last shed OpenSSL's buffers,
+                                      capped at 2: from 2 on it keeps them
+                                      (conn.c, keep_buffers_if_busy) */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
                                       freed once the client is admitted */
     const char *tls_version;       /* "TLSv1.3" (static), once admitted */
