@@ -48,6 +48,13 @@
 #                   `perf record --call-graph dwarf`: perf-SCEN-flat.txt (self
 #                   time) and perf-SCEN-children.txt (time with callees)
 #   --out DIR       run directory (default: a new one under ${TMPDIR:-/tmp})
+#   --host-netns    run in the host's network namespace. By default (as root,
+#                   with iproute2) the run has a network namespace of its own,
+#                   with only its loopback: the host's firewall rules (here,
+#                   podman's NAT rules, which send every loopback packet
+#                   through conntrack) then cost neither front end anything,
+#                   as in a container. Without root or `ip netns`, the run
+#                   says so and uses the host's.
 # Environment: BIN_DIR (where mtls-loadgen, bench-upstream and mtlsgate are;
 # default: build them in build-bench/), NGINX (default /usr/sbin/nginx).
 set -u
@@ -67,7 +74,9 @@ RUN_DIR=""
 NGINX=${NGINX:-/usr/sbin/nginx}
 ROUNDS_SET=0
 DURATION_SET=0
+HOST_NETNS=0
 ORIG_ARGS="$*"
+ORIG_ARGV=("$@")
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "bench: $*" >&2; exit 2; }
@@ -84,6 +93,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=${2:?}; shift ;;
     --profile) PROFILE=1 ;;
     --out) RUN_DIR=${2:?}; shift ;;
+    --host-netns) HOST_NETNS=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
     esac
@@ -139,6 +149,40 @@ if [ "$SMOKE" = 0 ]; then
             echo "bench: WARNING: $b is a sanitizer build; numbers will be meaningless" >&2
         fi
     done
+fi
+
+# ---------------------------------------------------------------- network
+# The run moves into a network namespace of its own (see --host-netns): this
+# script runs again inside it, with the programs built above, and the
+# namespace is deleted when that run ends. BENCH_NETNS names it inside.
+if [ "$HOST_NETNS" = 0 ] && [ -z "${BENCH_NETNS:-}" ]; then
+    why=""
+    if [ "$(id -u)" != 0 ]; then
+        why="not root"
+    elif ! command -v ip >/dev/null 2>&1; then
+        why="no ip command (apt-get install iproute2)"
+    else
+        ns=mtlsgate-bench-$$
+        if ! err=$(ip netns add "$ns" 2>&1); then
+            why="ip netns add: ${err:-failed}"
+        elif ! err=$(ip netns exec "$ns" ip link set lo up 2>&1); then
+            why="ip netns exec: ${err:-failed}"
+            ip netns del "$ns" 2>/dev/null
+        else
+            trap 'ip netns del "$ns" 2>/dev/null' EXIT
+            trap 'exit 130' INT TERM
+            echo "bench: running in network namespace $ns" >&2
+            BENCH_NETNS=$ns BIN_DIR=$BIN_DIR NGINX=$NGINX \
+                ip netns exec "$ns" bash "$0" "${ORIG_ARGV[@]}"
+            exit $?
+        fi
+    fi
+    echo "bench: in the host's network namespace ($why)" >&2
+    NETNS_DESC="the host's (a namespace of its own was not possible: $why)"
+elif [ -n "${BENCH_NETNS:-}" ]; then
+    NETNS_DESC="a namespace of its own ($BENCH_NETNS: loopback only, no firewall rules)"
+else
+    NETNS_DESC="the host's (--host-netns)"
 fi
 
 if [ -z "$RUN_DIR" ]; then
@@ -919,6 +963,7 @@ PASSES=(pinned)
     echo "- $(openssl version), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), mtlsgate $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "- $ROUNDS round(s) per pass, front ends alternated (order swapped each round), ${DURATION} s per scenario; idle: $IDLE_CONNS connections"
     echo "- pinned: server on CPU 0, mtls-loadgen (1 thread) + bench-upstream on CPU 1; command: scripts/bench.sh $ORIG_ARGS"
+    echo "- network namespace: $NETNS_DESC"
     echo "- handshake scenarios: $HS_CONNS connections in flight, the load generator does not verify the server chain; keep-alive: $KA_CONNS connections; POST: $POST_CONNS connections"
 } >"$RUN_DIR/bench-results.md"
 overall=0

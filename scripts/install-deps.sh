@@ -15,7 +15,7 @@ for w in "${want[@]}"; do
     test) pkgs+=(jq python3 iproute2 nginx-light postgresql postgresql-client
                  libpostgresql-jdbc-java default-jdk-headless clang
                  libclang-rt-14-dev prometheus procps) ;;
-    bench) pkgs+=(nginx-light apache2-utils wrk procps util-linux linux-perf valgrind) ;;
+    bench) pkgs+=(nginx-light apache2-utils wrk procps util-linux linux-perf valgrind iproute2) ;;
     container) pkgs+=(podman runc debootstrap) ;;
     *) echo "install-deps: unknown set '$w' (build, test, bench, container)" >&2; exit 2 ;;
     esac
