@@ -164,16 +164,16 @@ if [ "$HOST_NETNS" = 0 ] && [ -z "${BENCH_NETNS:-}" ]; then
     else
         ns=mtlsgate-bench-$$
         if ! err=$(ip netns add "$ns" 2>&1); then
-            why="ip netns add: ${err:-failed}"
+            why="ip netns add: ${err%%$'\n'*}"
         elif ! err=$(ip netns exec "$ns" ip link set lo up 2>&1); then
-            why="ip netns exec: ${err:-failed}"
+            why="ip netns exec: ${err%%$'\n'*}"
             ip netns del "$ns" 2>/dev/null
         else
             trap 'ip netns del "$ns" 2>/dev/null' EXIT
             trap 'exit 130' INT TERM
             echo "bench: running in network namespace $ns" >&2
             BENCH_NETNS=$ns BIN_DIR=$BIN_DIR NGINX=$NGINX \
-                ip netns exec "$ns" bash "$0" "${ORIG_ARGV[@]}"
+                ip netns exec "$ns" bash "$SRC/scripts/bench.sh" "${ORIG_ARGV[@]}"
             exit $?
         fi
     fi
