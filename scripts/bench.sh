@@ -164,9 +164,9 @@ if [ "$HOST_NETNS" = 0 ] && [ -z "${BENCH_NETNS:-}" ]; then
     else
         ns=mtlsgate-bench-$$
         if ! err=$(ip netns add "$ns" 2>&1); then
-            why="ip netns add: ${err%%$'\n'*}"
+            why="ip netns add failed${err:+: ${err%%$'\n'*}}"
         elif ! err=$(ip netns exec "$ns" ip link set lo up 2>&1); then
-            why="ip netns exec: ${err%%$'\n'*}"
+            why="ip netns exec failed${err:+: ${err%%$'\n'*}}"
             ip netns del "$ns" 2>/dev/null
         else
             trap 'ip netns del "$ns" 2>/dev/null' EXIT
