@@ -75,7 +75,6 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 ROUNDS_SET=0
 DURATION_SET=0
 HOST_NETNS=0
-ORIG_ARGS="$*"
 ORIG_ARGV=("$@")
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -962,7 +961,7 @@ PASSES=(pinned)
     echo "- machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)"
     echo "- $(openssl version), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), mtlsgate $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "- $ROUNDS round(s) per pass, front ends alternated (order swapped each round), ${DURATION} s per scenario; idle: $IDLE_CONNS connections"
-    echo "- pinned: server on CPU 0, mtls-loadgen (1 thread) + bench-upstream on CPU 1; command: scripts/bench.sh $ORIG_ARGS"
+    echo "- pinned: server on CPU 0, mtls-loadgen (1 thread) + bench-upstream on CPU 1; command: scripts/bench.sh ${ORIG_ARGV[*]}"
     echo "- network namespace: $NETNS_DESC"
     echo "- handshake scenarios: $HS_CONNS connections in flight, the load generator does not verify the server chain; keep-alive: $KA_CONNS connections; POST: $POST_CONNS connections"
 } >"$RUN_DIR/bench-results.md"
