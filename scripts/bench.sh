@@ -30,8 +30,11 @@
 # connections: rps, p50, p99; (4) 1 MiB POSTs over keep-alive: MB/s;
 # (5) memory per idle mTLS connection, 10,000 held: (RSS with them - RSS
 # before) / connections, VmRSS summed over all server processes; (6) server
-# CPU (utime+stime of all server processes) per request in (3), and per
-# connection in (1) and (2).
+# CPU (utime+stime of all server processes) per request in (3), with its
+# kernel part (stime), and per connection in (1) and (2). For (3) the table
+# also shows the load side's CPU per request (mtls-loadgen + bench-upstream)
+# and the ceiling it sets: one load core spending L us per request cannot
+# drive any front end faster than 1e6/L requests/s.
 #
 # Options:
 #   --rounds N      rounds per pass (default 5; at least 5 for a report)
@@ -285,14 +288,16 @@ rss_kb() {
     echo "$sum"
 }
 
-# cpu_ticks PID: utime+stime of PID and its children (clock ticks).
+# cpu_ticks PID: "TOTAL KERNEL": utime+stime and stime of PID and its
+# children (clock ticks).
 cpu_ticks() {
-    local p sum=0 v
+    local p sum=0 sys=0 u s
     for p in $(server_pids "$1"); do
-        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-        sum=$((sum + ${v:-0}))
+        read -r u s < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}')
+        sum=$((sum + ${u:-0} + ${s:-0}))
+        sys=$((sys + ${s:-0}))
     done
-    echo "$sum"
+    echo "$sum $sys"
 }
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -613,18 +618,18 @@ sc_stop() {
 one_load() {
     local scen=$1 extra=$2 line c0 c1 n rc m v
     shift 2
-    local u0 u1 w0 w1 b0 b1 sc
+    local u0 u1 w0 w1 b0 b1 k0 k1 sc
     # One window [w0, w1] for every CPU reading, so that the shares add up.
     perf_start "$scen"
     sc_start
     w0=$(date +%s.%N)
     b0=$(busy_ticks)
-    c0=$(cpu_ticks "$FRONT_PID")
-    u0=$(cpu_ticks "${PIDS[upstream]}")
+    read -r c0 k0 < <(cpu_ticks "$FRONT_PID")
+    read -r u0 _ < <(cpu_ticks "${PIDS[upstream]}")
     line=$(lg "$LG_CPU" "$@")
     rc=$?
-    c1=$(cpu_ticks "$FRONT_PID")
-    u1=$(cpu_ticks "${PIDS[upstream]}")
+    read -r c1 k1 < <(cpu_ticks "$FRONT_PID")
+    read -r u1 _ < <(cpu_ticks "${PIDS[upstream]}")
     b1=$(busy_ticks)
     w1=$(date +%s.%N)
     n=$(field "$line" total_requests)
@@ -644,6 +649,15 @@ one_load() {
         v=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v n="$n" \
             'BEGIN { printf "%.1f", (b - a) / t * 1e6 / n }')
         rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" cpu_us "$v"
+        # The kernel's part of it, and what the load side (mtls-loadgen +
+        # bench-upstream, user + kernel) spent per request meanwhile: a
+        # front end cannot be measured faster than the load core allows.
+        rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" cpu_sys_us \
+            "$(awk -v a="$k0" -v b="$k1" -v t="$CLK_TCK" -v n="$n" \
+                'BEGIN { printf "%.1f", (b - a) / t * 1e6 / n }')"
+        rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" load_cpu_us \
+            "$(awk -v a="$u0" -v b="$u1" -v t="$CLK_TCK" -v c="$(field "$line" cpu_s)" -v n="$n" \
+                'BEGIN { printf "%.1f", ((b - a) / t + c) * 1e6 / n }')"
     fi
     [ -n "$sc" ] && rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" syscalls "$sc"
     # How busy the server's core and the load core were (1.00 = one core):
@@ -884,6 +898,8 @@ report() {
                      "post:mbps:1:>=:1.0:(4) 1 MiB POSTs, " pc " conns (MB/s)|" \
                      "idle:mem_kib:1:<=:0.6:(5) memory per idle mTLS conn (KiB)|" \
                      "keepalive:cpu_us:1:::(6) server CPU per keep-alive request (us)|" \
+                     "keepalive:cpu_sys_us:1:::(6) of which in the kernel (us)|" \
+                     "keepalive:load_cpu_us:1:::load side CPU per keep-alive request (us)|" \
                      "hs-ec:cpu_us:0:::(6) server CPU per ECDSA handshake (us)|" \
                      "hs-rsa:cpu_us:0:::(6) server CPU per RSA handshake (us)|" \
                      "resume:cpu_us:0:::(6) server CPU per resumed handshake (us)|" \
@@ -927,6 +943,18 @@ report() {
         note = ""
         for (k in errs) if (errs[k] > 0) { split(k, p, SUBSEP); note = note sprintf(" %s/%s: %d;", p[1], p[2], errs[k]) }
         if (note != "") printf "\nErrors reported by the load generator:%s\n", note
+        # (3) measures the server only while the load core has room: one
+        # core spending L us per request allows at most 1e6/L requests/s.
+        if (cell("keepalive", "rps", "nginx", 0) != "-" &&
+            cell("keepalive", "load_cpu_us", "mtlsgate", 1) != "-" &&
+            med["keepalive" SUBSEP "load_cpu_us" SUBSEP "mtlsgate"] > 0 &&
+            med["keepalive" SUBSEP "rps" SUBSEP "nginx"] > 0) {
+            l = med["keepalive" SUBSEP "load_cpu_us" SUBSEP "mtlsgate"]
+            nr = med["keepalive" SUBSEP "rps" SUBSEP "nginx"]
+            printf "\n(3) ceiling set by the load core: with mtlsgate, mtls-loadgen + bench-upstream spent %.1f us of CPU per keep-alive request (median), ", l
+            printf "so their one core allows at most about %.0f req/s, %.2fx nginx'"'"'s median; ", 1e6 / l, 1e6 / l / nr
+            printf "1.5x nginx needs the load side at %.1f us per request or less.\n", 1e6 / (1.5 * nr)
+        }
         # Utilisation: 1.00 = one core busy. A throughput ratio compares
         # the servers only while the server core is the saturated one.
         hdr = 0
