@@ -946,9 +946,10 @@ report() {
         if (note != "") printf "\nErrors reported by the load generator:%s\n", note
         # A throughput measures the server only while the load core has
         # room: one core spending L us per request (or connection) allows
-        # at most 1e6/L of them per second, whatever the front end.
+        # at most 1e6/L of them per second, whatever the front end. Pinned
+        # passes only: unpinned, the load side has no core of its own.
         hdr = 0
-        nc = split("hs-ec:(1) ECDSA:1.15|hs-rsa:(1) RSA:1.15|resume:(2) resumed:1.3|keepalive:(3) keep-alive:1.5", crows, "|")
+        nc = pass != "pinned" ? 0 : split("hs-ec:(1) ECDSA:1.15|hs-rsa:(1) RSA:1.15|resume:(2) resumed:1.3|keepalive:(3) keep-alive:1.5", crows, "|")
         for (r = 1; r <= nc; r++) {
             split(crows[r], f, ":")
             if (cell(f[1], "rps", "nginx", 0) == "-" || cell(f[1], "load_cpu_us", "mtlsgate", 1) == "-")
