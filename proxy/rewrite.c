@@ -198,7 +198,10 @@ int gw_rw_response(const struct http1_head *h, enum gw_resp_framing framing, int
 {
     struct hb b = {.out = out};
     size_t i;
-    int keep_cl = framing == GW_RESP_LENGTH || framing == GW_RESP_NONE;
+    /* A 204 carries no Content-Length (RFC 9110 8.6): one from the upstream
+     * would have a lenient client or proxy wait for a body that never comes
+     * and take the next response as it. HEAD and 304 keep theirs. */
+    int keep_cl = framing == GW_RESP_LENGTH || (framing == GW_RESP_NONE && h->status != 204);
 
     hb_put(&b, "HTTP/1.1 ", 9);
     hb_u64(&b, (unsigned long long)(h->status < 0 ? 0 : h->status));

@@ -77,7 +77,8 @@ enum gw_resp_framing {
 /*
  * Appends the client response head for the upstream response h:
  * "HTTP/1.1 STATUS REASON", every end-to-end header (hop-by-hop ones
- * dropped, and Content-Length dropped unless framing is LENGTH or NONE),
+ * dropped, and Content-Length dropped unless framing is LENGTH, or NONE
+ * with a status other than 204),
  * "Transfer-Encoding: chunked" for CHUNKED, then "Connection: close" when
  * close is set, or "Connection: keep-alive" when keep_alive_10 is set (an
  * HTTP/1.0 client that asked for keep-alive). 0 / -1.

@@ -191,6 +191,18 @@ static void test_response(void **state)
     s = rewrite_resp("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "GET", GW_RESP_LENGTH, 0, 1);
     assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: keep-alive\r\n\r\n");
     free(s);
+    /* No body: a 204's Content-Length goes, HEAD's and 304's stay. */
+    s = rewrite_resp("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: b\r\n\r\n", "GET",
+                     GW_RESP_NONE, 0, 0);
+    assert_string_equal(s, "HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n");
+    free(s);
+    s = rewrite_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", GW_RESP_NONE, 0, 0);
+    assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    free(s);
+    s = rewrite_resp("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", "GET",
+                     GW_RESP_NONE, 0, 0);
+    assert_string_equal(s, "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n");
+    free(s);
 }
 
 static void test_error(void **state)
