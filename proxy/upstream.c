@@ -212,15 +212,25 @@ static void pool_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The most recently released idle connection to server idx made for rt,
- * out of the pool and ready for the caller's callbacks; NULL when none. */
+ * out of the pool and ready for the caller's callbacks; NULL when none.
+ * One with bytes already in its input is freed, not taken: they arrived
+ * while it was idle (a TLS read hands them to idle_read_cb only later in
+ * the loop, as a deferred callback) and would be read as the next
+ * request's response. */
 static struct gw_up_conn *take_idle(struct gw_up_pool *p, const struct gw_runtime *rt,
                                     size_t idx)
 {
-    struct gw_up_conn *u;
+    struct gw_up_conn *u, *nx;
 
-    for (u = p->idle; u; u = u->next)
-        if (u->rt == rt && u->server == idx)
+    for (u = p->idle; u; u = nx) {
+        nx = u->next;
+        if (u->rt != rt || u->server != idx)
+            continue;
+        if (evbuffer_get_length(bufferevent_get_input(u->bev)) == 0)
             break;
+        pool_unlink(u);
+        gw_up_free(u);
+    }
     if (!u)
         return NULL;
     pool_unlink(u); /* the caller sets its callbacks next (gw_resp_attach) */
