@@ -385,6 +385,11 @@ static void do_read(struct gw_ts *t)
             break;
         }
         if (err == SSL_ERROR_WANT_WRITE) {
+            /* Its answer to a KeyUpdate waits for the socket; what this
+             * read took from it (whole records, read ahead) may be held
+             * already, so the read is not waiting for the socket any more:
+             * gw_ts_kick_read must not skip it once writing resumes. */
+            t->need_socket = 0;
             t->read_wants_write = 1;
             sync_events(t);
             break;
