@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -388,11 +389,15 @@ static void keep_buffers_if_busy(struct gw_conn *c)
 
 /* Frees OpenSSL's buffers now and after every record from here on. 0 when
  * one still holds bytes (a part of a record, or a write of OpenSSL's own
- * waiting for the socket): it goes once they are used. */
+ * waiting for the socket): it goes once they are used. With an OpenSSL
+ * whose SSL_free_buffers would free a part of a record (CVE-2024-4741) the
+ * buffers are only left to the mode, and 0 means a write of its own waits. */
 static int shed_buffers(struct gw_conn *c)
 {
     SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     c->served = 0;
+    if (!tls_free_buffers_safe(OpenSSL_version_num()))
+        return !SSL_want_write(c->ssl);
     return SSL_free_buffers(c->ssl);
 }
 

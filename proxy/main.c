@@ -25,6 +25,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 
 #include "admin.h"
 #include "config.h"
@@ -378,6 +379,10 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
                cfg->listen[i].port);
     gw_log(NULL, CFG_LOG_INFO, 0, "mtlsgate %s started: %u workers, pid %ld", MTLSGATE_VERSION,
            n_workers, (long)getpid());
+    if (!tls_free_buffers_safe(OpenSSL_version_num()))
+        gw_log(NULL, CFG_LOG_WARN, 0, "%s: SSL_free_buffers is not safe in this version "
+               "(CVE-2024-4741): idle connections keep OpenSSL's buffers; upgrade OpenSSL",
+               OpenSSL_version(OPENSSL_VERSION));
     event_base_dispatch(m->base);
     gw_workers_free(m->ws);
     m->ws = NULL;

@@ -825,3 +825,19 @@ void tls_server_peer_failed(SSL *ssl, struct tls_peer *peer, unsigned long ssl_e
              reason != NULL ? reason : "connection closed or reset");
     peer_refuse(peer, TLS_REFUSE_PROTOCOL, detail);
 }
+
+int tls_free_buffers_safe(unsigned long version)
+{
+    unsigned long major = version >> 28, minor = (version >> 20) & 0xffUL;
+    unsigned long patch = (version >> 4) & 0xffUL;
+
+    if (major != 3)
+        return major > 3;
+    switch (minor) {
+    case 0: return patch >= 14;
+    case 1: return patch >= 6;
+    case 2: return patch >= 2;
+    case 3: return patch >= 1;
+    default: return 1;
+    }
+}

@@ -158,4 +158,14 @@ int tls_server_peer_finish(SSL *ssl, struct tls_peer *peer);
  */
 void tls_server_peer_failed(SSL *ssl, struct tls_peer *peer, unsigned long ssl_err);
 
+/*
+ * 1 when SSL_free_buffers is safe in the OpenSSL of version (as
+ * OpenSSL_version_num() gives it): 3.0.14, 3.1.6, 3.2.2, 3.3.1 and later
+ * refuse to free a buffer that still holds part of a record. Before them
+ * (CVE-2024-4741) it frees it, and OpenSSL reads the freed memory when the
+ * rest of the record arrives. 0 for those: the caller then leaves the
+ * buffers to SSL_MODE_RELEASE_BUFFERS, which frees them only when empty.
+ */
+int tls_free_buffers_safe(unsigned long version);
+
 #endif

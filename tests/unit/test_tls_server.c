@@ -899,6 +899,24 @@ static void test_upstream_client(void **state)
     SSL_CTX_free(sctx);
 }
 
+/* CVE-2024-4741 was fixed in 3.0.14, 3.1.6, 3.2.2 and 3.3.1; versions are
+ * OpenSSL_version_num()'s 0xMNN00PP0. */
+static void test_free_buffers_safe(void **state)
+{
+    (void)state;
+    assert_int_equal(tls_free_buffers_safe(0x300000D0UL), 0); /* 3.0.13 */
+    assert_int_equal(tls_free_buffers_safe(0x300000E0UL), 1); /* 3.0.14 */
+    assert_int_equal(tls_free_buffers_safe(0x30000130UL), 1); /* 3.0.19 */
+    assert_int_equal(tls_free_buffers_safe(0x30100050UL), 0); /* 3.1.5 */
+    assert_int_equal(tls_free_buffers_safe(0x30100060UL), 1);
+    assert_int_equal(tls_free_buffers_safe(0x30200010UL), 0); /* 3.2.1 */
+    assert_int_equal(tls_free_buffers_safe(0x30200020UL), 1);
+    assert_int_equal(tls_free_buffers_safe(0x30300000UL), 0); /* 3.3.0 */
+    assert_int_equal(tls_free_buffers_safe(0x30300010UL), 1);
+    assert_int_equal(tls_free_buffers_safe(0x30400000UL), 1); /* 3.4.0 */
+    assert_int_equal(tls_free_buffers_safe(0x20000000UL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_shared_leaf),
         cmocka_unit_test(test_upstream_client),
+        cmocka_unit_test(test_free_buffers_safe),
     };
 
     return cmocka_run_group_tests(tests, pki_setup, unit_pki_teardown);
