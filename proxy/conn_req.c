@@ -42,13 +42,6 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-/* "00" "01" .. "ff": a byte's two hex digits at 2 * byte. */
-#define HEX_ROW(d) d "0" d "1" d "2" d "3" d "4" d "5" d "6" d "7" \
-                   d "8" d "9" d "a" d "b" d "c" d "d" d "e" d "f"
-static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3")
-    HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9")
-    HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
-
 /* Authorized: rewrite the head for the upstream and go. */
 static void proceed(struct gw_conn *c)
 {
@@ -65,12 +58,9 @@ static void proceed(struct gw_conn *c)
         .default_host = rt->servers[0].name,
     };
     struct evbuffer *in = gw_ts_input(c->ts);
-    size_t i;
 
     /* The connection keeps these compact (memory per idle connection). */
-    for (i = 0; i < sizeof(c->sha256); i++)
-        memcpy(sha + 2 * i, hex_pairs + 2 * c->sha256[i], 2);
-    sha[c->has_sha256 ? 2 * i : 0] = '\0';
+    gw_rw_hex(sha, c->sha256, c->has_sha256 ? sizeof(c->sha256) : 0);
     memcpy(ip, c->client + c->ip_off, c->ip_len);
     ip[c->ip_len] = '\0';
 

@@ -277,11 +277,25 @@ int gw_rw_chunk_header(struct evbuffer *out, size_t n)
 static _Thread_local unsigned char rid_pool[RID_POOL];
 static _Thread_local size_t rid_left;
 
+/* "00" "01" .. "ff": a byte's two hex digits at 2 * byte. */
+#define HEX_ROW(d) d "0" d "1" d "2" d "3" d "4" d "5" d "6" d "7" \
+                   d "8" d "9" d "a" d "b" d "c" d "d" d "e" d "f"
+static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3")
+    HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9")
+    HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+
+void gw_rw_hex(char *out, const unsigned char *in, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
+    out[2 * n] = '\0';
+}
+
 void gw_rw_request_id(char out[33])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char rnd[16];
-    size_t i;
 
     if (rid_left < sizeof(rnd)) {
         /* OpenSSL 3's DRBG is per thread: no lock on the request path. */
@@ -300,9 +314,5 @@ void gw_rw_request_id(char out[33])
         memset(rnd, 0, sizeof(rnd));
         memcpy(rnd, &a, sizeof(a) < sizeof(rnd) ? sizeof(a) : sizeof(rnd));
     }
-    for (i = 0; i < 16; i++) {
-        out[2 * i] = hex[rnd[i] >> 4];
-        out[2 * i + 1] = hex[rnd[i] & 15];
-    }
-    out[32] = '\0';
+    gw_rw_hex(out, rnd, sizeof(rnd));
 }

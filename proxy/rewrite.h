@@ -104,4 +104,8 @@ int gw_rw_chunk_header(struct evbuffer *out, size_t n) GW_RW_MUSTCHECK;
 /* Writes a new random 128-bit request id as 32 lowercase hex digits. */
 void gw_rw_request_id(char out[33]);
 
+/* Writes the 2 * n lowercase hex digits of in[0..n) to out, then '\0'
+ * (out holds 2 * n + 1). */
+void gw_rw_hex(char *out, const unsigned char *in, size_t n);
+
 #endif

@@ -238,9 +238,22 @@ static void test_request_id(void **state)
     assert_string_not_equal(a, b);
 }
 
+static void test_hex(void **state)
+{
+    static const unsigned char in[] = {0x00, 0x0f, 0xa5, 0xff, 0x10};
+    char out[2 * sizeof(in) + 1];
+
+    (void)state;
+    gw_rw_hex(out, in, sizeof(in));
+    assert_string_equal(out, "000fa5ff10");
+    gw_rw_hex(out, in, 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hex),
         cmocka_unit_test(test_request_spoofed_headers_dropped),
         cmocka_unit_test(test_request_underscore_lookalikes_dropped),
         cmocka_unit_test(test_request_framing_lookalikes_dropped),
