@@ -296,29 +296,29 @@ void gw_conn_close(struct gw_conn *c, const char *reason)
     event_active(c->w->reap_ev, EV_TIMEOUT, 0);
 }
 
-/* Sends close_notify and a FIN: the client sees a clean end at once. */
-static void send_shutdown(struct gw_conn *c)
-{
-    SSL_shutdown(c->ssl);
-    ERR_clear_error(); /* the queue is per thread: leave it clean */
-    shutdown(c->fd, SHUT_WR);
-}
-
-/* The last answer is written: close now, or linger first when the client
+/* The last answer is written: close_notify and a FIN (the client sees a
+ * clean end at once), then close now, or linger first when the client
  * may still be sending (an unread request body, buffered bytes), so that
  * the kernel does not answer those bytes with a reset that destroys our
- * answer in the client's receive buffer. */
+ * answer in the client's receive buffer. When the socket cannot take the
+ * close_notify yet, the connection stays in CONN_FLUSH_CLOSE (CT_FLUSH
+ * bounds it) and client_write_cb comes back here once it is out. */
 static void start_linger(struct gw_conn *c)
 {
     struct evbuffer *in = gw_ts_input(c->ts);
     int unread = c->req && !c->req->body_done;
+    int shut = gw_ts_shutdown(c->ts);
 
+    if (shut == 0)
+        return;
+    if (shut < 0) {
+        gw_conn_close(c, "client gone (write failed)");
+        return;
+    }
     if (c->client_eof || (!unread && evbuffer_get_length(in) == 0)) {
-        send_shutdown(c);
         gw_conn_close(c, "answer sent");
         return;
     }
-    send_shutdown(c);
     evbuffer_drain(in, evbuffer_get_length(in));
     c->state = CONN_LINGER;
     c->client_paused = 0;
@@ -649,9 +649,10 @@ static void client_eof(struct gw_conn *c)
         else if (evbuffer_get_length(gw_ts_output(c->ts)) > 0)
             flush_close(c); /* the last answer is not all written yet */
         else {
-            /* A close_notify is answered with ours (RFC 8446 6.1). */
+            /* A close_notify is answered with ours (RFC 8446 6.1), if
+             * the socket takes it now: the client is leaving anyway. */
             if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
-                send_shutdown(c);
+                (void)gw_ts_shutdown(c->ts);
             gw_conn_close(c, "client closed");
         }
         break;

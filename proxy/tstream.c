@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -57,7 +58,9 @@ struct gw_ts {
     unsigned read_wants_write : 1;    /* SSL_read_ex needs a write first */
     unsigned write_wants_read : 1;    /* SSL_write_ex needs a read first */
     unsigned rd_closed : 1;           /* ended (EOF, error): reads no more */
-    unsigned wr_closed : 1;           /* failed writing: writes no more */
+    unsigned wr_closed : 1;           /* failed writing, or shut: writes no more */
+    unsigned shut_wanted : 1;         /* gw_ts_shutdown was called */
+    unsigned shut_done : 1;           /* close_notify and the FIN are out */
     unsigned n_err;
     unsigned long err[TS_NERR];
 };
@@ -301,6 +304,47 @@ static void clear_stale_errors(void)
         ERR_clear_error();
 }
 
+/*
+ * close_notify, then the FIN: 1 both are out, 0 the alert waits for the
+ * socket (OpenSSL holds it: SSL_shutdown sends it again when called
+ * again), -1 failed. The FIN goes only after the whole alert: sent
+ * earlier, it would cut the alert, and a client that insists on
+ * close_notify would report a truncated answer.
+ */
+static int try_shutdown(struct gw_ts *t)
+{
+    int r;
+
+    if (t->shut_done)
+        return 1;
+    if (t->wr_closed)
+        return -1;
+    clear_stale_errors();
+    r = SSL_shutdown(t->ssl);
+    if (r < 0 && SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE) {
+        t->write_blocked = 1;
+        arm_wtimeout(t, 0);
+        sync_events(t);
+        return 0;
+    }
+    ERR_clear_error(); /* the queue is per thread: leave it clean */
+    if (r >= 0) {
+        (void)shutdown(event_get_fd(t->wev), SHUT_WR);
+        t->shut_done = 1;
+    }
+    t->wr_closed = 1;
+    t->write_blocked = 0;
+    t->wdeadline_us = 0;
+    sync_events(t);
+    return r >= 0 ? 1 : -1;
+}
+
+int gw_ts_shutdown(struct gw_ts *t)
+{
+    t->shut_wanted = 1;
+    return try_shutdown(t);
+}
+
 static void handshake(struct gw_ts *t)
 {
     int r, err;
@@ -522,6 +566,15 @@ static void ts_write_ev(evutil_socket_t fd, short what, void *arg)
         event_active(t->rev, EV_READ, 1);
     }
     t->write_blocked = 0;
+    if (t->shut_wanted) { /* the close_notify waited for the socket */
+        int r = t->shut_done || t->wr_closed ? 2 : try_shutdown(t);
+
+        if (r == 1 && t->writecb)
+            t->writecb(t, t->arg);
+        else if (r < 0)
+            t->eventcb(t, GW_TS_EOF | GW_TS_WRITING, t->arg);
+        return;
+    }
     do_write(t);
 }
 

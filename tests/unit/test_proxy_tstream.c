@@ -11,7 +11,8 @@
  * write timeout cuts a client that takes nothing, and does not cut one that
  * takes a little at a time (parts of records) for longer than the timeout;
  * close_notify and a
- * bare FIN are EOF; a client that speaks plain HTTP fails the handshake
+ * bare FIN are EOF; gw_ts_shutdown sends close_notify then a FIN, and when
+ * the socket is full it waits for room rather than cut the alert; a client that speaks plain HTTP fails the handshake
  * with an OpenSSL error to report.
  */
 #include <stdarg.h>
@@ -363,6 +364,85 @@ static void test_fin_is_eof(void **state)
     pair_free(p);
 }
 
+/* Reads what comes until close_notify (1), a cut without it (-1), or
+ * 3 s pass (0), counting the bytes before it into *got. */
+static int client_read_to_end(struct pair *p, size_t *got)
+{
+    char buf[4096];
+    size_t n;
+    uint64_t end = now_ms() + 3000;
+    int err;
+
+    while (now_ms() < end) {
+        if (SSL_read_ex(p->c, buf, sizeof(buf), &n) == 1) {
+            *got += n;
+            continue;
+        }
+        err = SSL_get_error(p->c, 0);
+        ERR_clear_error();
+        if (err == SSL_ERROR_ZERO_RETURN)
+            return 1;
+        if (err != SSL_ERROR_WANT_READ)
+            return -1;
+        turn(p);
+        usleep(500);
+    }
+    return 0;
+}
+
+static int output_empty(struct pair *p)
+{
+    return evbuffer_get_length(gw_ts_output(p->ts)) == 0;
+}
+
+static void test_shutdown_sends_close_notify(void **state)
+{
+    struct pair *p = pair_new(0);
+    size_t got = 0;
+    char c;
+
+    (void)state;
+    connect_pair(p);
+    add_output(p, 1000);
+    assert_true(run_until(p, output_empty, 3000));
+    assert_int_equal(gw_ts_shutdown(p->ts), 1);
+    assert_int_equal(gw_ts_shutdown(p->ts), 1); /* again: done already */
+    assert_int_equal(client_read_to_end(p, &got), 1);
+    assert_int_equal(got, 1000);
+    assert_int_equal(read(p->fd[1], &c, 1), 0); /* and the FIN */
+    pair_free(p);
+}
+
+/* The answer's last record filled the socket: the close_notify waits for
+ * room, and the FIN waits for it, so the client still sees a clean end. */
+static void test_shutdown_waits_for_room_for_close_notify(void **state)
+{
+    struct pair *p = pair_new(2000);
+    int tiny = 1;
+    size_t got = 0;
+    char c;
+
+    (void)state;
+    connect_pair(p);
+    add_output(p, 7000);
+    assert_true(run_until(p, output_empty, 3000));
+    /* the socket holds the record, more than the smallest buffer */
+    setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+    p->writes = 0;
+    assert_int_equal(gw_ts_shutdown(p->ts), 0);
+    for (int i = 0; i < 20; i++)
+        turn(p);
+    assert_int_equal(p->writes, 0);
+    /* as the client reads, the alert goes out, then the FIN */
+    assert_int_equal(client_read_to_end(p, &got), 1);
+    assert_int_equal(got, 7000);
+    assert_int_equal(p->writes, 1); /* the write cb: both are out */
+    assert_int_equal(read(p->fd[1], &c, 1), 0); /* the FIN, after the alert */
+    assert_int_equal(gw_ts_shutdown(p->ts), 1);
+    assert_int_equal(p->ended, 0);
+    pair_free(p);
+}
+
 static void test_plain_http_fails_the_handshake(void **state)
 {
     struct pair *p = pair_new(0);
@@ -390,6 +470,8 @@ int main(void)
         cmocka_unit_test(test_write_timeout_spares_a_slow_reader),
         cmocka_unit_test(test_close_notify_is_eof),
         cmocka_unit_test(test_fin_is_eof),
+        cmocka_unit_test(test_shutdown_sends_close_notify),
+        cmocka_unit_test(test_shutdown_waits_for_room_for_close_notify),
         cmocka_unit_test(test_plain_http_fails_the_handshake),
     };
 
