@@ -585,8 +585,11 @@ LG_VERIFY=1
 
 # Syscalls made by the server, counted with perf stat on the
 # raw_syscalls:sys_enter tracepoint (root); unlike throughput, this count
-# does not move when other work shares the machine. SYSCOUNT=0 when perf
-# cannot count them here.
+# does not move when other work shares the machine. The tracepoint costs the
+# traced process about 0.2 us per syscall (nginx makes more of them), so it
+# is never on during a measured run: the count comes from a short run of its
+# own after the measured one, in round 1 of each pass (count_syscalls).
+# SYSCOUNT=0 when perf cannot count them here.
 SYSCOUNT=0
 if command -v perf >/dev/null 2>&1 &&
     perf stat -e raw_syscalls:sys_enter -x, -o /dev/null -- true >/dev/null 2>&1; then
@@ -614,6 +617,18 @@ sc_stop() {
         "$RUN_DIR/syscalls.txt")
 }
 
+# count_syscalls MODE-ARGS...: a 2-second loadgen run, not measured
+# otherwise, with the server's syscalls counted; prints them per request.
+count_syscalls() {
+    local line n
+    [ "$SYSCOUNT" = 1 ] || return 0
+    sc_start
+    line=$(lg "$LG_CPU" "$@" --duration 2)
+    n=$(field "$line" total_requests)
+    sc_stop "${n:-0}"
+    echo "$SC_RESULT"
+}
+
 # one_load SCEN METRICS MODE-ARGS...: a timed loadgen run with the server's
 # CPU measured; records rps p50 p99 errors (and the listed extra metrics).
 one_load() {
@@ -622,7 +637,6 @@ one_load() {
     local u0 u1 w0 w1 b0 b1 k0 k1 sc
     # One window [w0, w1] for every CPU reading, so that the shares add up.
     perf_start "$scen"
-    sc_start
     w0=$(date +%s.%N)
     b0=$(busy_ticks)
     read -r c0 k0 < <(cpu_ticks "$FRONT_PID")
@@ -634,8 +648,6 @@ one_load() {
     b1=$(busy_ticks)
     w1=$(date +%s.%N)
     n=$(field "$line" total_requests)
-    sc_stop "${n:-0}"
-    sc=$SC_RESULT
     perf_stop "$scen"
     if [ -z "$line" ] || [ -z "$n" ]; then
         echo "bench: $CUR_TAG $scen: no result (loadgen exit $rc)" >&2
@@ -660,7 +672,12 @@ one_load() {
             "$(awk -v a="$u0" -v b="$u1" -v t="$CLK_TCK" -v c="$(field "$line" cpu_s)" -v n="$n" \
                 'BEGIN { printf "%.1f", ((b - a) / t + c) * 1e6 / n }')"
     fi
-    [ -n "$sc" ] && rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" syscalls "$sc"
+    case "$CUR_ROUND:$CUR_PASS:$SMOKE:$scen" in
+    1:pinned:0:keepalive | 1:pinned:0:post | 1:pinned:0:hs-ec | \
+        1:unpinned:0:keepalive | 1:unpinned:0:post | 1:unpinned:0:hs-ec)
+        sc=$(count_syscalls "$@")
+        [ -n "$sc" ] && rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" syscalls "$sc" ;;
+    esac
     # How busy the server's core and the load core were (1.00 = one core):
     # a throughput ratio means something only while the server is the
     # saturated side.
