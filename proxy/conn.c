@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -307,7 +308,7 @@ static void start_linger(struct gw_conn *c)
 {
     struct evbuffer *in = gw_ts_input(c->ts);
     int unread = c->req && !c->req->body_done;
-    int shut = gw_ts_shutdown(c->ts);
+    int shut = gw_ts_shutdown(c->ts), queued = 0, more;
 
     if (shut == 0)
         return;
@@ -315,7 +316,12 @@ static void start_linger(struct gw_conn *c)
         gw_conn_close(c, "client gone (write failed)");
         return;
     }
-    if (c->client_eof || (!unread && evbuffer_get_length(in) == 0)) {
+    /* What the client sent and nothing has read yet: a body, bytes in the
+     * input, in OpenSSL's buffer, or still in the socket (a pipelined
+     * request behind this one). A failed FIONREAD cannot tell: linger. */
+    more = unread || evbuffer_get_length(in) > 0 || SSL_has_pending(c->ssl) ||
+           ioctl(c->fd, FIONREAD, &queued) != 0 || queued > 0;
+    if (c->client_eof || !more) {
         gw_conn_close(c, "answer sent");
         return;
     }
@@ -332,6 +338,12 @@ static void flush_close(struct gw_conn *c)
     struct gw_runtime *rt = gw_conn_rt(c);
 
     gw_conn_drop_upstream(c);
+    /* What the client still sends is read (and dropped: client_read_cb):
+     * a client that writes its whole body before it reads must not block
+     * on its own write, with the answer and then our close_notify waiting
+     * behind it until CT_FLUSH, and a close with its bytes unread would
+     * reset the connection. */
+    gw_conn_pause_client(c, 0);
     c->state = CONN_FLUSH_CLOSE;
     gw_conn_arm(c, CT_FLUSH, rt->cfg->timeouts.body_ms);
     gw_ts_set_write_low(c->ts, 0);
@@ -601,7 +613,9 @@ static void client_read_cb(struct gw_ts *ts, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         break;
     default:
-        break; /* the next request waits in the buffer */
+        if (c->req && c->req->early) /* the rest of a body answered early */
+            evbuffer_drain(in, evbuffer_get_length(in));
+        break; /* else the next request waits in the buffer */
     }
     /* Bytes the gateway does not take yet (pipelined requests, a body
      * while the upstream is slow) stop the reading at a bound. The

@@ -123,6 +123,8 @@ struct gw_req {
     struct http1_chunked rchunk;
     int resp_started;              /* a byte of an answer was queued to the client */
     int close_after;               /* close the client connection after this one */
+    int early;                     /* answered before the whole body came: what
+                                      the client still sends is dropped */
     int up_reusable;
     int accounted;                 /* counted and access-logged */
     uint64_t bytes_out;

@@ -36,8 +36,15 @@ static int start_response(struct gw_conn *c)
 
     if (early) {
         /* The upstream answered before the whole body was sent: the rest
-         * of the body is never read, so the connection cannot be reused. */
-        gw_conn_pause_client(c, 1);
+         * of the body does not go to it, so neither connection can be
+         * reused. What the client still sends is read and dropped
+         * (client_read_cb): a client that writes its whole body before it
+         * reads would otherwise block on its own write while the answer
+         * waits for it. The answer's end closes the connection, after a
+         * linger (start_linger); timeouts bound each part. */
+        r->early = 1;
+        gw_conn_pause_client(c, 0);
+        evbuffer_drain(gw_ts_input(c->ts), evbuffer_get_length(gw_ts_input(c->ts)));
         gw_conn_arm(c, CT_NONE, 0);
     }
     gw_conn_arm_up(c, UT_NONE, 0);

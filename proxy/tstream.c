@@ -309,7 +309,9 @@ static void clear_stale_errors(void)
  * socket (OpenSSL holds it: SSL_shutdown sends it again when called
  * again), -1 failed. The FIN goes only after the whole alert: sent
  * earlier, it would cut the alert, and a client that insists on
- * close_notify would report a truncated answer.
+ * close_notify would report a truncated answer. (OpenSSL 3.0 answers a
+ * client's KeyUpdate with its next write, never from a read: with the
+ * output written, no handshake message of its own can be half-sent here.)
  */
 static int try_shutdown(struct gw_ts *t)
 {
@@ -341,6 +343,8 @@ static int try_shutdown(struct gw_ts *t)
 
 int gw_ts_shutdown(struct gw_ts *t)
 {
+    if (evbuffer_get_length(t->out) > 0 && !t->shut_done)
+        return -1; /* the output goes first: see tstream.h */
     t->shut_wanted = 1;
     return try_shutdown(t);
 }

@@ -79,13 +79,14 @@ void gw_ts_set_write_low(struct gw_ts *t, size_t low);
 void gw_ts_kick_read(struct gw_ts *t);
 
 /*
- * Ends the writing side, once the output is written: close_notify, then a
- * FIN (shutdown(SHUT_WR)), so the client sees a clean end at once. 1: both
- * are out; 0: the alert waits for the socket to take it (the FIN after it:
- * the write cb runs once both are out, the write timeout bounds the wait,
- * writing must stay enabled); -1: the socket failed (or, later, an event
- * GW_TS_EOF | GW_TS_WRITING). Called again after 1, it returns 1. Nothing
- * is written after it.
+ * Ends the writing side, called once the output is written (-1 while it
+ * holds bytes): close_notify, then a FIN (shutdown(SHUT_WR)), so the
+ * client sees a clean end at once. 1: both are out; 0: the alert waits for
+ * the socket to take it (the FIN after it: the write cb runs once both are
+ * out, the write timeout bounds the wait, writing must stay enabled); -1:
+ * the socket or the session failed (or, later, an event GW_TS_EOF |
+ * GW_TS_WRITING). Called again after 1, it returns 1. Nothing is written
+ * after it; reading goes on.
  */
 int gw_ts_shutdown(struct gw_ts *t);
 

@@ -72,6 +72,11 @@
 #       big-response           answers every request with BYTES bytes of 'z' (N bytes for a
 #                              path /size/N/...)
 #                              (Content-Length, keep-alive)
+#       early                  answers each connection's request as soon as
+#                              its head is read, before its body: 413 with
+#                              BYTES bytes of 'z' (Content-Length,
+#                              Connection: close), then reads what comes
+#                              until the gateway closes
 #       partial                answers by path, keep-alive, Content-Length 10
 #                              ("abcdefghij"): /trickle sends the head and
 #                              4 bytes, then one byte every 0.5 s; /stall
@@ -451,6 +456,19 @@ def read_request(c, buf):
 def serve(c, conn_no):
     buf, req_no = b"", 0
     try:
+        if mode == "early":
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            note(conn_no, 1, buf[:buf.index(b"\r\n\r\n") + 4])
+            c.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n" % nbytes)
+            c.sendall(b"z" * nbytes)
+            while c.recv(65536):
+                pass
+            return
         while True:
             head, buf = read_request(c, buf)
             if head is None:

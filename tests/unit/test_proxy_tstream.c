@@ -12,7 +12,8 @@
  * takes a little at a time (parts of records) for longer than the timeout;
  * close_notify and a
  * bare FIN are EOF; gw_ts_shutdown sends close_notify then a FIN, and when
- * the socket is full it waits for room rather than cut the alert; a client that speaks plain HTTP fails the handshake
+ * the socket is full it waits for room rather than cut the alert (also
+ * after a client's KeyUpdate); a client that speaks plain HTTP fails the handshake
  * with an OpenSSL error to report.
  */
 #include <stdarg.h>
@@ -443,6 +444,48 @@ static void test_shutdown_waits_for_room_for_close_notify(void **state)
     pair_free(p);
 }
 
+/* The client asked for a KeyUpdate while the socket was full. OpenSSL 3.0
+ * answers it with its next write, and none comes: the close_notify still
+ * waits for room and goes out, and the client reads it with the keys it
+ * has. */
+static void test_shutdown_waits_behind_a_key_update_answer(void **state)
+{
+    struct pair *p = pair_new(2000);
+    int tiny = 1;
+    size_t got = 0, n;
+
+    (void)state;
+    connect_pair(p);
+    add_output(p, 7000);
+    assert_true(run_until(p, output_empty, 3000));
+    setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+    assert_int_equal(SSL_key_update(p->c, SSL_KEY_UPDATE_REQUESTED), 1);
+    assert_int_equal(SSL_write_ex(p->c, "x", 1, &n), 1);
+    for (int i = 0; i < 50 && evbuffer_get_length(gw_ts_input(p->ts)) == 0; i++) {
+        turn(p);
+        usleep(500);
+    }
+    assert_int_equal(evbuffer_get_length(gw_ts_input(p->ts)), 1);
+    assert_int_equal(gw_ts_shutdown(p->ts), 0);
+    assert_int_equal(client_read_to_end(p, &got), 1);
+    assert_int_equal(got, 7000);
+    assert_int_equal(p->ended, 0);
+    pair_free(p);
+}
+
+static void test_shutdown_refuses_while_output_waits(void **state)
+{
+    struct pair *p = pair_new(0);
+
+    (void)state;
+    connect_pair(p);
+    add_output(p, 1 << 20); /* far more than the socket takes */
+    turn(p);
+    assert_true(evbuffer_get_length(gw_ts_output(p->ts)) > 0);
+    assert_int_equal(gw_ts_shutdown(p->ts), -1);
+    pair_free(p);
+}
+
 static void test_plain_http_fails_the_handshake(void **state)
 {
     struct pair *p = pair_new(0);
@@ -472,6 +515,8 @@ int main(void)
         cmocka_unit_test(test_fin_is_eof),
         cmocka_unit_test(test_shutdown_sends_close_notify),
         cmocka_unit_test(test_shutdown_waits_for_room_for_close_notify),
+        cmocka_unit_test(test_shutdown_waits_behind_a_key_update_answer),
+        cmocka_unit_test(test_shutdown_refuses_while_output_waits),
         cmocka_unit_test(test_plain_http_fails_the_handshake),
     };
 
