@@ -33,6 +33,7 @@
 #include "log.h"
 #include "proc.h"
 #include "runtime.h"
+#include "sslalloc.h"
 #include "tls_server.h"
 #include "worker.h"
 
@@ -617,6 +618,9 @@ int main(int argc, char **argv)
         return send_signal(path, sig);
     tune_malloc();
     gw_evalloc_install(); /* before anything of libevent allocates */
+    if (gw_sslalloc_install() < 0) /* before anything of OpenSSL allocates */
+        fprintf(stderr, "mtlsgate: warning: OpenSSL allocated before start-up: its blocks "
+                        "go straight to malloc\n");
     rc = run(path);
     gw_evalloc_flush();
     return rc;
