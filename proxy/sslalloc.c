@@ -34,7 +34,7 @@ struct kept {
 struct cache {
     struct kept *head[N_CLASSES];
     unsigned count[N_CLASSES];
-    size_t bytes;
+    size_t bytes; /* 16 * k - 8 for a block of class k (the least it has) */
     int registered; /* the exit destructor is set for this thread */
 };
 
@@ -80,7 +80,7 @@ void *gw_sslalloc_malloc(size_t size, const char *file, int line)
 
         tc.head[k] = b->next;
         tc.count[k]--;
-        tc.bytes -= malloc_usable_size(b);
+        tc.bytes -= (size_t)k * 16 - 8;
         return b;
     }
     return malloc(u);
@@ -99,8 +99,8 @@ void gw_sslalloc_free(void *p, const char *file, int line)
     k = (int)((s + 8) / 16);
     /* below 24 bytes (a realloc's, with an allocator that gives what is
      * asked): no request's class, and no room for the link */
-    if (s >= 24 && s <= MAX_U && tc.count[k] < GW_SSLALLOC_PER_CLASS && tc.bytes + s <= GW_SSLALLOC_KEEP &&
-        !exiting) {
+    if (s >= 24 && s <= MAX_U && tc.count[k] < GW_SSLALLOC_PER_CLASS &&
+        tc.bytes + (size_t)k * 16 - 8 <= GW_SSLALLOC_KEEP && !exiting) {
         if (!tc.registered) {
             pthread_once(&exit_once, make_exit_key);
             /* any non-NULL value: the destructor flushes this thread's tc */
@@ -113,7 +113,7 @@ void gw_sslalloc_free(void *p, const char *file, int line)
             b->next = tc.head[k];
             tc.head[k] = b;
             tc.count[k]++;
-            tc.bytes += s;
+            tc.bytes += (size_t)k * 16 - 8;
             return;
         }
     }

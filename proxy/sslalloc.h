@@ -51,7 +51,8 @@ void gw_sslalloc_free(void *p, const char *file, int line);
 /* Frees the calling thread's kept blocks (a thread's exit does this too). */
 void gw_sslalloc_flush(void);
 
-/* Bytes (usable) the calling thread keeps (for tests). */
+/* Bytes the calling thread keeps, counted as its blocks' classes' least
+ * usable size (for tests). */
 size_t gw_sslalloc_kept(void);
 
 #endif
