@@ -7,15 +7,17 @@
  * bytes, what glibc gives for n anyway (its chunks are multiples of 16
  * with 8 bytes of header in use), and is of class (u(n) + 8) / 16. A freed
  * block of usable size s goes to class (s + 8) / 16, rounded down: with
- * glibc that is the class it was made for; with an allocator that gives
- * more, it is a class whose every request fits in it. So a block handed
- * out is never smaller than what was asked. Blocks under 24 bytes are not
+ * glibc mostly the class it was made for (a free chunk not worth splitting
+ * is handed out whole, a higher class), with any allocator a class whose
+ * every request fits in it. So a block handed out is never smaller than
+ * what was asked. Blocks under 24 bytes are not
  * kept (no request asks for less, and a link needs 8).
  */
 #include "sslalloc.h"
 
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -39,7 +41,7 @@ struct cache {
 };
 
 static _Thread_local struct cache tc;
-static int exiting; /* the process exits: every free is a free */
+static atomic_int exiting; /* the process exits: every free is a free */
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static int exit_key_ok;
@@ -100,7 +102,8 @@ void gw_sslalloc_free(void *p, const char *file, int line)
     /* below 24 bytes (a realloc's, with an allocator that gives what is
      * asked): no request's class, and no room for the link */
     if (s >= 24 && s <= MAX_U && tc.count[k] < GW_SSLALLOC_PER_CLASS &&
-        tc.bytes + (size_t)k * 16 - 8 <= GW_SSLALLOC_KEEP && !exiting) {
+        tc.bytes + (size_t)k * 16 - 8 <= GW_SSLALLOC_KEEP &&
+        !atomic_load_explicit(&exiting, memory_order_relaxed)) {
         if (!tc.registered) {
             pthread_once(&exit_once, make_exit_key);
             /* any non-NULL value: the destructor flushes this thread's tc */
@@ -157,7 +160,7 @@ size_t gw_sslalloc_kept(void)
  * use, so run earlier), which frees its global state through free_fn. */
 static void on_exit_flush(void)
 {
-    exiting = 1;
+    atomic_store_explicit(&exiting, 1, memory_order_relaxed);
     gw_sslalloc_flush();
 }
 #endif
