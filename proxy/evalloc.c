@@ -8,12 +8,13 @@
  */
 #include "evalloc.h"
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
+
+#include "threadexit.h"
 
 #define CLASS_MIN_SHIFT 10 /* 1 KiB: libevent's smallest chain */
 #define N_CLASSES 6        /* 1, 2, 4, 8, 16, 32 KiB */
@@ -35,21 +36,16 @@ struct cache {
 };
 
 static _Thread_local struct cache tc;
-static pthread_key_t exit_key;
-static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
-static int exit_key_ok;
 
-static void on_thread_exit(void *arg)
+/* At the thread's exit: its kept blocks go (and a free after this arms the
+ * hook again). */
+static void on_thread_exit(void)
 {
-    (void)arg;
     tc.registered = 0;
     gw_evalloc_flush();
 }
 
-static void make_exit_key(void)
-{
-    exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
-}
+static struct gw_thread_exit exit_hook = GW_THREAD_EXIT_INIT(on_thread_exit);
 
 /* The class of a block of size bytes, -1 when it is not kept. */
 static int class_of(size_t size)
@@ -98,12 +94,8 @@ void gw_evalloc_free(void *p)
     h = hdr_of(p);
     k = class_of(h->size);
     if (k >= 0 && tc.bytes + h->size <= GW_EVALLOC_KEEP) {
-        if (!tc.registered) {
-            pthread_once(&exit_once, make_exit_key);
-            /* any non-NULL value: the destructor flushes this thread's tc */
-            if (exit_key_ok && pthread_setspecific(exit_key, &tc) == 0)
-                tc.registered = 1;
-        }
+        if (!tc.registered)
+            tc.registered = gw_thread_exit_arm(&exit_hook) == 0;
         if (tc.registered) {
             struct kept *b = p;
 

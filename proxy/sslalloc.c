@@ -16,7 +16,6 @@
 #include "sslalloc.h"
 
 #include <malloc.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "evalloc.h" /* GW_EVALLOC_UNDER_ASAN */
+#include "threadexit.h"
 
 /* u(GW_SSLALLOC_MAX): the largest block asked for */
 #define MAX_U ((((size_t)GW_SSLALLOC_MAX + 8 + 15) & ~(size_t)15) - 8)
@@ -42,21 +42,16 @@ struct cache {
 
 static _Thread_local struct cache tc;
 static atomic_int exiting; /* the process exits: every free is a free */
-static pthread_key_t exit_key;
-static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
-static int exit_key_ok;
 
-static void on_thread_exit(void *arg)
+/* At the thread's exit: its kept blocks go (and a free after this arms the
+ * hook again). */
+static void on_thread_exit(void)
 {
-    (void)arg;
     tc.registered = 0;
     gw_sslalloc_flush();
 }
 
-static void make_exit_key(void)
-{
-    exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
-}
+static struct gw_thread_exit exit_hook = GW_THREAD_EXIT_INIT(on_thread_exit);
 
 /* What malloc is asked for a request of n bytes (n <= GW_SSLALLOC_MAX). */
 static size_t request_size(size_t n)
@@ -104,12 +99,8 @@ void gw_sslalloc_free(void *p, const char *file, int line)
     if (s >= 24 && s <= MAX_U && tc.count[k] < GW_SSLALLOC_PER_CLASS &&
         tc.bytes + (size_t)k * 16 - 8 <= GW_SSLALLOC_KEEP &&
         !atomic_load_explicit(&exiting, memory_order_relaxed)) {
-        if (!tc.registered) {
-            pthread_once(&exit_once, make_exit_key);
-            /* any non-NULL value: the destructor flushes this thread's tc */
-            if (exit_key_ok && pthread_setspecific(exit_key, &tc) == 0)
-                tc.registered = 1;
-        }
+        if (!tc.registered)
+            tc.registered = gw_thread_exit_arm(&exit_hook) == 0;
         if (tc.registered) {
             struct kept *b = p;
 

@@ -396,6 +396,22 @@ static int output_empty(struct pair *p)
     return evbuffer_get_length(gw_ts_output(p->ts)) == 0;
 }
 
+/* n bytes of answer, all taken by the socket (the client reads none). */
+static void answer_in_socket(struct pair *p, size_t n)
+{
+    add_output(p, n);
+    assert_true(run_until(p, output_empty, 3000));
+}
+
+/* The stream's socket buffer set below what it holds now: the socket
+ * takes no byte more until the client reads. */
+static void socket_full(struct pair *p)
+{
+    int tiny = 1;
+
+    setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+}
+
 static void test_shutdown_sends_close_notify(void **state)
 {
     struct pair *p = pair_new(0);
@@ -404,8 +420,7 @@ static void test_shutdown_sends_close_notify(void **state)
 
     (void)state;
     connect_pair(p);
-    add_output(p, 1000);
-    assert_true(run_until(p, output_empty, 3000));
+    answer_in_socket(p, 1000);
     assert_int_equal(gw_ts_shutdown(p->ts), 1);
     assert_int_equal(gw_ts_shutdown(p->ts), 1); /* again: done already */
     assert_int_equal(client_read_to_end(p, &got), 1);
@@ -419,16 +434,13 @@ static void test_shutdown_sends_close_notify(void **state)
 static void test_shutdown_waits_for_room_for_close_notify(void **state)
 {
     struct pair *p = pair_new(2000);
-    int tiny = 1;
     size_t got = 0;
     char c;
 
     (void)state;
     connect_pair(p);
-    add_output(p, 7000);
-    assert_true(run_until(p, output_empty, 3000));
-    /* the socket holds the record, more than the smallest buffer */
-    setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+    answer_in_socket(p, 7000); /* a record more than the smallest buffer */
+    socket_full(p);
     p->writes = 0;
     assert_int_equal(gw_ts_shutdown(p->ts), 0);
     for (int i = 0; i < 20; i++)
@@ -451,14 +463,12 @@ static void test_shutdown_waits_for_room_for_close_notify(void **state)
 static void test_shutdown_waits_behind_a_key_update_answer(void **state)
 {
     struct pair *p = pair_new(2000);
-    int tiny = 1;
     size_t got = 0, n;
 
     (void)state;
     connect_pair(p);
-    add_output(p, 7000);
-    assert_true(run_until(p, output_empty, 3000));
-    setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+    answer_in_socket(p, 7000);
+    socket_full(p);
     assert_int_equal(SSL_key_update(p->c, SSL_KEY_UPDATE_REQUESTED), 1);
     assert_int_equal(SSL_write_ex(p->c, "x", 1, &n), 1);
     for (int i = 0; i < 50 && evbuffer_get_length(gw_ts_input(p->ts)) == 0; i++) {
