@@ -571,8 +571,11 @@ static void ts_write_ev(evutil_socket_t fd, short what, void *arg)
     }
     t->write_blocked = 0;
     if (t->shut_wanted) { /* the close_notify waited for the socket */
-        int r = t->shut_done || t->wr_closed ? 2 : try_shutdown(t);
+        int r;
 
+        if (t->shut_done || t->wr_closed)
+            return; /* out already, or failed and reported */
+        r = try_shutdown(t);
         if (r == 1 && t->writecb)
             t->writecb(t, t->arg);
         else if (r < 0)
