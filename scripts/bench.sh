@@ -672,12 +672,13 @@ one_load() {
             "$(awk -v a="$u0" -v b="$u1" -v t="$CLK_TCK" -v c="$(field "$line" cpu_s)" -v n="$n" \
                 'BEGIN { printf "%.1f", ((b - a) / t + c) * 1e6 / n }')"
     fi
-    case "$CUR_ROUND:$CUR_PASS:$SMOKE:$scen" in
-    1:pinned:0:keepalive | 1:pinned:0:post | 1:pinned:0:hs-ec | \
-        1:unpinned:0:keepalive | 1:unpinned:0:post | 1:unpinned:0:hs-ec)
-        sc=$(count_syscalls "$@")
-        [ -n "$sc" ] && rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" syscalls "$sc" ;;
-    esac
+    if [ "$CUR_ROUND" = 1 ] && [ "$SMOKE" = 0 ] && [ "$CUR_PASS" != profile ]; then
+        case $scen in
+        keepalive | post | hs-ec) # the scenarios whose count the tables show
+            sc=$(count_syscalls "$@")
+            [ -n "$sc" ] && rec "$CUR_PASS" "$CUR_ROUND" "$CUR_FE" "$scen" syscalls "$sc" ;;
+        esac
+    fi
     # How busy the server's core and the load core were (1.00 = one core):
     # a throughput ratio means something only while the server is the
     # saturated side.
