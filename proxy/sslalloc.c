@@ -10,8 +10,8 @@
  * glibc mostly the class it was made for (a free chunk not worth splitting
  * is handed out whole, a higher class), with any allocator a class whose
  * every request fits in it. So a block handed out is never smaller than
- * what was asked. Blocks under 24 bytes are not
- * kept (no request asks for less, and a link needs 8).
+ * what was asked. Blocks under 24 bytes are not kept (no request asks for
+ * less, and a link needs 8).
  */
 #include "sslalloc.h"
 
