@@ -34,6 +34,7 @@
 #include "proc.h"
 #include "runtime.h"
 #include "sslalloc.h"
+#include "tls_libctx.h"
 #include "tls_server.h"
 #include "worker.h"
 
@@ -607,7 +608,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (test) {
-        if (gw_runtime_check(path, stderr) < 0) {
+        rc = gw_runtime_check(path, stderr);
+        tls_libctx_free();
+        if (rc < 0) {
             fprintf(stderr, "mtlsgate: %s: configuration check failed\n", path);
             return 1;
         }
@@ -622,6 +625,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mtlsgate: warning: OpenSSL allocated before start-up: its blocks "
                         "go straight to malloc\n");
     rc = run(path);
+    tls_libctx_free(); /* after run() freed every context and key used in it */
     gw_evalloc_flush();
     return rc;
 }

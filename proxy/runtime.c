@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "tls_client.h"
+#include "tls_libctx.h"
 #include "tls_pem.h"
 #include "tls_server.h"
 #include "tls_trust.h"
@@ -269,7 +270,7 @@ static int report(const struct cfg *cfg, const char *key, char *err, size_t errl
 /* One OpenSSL list option on a scratch context (ciphers, suites, groups). */
 static int check_tls_lists(const struct cfg *cfg, FILE *out)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new_ex(tls_libctx(), NULL, TLS_server_method());
     char err[1024];
     int problems = 0;
 

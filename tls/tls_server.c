@@ -9,6 +9,7 @@
 #include "tls_server.h"
 #include "tls_sessions.h"
 #include "tls_errors.h"
+#include "tls_libctx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -611,7 +612,7 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *opts, char *err, size_
                  opts->min_version);
         goto out;
     }
-    if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+    if ((ctx = SSL_CTX_new_ex(tls_libctx(), NULL, TLS_server_method())) == NULL) {
         tls_err_set(err, errlen, "tls: cannot create SSL_CTX");
         goto out;
     }

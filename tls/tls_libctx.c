@@ -1,0 +1,160 @@
+#include "tls_libctx.h"
+
+#include <string.h>
+
+#include <openssl/core_dispatch.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/provider.h>
+
+/*
+ * Two contexts: `inner` holds the default provider, `outer` (the one handed
+ * out) holds "mtlsgate-tls", a provider that answers every query with the
+ * default provider's own algorithm tables, the decoders' filtered. Its
+ * provider context is the default provider's, so the implementations it
+ * lends run exactly as they do in the default provider. The default
+ * provider cannot be loaded into `outer` itself: its 42 decoders would be
+ * found there too.
+ */
+#define FILTER_NAME "mtlsgate-tls"
+#define MAX_DECODERS 16
+
+/* Key types a TLS peer can sign with; the first name of each algorithm. */
+static const char *const signing_types[] = {"RSA", "RSA-PSS", "EC", "ED25519", "ED448"};
+
+static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
+static OSSL_LIB_CTX *inner, *outer;
+static OSSL_PROVIDER *deflt, *filter;
+static OSSL_ALGORITHM decoders[MAX_DECODERS + 1]; /* NULL-terminated */
+
+/* The first name in an algorithm's "NAME:ALIAS:OID" list equals name. */
+static int first_name_is(const char *names, const char *name)
+{
+    size_t n = strlen(name);
+
+    return strncmp(names, name, n) == 0 && (names[n] == '\0' || names[n] == ':');
+}
+
+static int is_kept_decoder(const OSSL_ALGORITHM *a)
+{
+    size_t i;
+
+    if (a->property_definition == NULL ||
+        strstr(a->property_definition, "input=der") == NULL ||
+        strstr(a->property_definition, "structure=SubjectPublicKeyInfo") == NULL)
+        return 0;
+    for (i = 0; i < sizeof(signing_types) / sizeof(signing_types[0]); i++)
+        if (first_name_is(a->algorithm_names, signing_types[i]))
+            return 1;
+    return 0;
+}
+
+/* Copies the kept decoders into `decoders`; -1 when none (nothing to gain). */
+static int pick_decoders(void)
+{
+    const OSSL_ALGORITHM *all, *a;
+    int no_cache = 0;
+    size_t n = 0;
+
+    all = OSSL_PROVIDER_query_operation(deflt, OSSL_OP_DECODER, &no_cache);
+    if (all == NULL)
+        return -1;
+    for (a = all; a->algorithm_names != NULL && n < MAX_DECODERS; a++)
+        if (is_kept_decoder(a))
+            decoders[n++] = *a;
+    OSSL_PROVIDER_unquery_operation(deflt, OSSL_OP_DECODER, all);
+    memset(&decoders[n], 0, sizeof(decoders[n]));
+    return n > 0 ? 0 : -1;
+}
+
+static const OSSL_ALGORITHM *filter_query(void *provctx, int operation_id, int *no_cache)
+{
+    (void)provctx;
+    if (operation_id == OSSL_OP_DECODER) {
+        *no_cache = 0;
+        return decoders;
+    }
+    return OSSL_PROVIDER_query_operation(deflt, operation_id, no_cache);
+}
+
+static void filter_unquery(void *provctx, int operation_id, const OSSL_ALGORITHM *algs)
+{
+    (void)provctx;
+    if (algs != decoders)
+        OSSL_PROVIDER_unquery_operation(deflt, operation_id, algs);
+}
+
+static const OSSL_PARAM *filter_gettable_params(void *provctx)
+{
+    (void)provctx;
+    return OSSL_PROVIDER_gettable_params(deflt);
+}
+
+static int filter_get_params(void *provctx, OSSL_PARAM params[])
+{
+    (void)provctx;
+    return OSSL_PROVIDER_get_params(deflt, params);
+}
+
+/* "TLS-GROUP": libssl learns the groups it may offer from here. */
+static int filter_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *cb,
+                                   void *arg)
+{
+    (void)provctx;
+    return OSSL_PROVIDER_get_capabilities(deflt, capability, cb, arg);
+}
+
+static const OSSL_DISPATCH filter_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))filter_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))filter_get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))filter_query},
+    {OSSL_FUNC_PROVIDER_UNQUERY_OPERATION, (void (*)(void))filter_unquery},
+    {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))filter_get_capabilities},
+    {0, NULL},
+};
+
+static int filter_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+    (void)handle;
+    (void)in;
+    *provctx = OSSL_PROVIDER_get0_provider_ctx(deflt);
+    *out = filter_dispatch;
+    return *provctx != NULL;
+}
+
+static void release(void)
+{
+    OSSL_PROVIDER_unload(filter);
+    OSSL_LIB_CTX_free(outer);
+    OSSL_PROVIDER_unload(deflt);
+    OSSL_LIB_CTX_free(inner);
+    filter = NULL;
+    outer = NULL;
+    deflt = NULL;
+    inner = NULL;
+}
+
+static void make(void)
+{
+    if ((inner = OSSL_LIB_CTX_new()) == NULL ||
+        (deflt = OSSL_PROVIDER_load(inner, "default")) == NULL || pick_decoders() != 0 ||
+        (outer = OSSL_LIB_CTX_new()) == NULL ||
+        !OSSL_PROVIDER_add_builtin(outer, FILTER_NAME, filter_init) ||
+        (filter = OSSL_PROVIDER_load(outer, FILTER_NAME)) == NULL) {
+        release();
+        ERR_clear_error();
+    }
+}
+
+OSSL_LIB_CTX *tls_libctx(void)
+{
+    if (!CRYPTO_THREAD_run_once(&once, make))
+        return NULL;
+    return outer;
+}
+
+void tls_libctx_free(void)
+{
+    release();
+}
