@@ -381,6 +381,9 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
                cfg->listen[i].port);
     gw_log(NULL, CFG_LOG_INFO, 0, "mtlsgate %s started: %u workers, pid %ld", MTLSGATE_VERSION,
            n_workers, (long)getpid());
+    if (tls_libctx_fallback() != NULL)
+        gw_log(NULL, CFG_LOG_INFO, 0, "client TLS runs in OpenSSL's default library context, "
+               "whose certificate parsing is slower: %s", tls_libctx_fallback());
     if (!tls_free_buffers_safe(OpenSSL_version_num()))
         gw_log(NULL, CFG_LOG_WARN, 0, "%s: SSL_free_buffers is not safe in this version "
                "(CVE-2024-4741): idle connections keep OpenSSL's buffers; upgrade OpenSSL",

@@ -5,6 +5,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/provider.h>
 
 /*
@@ -19,13 +20,15 @@
 #define FILTER_NAME "mtlsgate-tls"
 #define MAX_DECODERS 16
 
-/* Key types a TLS peer can sign with; the first name of each algorithm. */
-static const char *const signing_types[] = {"RSA", "RSA-PSS", "EC", "ED25519", "ED448"};
+/* Key types a TLS peer can sign with (DSA: TLS 1.2 only); the first name
+ * of each algorithm. */
+static const char *const signing_types[] = {"RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA"};
 
 static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
 static OSSL_LIB_CTX *inner, *outer;
 static OSSL_PROVIDER *deflt, *filter;
 static OSSL_ALGORITHM decoders[MAX_DECODERS + 1]; /* NULL-terminated */
+static const char *fallback;                      /* why outer is NULL */
 
 /* The first name in an algorithm's "NAME:ALIAS:OID" list equals name. */
 static int first_name_is(const char *names, const char *name)
@@ -135,16 +138,39 @@ static void release(void)
     inner = NULL;
 }
 
+static int count_others(OSSL_PROVIDER *prov, void *arg)
+{
+    if (strcmp(OSSL_PROVIDER_get0_name(prov), "default") != 0)
+        ++*(int *)arg;
+    return 1;
+}
+
+/* The default context runs on the default provider alone, not in FIPS mode:
+ * what `inner` reproduces. OSSL_PROVIDER_do_all() first: it loads OpenSSL's
+ * configuration into the default context if nothing did yet. */
+static int default_is_plain(void)
+{
+    int others = 0;
+
+    return OSSL_PROVIDER_do_all(NULL, count_others, &others) && others == 0 &&
+           !EVP_default_properties_is_fips_enabled(NULL);
+}
+
 static void make(void)
 {
-    if ((inner = OSSL_LIB_CTX_new()) == NULL ||
-        (deflt = OSSL_PROVIDER_load(inner, "default")) == NULL || pick_decoders() != 0 ||
-        (outer = OSSL_LIB_CTX_new()) == NULL ||
-        !OSSL_PROVIDER_add_builtin(outer, FILTER_NAME, filter_init) ||
-        (filter = OSSL_PROVIDER_load(outer, FILTER_NAME)) == NULL) {
+    ERR_set_mark();
+    if (!default_is_plain()) {
+        fallback = "OpenSSL's configuration loads other providers than \"default\" or "
+                   "enables FIPS mode";
+    } else if ((inner = OSSL_LIB_CTX_new()) == NULL ||
+               (deflt = OSSL_PROVIDER_load(inner, "default")) == NULL ||
+               pick_decoders() != 0 || (outer = OSSL_LIB_CTX_new()) == NULL ||
+               !OSSL_PROVIDER_add_builtin(outer, FILTER_NAME, filter_init) ||
+               (filter = OSSL_PROVIDER_load(outer, FILTER_NAME)) == NULL) {
         release();
-        ERR_clear_error();
+        fallback = "the library context could not be made (out of memory)";
     }
+    ERR_pop_to_mark();
 }
 
 OSSL_LIB_CTX *tls_libctx(void)
@@ -152,6 +178,13 @@ OSSL_LIB_CTX *tls_libctx(void)
     if (!CRYPTO_THREAD_run_once(&once, make))
         return NULL;
     return outer;
+}
+
+const char *tls_libctx_fallback(void)
+{
+    if (!CRYPTO_THREAD_run_once(&once, make))
+        return "the library context could not be made (CRYPTO_THREAD_run_once failed)";
+    return fallback;
 }
 
 void tls_libctx_free(void)

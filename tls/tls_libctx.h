@@ -11,9 +11,14 @@
  * This context offers the default provider's algorithms unchanged (the same
  * implementations, the same property strings, the same TLS groups) except
  * decoders: only DER SubjectPublicKeyInfo for the key types TLS signs with
- * (RSA, RSA-PSS, EC, Ed25519, Ed448). A certificate then parses in about
- * 40% of the time. A certificate with another key type (DSA, DH, X25519,
- * SM2) parses but has no usable key here, as it could not sign a handshake.
+ * (RSA, RSA-PSS, EC, Ed25519, Ed448, DSA). A certificate then parses in
+ * about 40% of the time. A certificate with another key type (X25519, X448,
+ * DH, SM2) parses but has no key here: it could not sign a handshake, and
+ * the gateway refuses it as such (tls_server.c).
+ *
+ * When OpenSSL's configuration makes the default context anything else
+ * (FIPS mode, other providers), TLS runs in the default context as it is:
+ * this one would not follow that configuration.
  *
  * Only certificates are decoded in it: private keys, CA files and CRLs are
  * read in the default context (tls_pem.h), and their keys are exported to
@@ -27,15 +32,19 @@
 /*
  * The context, made on first call (thread-safe) and kept until
  * tls_libctx_free(). Returns NULL, which every OpenSSL call reads as the
- * default context, when it could not be made (out of memory); the caller
- * then works as before, only slower.
+ * default context, when it is not used (tls_libctx_fallback() says why);
+ * the caller then works as before, only slower. NULL is not an error.
  */
 OSSL_LIB_CTX *tls_libctx(void);
+
+/* NULL when tls_libctx() is the filtered context, else why it is not. */
+const char *tls_libctx_fallback(void);
 
 /*
  * Frees the context: call once at exit, after every SSL_CTX, SSL and X509
  * made in it is freed (a key or certificate used in it keeps references
  * to the algorithms it lends). Nothing is freed when it was never made.
+ * After it, tls_libctx() returns NULL (the default context).
  */
 void tls_libctx_free(void);
 

@@ -455,6 +455,25 @@ static void share_leaf(X509_STORE_CTX *xctx, struct tls_certpool *pool)
  * Should the two ever disagree, the refusal stands. Admitted, the chain the
  * client sent is freed (drop_sent_chain) and the leaf shared (share_leaf).
  */
+/*
+ * A trusted leaf whose key did not decode: in the context's library context
+ * (tls_libctx.h) only keys that sign TLS handshakes do. Refused with the
+ * unsupported_certificate alert, the key's algorithm named.
+ */
+static void refuse_keyless(X509_STORE_CTX *xctx, struct tls_peer *peer, X509 *leaf)
+{
+    ASN1_OBJECT *alg = NULL;
+    char name[64] = "unknown", detail[sizeof(peer->detail)];
+
+    if (X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, X509_get_X509_PUBKEY(leaf)) == 1 &&
+        alg != NULL)
+        OBJ_obj2txt(name, sizeof(name), alg, 0);
+    snprintf(detail, sizeof(detail), "the certificate's %s key cannot sign a TLS handshake",
+             name);
+    X509_STORE_CTX_set_error(xctx, X509_V_ERR_INVALID_PURPOSE);
+    peer_refuse(peer, TLS_REFUSE_BAD_USAGE, detail);
+}
+
 static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -470,6 +489,10 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
         tls_trust_check(t, leaf, X509_STORE_CTX_get0_untrusted(xctx), time(NULL), detail,
                         sizeof(detail)) == TLS_OK) {
         ERR_clear_error();
+        if (X509_get0_pubkey(leaf) == NULL) {
+            refuse_keyless(xctx, peer, leaf);
+            return 0;
+        }
         share_leaf(xctx, peer != NULL ? peer->certpool : NULL);
         if (strong_enough(ssl, X509_STORE_CTX_get0_cert(xctx), t)) {
             drop_sent_chain(xctx);

@@ -830,13 +830,15 @@ static int make_ctx(void)
         SSL_CTX_set_max_proto_version(g_ctx, opt.tls_version == 12 ? TLS1_2_VERSION
                                                                    : TLS1_3_VERSION) != 1)
         goto out;
-    if (SSL_CTX_use_certificate_chain_file(g_ctx, opt.cert) != 1) {
-        fprintf(stderr, "mtls-loadgen: %s: cannot load the certificate chain\n", opt.cert);
-        goto out;
-    }
-    /* Read in the default context: tls_libctx() decodes certificates only. */
+    /* Read in the default context: tls_libctx() decodes certificates only.
+     * Key first: a certificate loaded after it that does not match drops
+     * it, and the check below says so. */
     if (tls_pem_use_key(g_ctx, opt.key, err, sizeof(err)) != 0) {
         fprintf(stderr, "mtls-loadgen: %s\n", err);
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(g_ctx, opt.cert) != 1) {
+        fprintf(stderr, "mtls-loadgen: %s: cannot load the certificate chain\n", opt.cert);
         goto out;
     }
     if (SSL_CTX_check_private_key(g_ctx) != 1) {

@@ -1,7 +1,8 @@
 /*
  * test_tls_libctx.c - the library context client-facing TLS runs in
- * (tls/tls_libctx.h): it offers only the public-key decoders of key types
- * that sign, certificates with those keys parse in it with their key,
+ * (tls/tls_libctx.h): it is in use (OpenSSL's configuration is plain here),
+ * it offers only the public-key decoders of key types that sign,
+ * certificates with those keys parse in it with their key,
  * others parse without one, keys read in the default context sign and
  * verify in it, and a TLS 1.3 handshake with every default group works.
  */
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include <openssl/decoder.h>
+#include <openssl/dsa.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/ssl.h>
@@ -84,11 +86,12 @@ static void test_one_context(void **state)
     assert_ptr_equal(tls_libctx(), tls_libctx());
 }
 
-/* Only the five SubjectPublicKeyInfo decoders are found in it. */
+/* Only the six SubjectPublicKeyInfo decoders are found in it. */
 static void test_decoders_filtered(void **state)
 {
     (void)state;
-    assert_int_equal(decoders_in(tls_libctx()), 5);
+    assert_null(tls_libctx_fallback());
+    assert_int_equal(decoders_in(tls_libctx()), 6);
     assert_true(decoders_in(NULL) > 20);
 }
 
@@ -107,6 +110,25 @@ static void check_signing_type(EVP_PKEY *key)
     EVP_PKEY_free(key);
 }
 
+/* DSA signs in TLS 1.2; 1024-bit parameters are generated in a blink. */
+static EVP_PKEY *dsa_key(void)
+{
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "DSA", NULL), *kctx;
+    EVP_PKEY *params = NULL, *key = NULL;
+
+    assert_non_null(pctx);
+    assert_int_equal(EVP_PKEY_paramgen_init(pctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_dsa_paramgen_bits(pctx, 1024), 1);
+    assert_int_equal(EVP_PKEY_paramgen(pctx, &params), 1);
+    assert_non_null(kctx = EVP_PKEY_CTX_new_from_pkey(NULL, params, NULL));
+    assert_int_equal(EVP_PKEY_keygen_init(kctx), 1);
+    assert_int_equal(EVP_PKEY_keygen(kctx, &key), 1);
+    EVP_PKEY_CTX_free(kctx);
+    EVP_PKEY_CTX_free(pctx);
+    EVP_PKEY_free(params);
+    return key;
+}
+
 static void test_signing_types_parse(void **state)
 {
     (void)state;
@@ -114,6 +136,7 @@ static void test_signing_types_parse(void **state)
     check_signing_type(EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
     check_signing_type(EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
     check_signing_type(EVP_PKEY_Q_keygen(NULL, NULL, "ED448"));
+    check_signing_type(dsa_key());
 }
 
 /* An RSA-PSS key (its own SubjectPublicKeyInfo OID) parses too. */
@@ -169,14 +192,17 @@ static int pump(SSL *a, SSL *b)
     return !(r1 == 1 && r2 == 1);
 }
 
-/* A TLS 1.3 handshake in memory for each default group, with a client
- * certificate: both sides in the context, both keys from the default one. */
+/* A TLS 1.2 and a TLS 1.3 handshake in memory for each default group, with
+ * a client certificate: both sides in the context, both keys from the
+ * default one. */
 static void test_handshake_each_group(void **state)
 {
     static const char *const groups[] = {"X25519", "P-256", "P-384"};
     static const char *const group_nids[] = {"X25519", "prime256v1", "secp384r1"};
-    EVP_PKEY *skey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    EVP_PKEY *ckey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    /* Keys on no curve: in TLS 1.2 an ECDSA key's curve must be a group
+     * both sides offer, and each round offers one. */
+    EVP_PKEY *skey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *ckey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     X509 *scert, *ccert;
     size_t g;
 
@@ -185,7 +211,8 @@ static void test_handshake_each_group(void **state)
     assert_non_null(ckey);
     scert = make_cert(skey, skey, "server");
     ccert = make_cert(ckey, ckey, "client");
-    for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+    for (g = 0; g < 2 * sizeof(groups) / sizeof(groups[0]); g++) {
+        int version = g % 2 ? TLS1_3_VERSION : TLS1_2_VERSION;
         SSL_CTX *sctx = SSL_CTX_new_ex(tls_libctx(), NULL, TLS_server_method());
         SSL_CTX *cctx = SSL_CTX_new_ex(tls_libctx(), NULL, TLS_client_method());
         SSL *s, *c;
@@ -195,9 +222,10 @@ static void test_handshake_each_group(void **state)
 
         assert_non_null(sctx);
         assert_non_null(cctx);
-        assert_int_equal(SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION), 1);
-        assert_int_equal(SSL_CTX_set1_groups_list(sctx, groups[g]), 1);
-        assert_int_equal(SSL_CTX_set1_groups_list(cctx, groups[g]), 1);
+        assert_int_equal(SSL_CTX_set_min_proto_version(sctx, version), 1);
+        assert_int_equal(SSL_CTX_set_max_proto_version(cctx, version), 1);
+        assert_int_equal(SSL_CTX_set1_groups_list(sctx, groups[g / 2]), 1);
+        assert_int_equal(SSL_CTX_set1_groups_list(cctx, groups[g / 2]), 1);
         assert_int_equal(SSL_CTX_use_certificate(sctx, scert), 1);
         assert_int_equal(SSL_CTX_use_PrivateKey(sctx, skey), 1);
         assert_int_equal(SSL_CTX_use_certificate(cctx, ccert), 1);
@@ -222,7 +250,8 @@ static void test_handshake_each_group(void **state)
         assert_int_equal(SSL_get_verify_result(s), X509_V_OK);
         assert_int_equal(SSL_get_verify_result(c), X509_V_OK);
         /* "x25519" or "secp256r1": the NID's name, not the group list's. */
-        assert_int_equal(SSL_get_negotiated_group(s), OBJ_txt2nid(group_nids[g]));
+        assert_int_equal(SSL_version(s), version);
+        assert_int_equal(SSL_get_negotiated_group(s), OBJ_txt2nid(group_nids[g / 2]));
         peer = SSL_get1_peer_certificate(s);
         assert_non_null(peer);
         assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(peer), ckey), 1);
