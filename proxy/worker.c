@@ -16,12 +16,10 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <openssl/crypto.h>
 
 #include "conn.h"
 #include "log.h"
 #include "tls_certpool.h"
-#include "tls_libctx.h"
 
 #define LISTEN_BACKLOG 511
 
@@ -293,11 +291,6 @@ static void *worker_main(void *arg)
     struct gw_worker *w = arg;
 
     w->log = gw_logbuf_new();
-    /* OpenSSL calls on this thread that take no library context (the
-     * session and client certificate in a stateless ticket: d2i_SSL_SESSION)
-     * run in client TLS's, where certificates parse at half the cost. */
-    if (tls_libctx() != NULL)
-        OSSL_LIB_CTX_set0_default(tls_libctx());
     event_base_dispatch(w->base);
     /* The loop is over: everything of this worker goes, on its thread. */
     w->draining = 1;
