@@ -23,6 +23,11 @@
  * Only certificates are decoded in it: private keys, CA files and CRLs are
  * read in the default context (tls_pem.h), and their keys are exported to
  * this one once each, when first used in it.
+ *
+ * It is never a thread's default context (OSSL_LIB_CTX_set0_default): SSL,
+ * SSL_CTX, SSL_SESSION and X509 look their ex_data free callbacks up in the
+ * freeing thread's default context, where the indexes were not made, so an
+ * SSL_CTX freed on such a thread would leak what its ex_data holds.
  */
 #ifndef MTLS_TLS_LIBCTX_H
 #define MTLS_TLS_LIBCTX_H
