@@ -330,6 +330,7 @@ static void free_event(struct event *ev)
 static int serve(struct gw_main *m, int *fds, unsigned n_workers)
 {
     const struct cfg *cfg = m->rt->cfg;
+    const char *slow_tls = tls_libctx_fallback();
     struct timeval tv;
     char err[1024];
     size_t i;
@@ -379,11 +380,12 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
     for (i = 0; i < cfg->n_listen; i++)
         gw_log(NULL, CFG_LOG_INFO, 0, "listening on %s:%s", cfg->listen[i].host,
                cfg->listen[i].port);
+    /* before "started", which tests wait for */
+    if (slow_tls != NULL)
+        gw_log(NULL, CFG_LOG_INFO, 0, "client TLS runs in OpenSSL's default library context, "
+               "whose certificate parsing is slower: %s", slow_tls);
     gw_log(NULL, CFG_LOG_INFO, 0, "mtlsgate %s started: %u workers, pid %ld", MTLSGATE_VERSION,
            n_workers, (long)getpid());
-    if (tls_libctx_fallback() != NULL)
-        gw_log(NULL, CFG_LOG_INFO, 0, "client TLS runs in OpenSSL's default library context, "
-               "whose certificate parsing is slower: %s", tls_libctx_fallback());
     if (!tls_free_buffers_safe(OpenSSL_version_num()))
         gw_log(NULL, CFG_LOG_WARN, 0, "%s: SSL_free_buffers is not safe in this version "
                "(CVE-2024-4741): idle connections keep OpenSSL's buffers; upgrade OpenSSL",
