@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 
 #include "runtime.h"
+#include "tls_libctx.h"
 #include "timer.h"
 
 #define TS_READ_MIN 4096             /* reserved when OpenSSL holds nothing yet */
@@ -356,6 +357,7 @@ static void handshake(struct gw_ts *t)
 
     clear_stale_errors();
     r = SSL_do_handshake(t->ssl);
+    tls_libctx_ticket_end(); /* when a fatal error skipped the ticket callback */
     if (r == 1) {
         t->accepting = 0;
         t->hs_wants_write = 0;

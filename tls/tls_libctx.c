@@ -191,3 +191,26 @@ void tls_libctx_free(void)
 {
     release();
 }
+
+/* The calling thread's default before tls_libctx_ticket_begin(), while a
+ * ticket is being parsed; NULL otherwise. */
+static _Thread_local OSSL_LIB_CTX *ticket_prev;
+
+void tls_libctx_ticket_begin(void)
+{
+    OSSL_LIB_CTX *c = tls_libctx();
+
+    if (c == NULL || ticket_prev != NULL)
+        return;
+    /* the previous default: the thread's own, or the global one (which,
+       set back, clears the thread's own) */
+    ticket_prev = OSSL_LIB_CTX_set0_default(c);
+}
+
+void tls_libctx_ticket_end(void)
+{
+    if (ticket_prev == NULL)
+        return;
+    (void)OSSL_LIB_CTX_set0_default(ticket_prev);
+    ticket_prev = NULL;
+}

@@ -24,10 +24,12 @@
  * read in the default context (tls_pem.h), and their keys are exported to
  * this one once each, when first used in it.
  *
- * It is never a thread's default context (OSSL_LIB_CTX_set0_default): SSL,
- * SSL_CTX, SSL_SESSION and X509 look their ex_data free callbacks up in the
- * freeing thread's default context, where the indexes were not made, so an
- * SSL_CTX freed on such a thread would leak what its ex_data holds.
+ * It is a thread's default context (OSSL_LIB_CTX_set0_default) only while
+ * OpenSSL parses a stateless ticket (below), never longer: SSL, SSL_CTX,
+ * SSL_SESSION and X509 look their ex_data free callbacks up in the freeing
+ * thread's default context, where the indexes were not made, so an SSL_CTX
+ * freed on a thread whose default this stayed would leak what its ex_data
+ * holds.
  */
 #ifndef MTLS_TLS_LIBCTX_H
 #define MTLS_TLS_LIBCTX_H
@@ -52,5 +54,26 @@ const char *tls_libctx_fallback(void);
  * After it, tls_libctx() returns NULL (the default context).
  */
 void tls_libctx_free(void);
+
+/*
+ * Stateless tickets. OpenSSL 3.0 parses a ticket's session, the client's
+ * certificate included, with d2i_SSL_SESSION(), which takes no library
+ * context: the certificate would be parsed in the thread's default
+ * context, at the full cost, on every resumption from a ticket.
+ *
+ * tls_libctx_ticket_begin() makes this context the calling thread's
+ * default; the server's ticket key callback calls it once it has found the
+ * ticket's key, just before OpenSSL decrypts and parses the ticket.
+ * tls_libctx_ticket_end() puts the thread's previous default back; the
+ * ticket callback calls it first thing, as OpenSSL hands it the parsed
+ * session, and whoever calls SSL_do_handshake() calls it when that returns
+ * (OpenSSL skips the ticket callback after a fatal error). In between
+ * OpenSSL frees at most a session or certificate of a ticket that does not
+ * parse, classes with no ex_data free callbacks in this program. Both do
+ * nothing when the context is not used (tls_libctx() NULL), begin does
+ * nothing when already begun, end when not begun; per thread, no lock.
+ */
+void tls_libctx_ticket_begin(void);
+void tls_libctx_ticket_end(void);
 
 #endif

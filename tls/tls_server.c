@@ -305,6 +305,8 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
     if (!EVP_MAC_CTX_set_params(hctx, params))
         goto out;
     rc = (enc || found == 0) ? 1 : 2;
+    if (!enc)
+        tls_libctx_ticket_begin(); /* OpenSSL parses the ticket next */
 out:
     OPENSSL_cleanse(&key, sizeof(key));
     return rc;
@@ -545,6 +547,7 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
                                        size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
     (void)keyname, (void)keyname_len, (void)arg;
+    tls_libctx_ticket_end(); /* the ticket's session is parsed */
     switch (status) {
     case SSL_TICKET_FATAL_ERR_MALLOC:
     case SSL_TICKET_FATAL_ERR_OTHER:

@@ -4,7 +4,8 @@
  * it offers only the public-key decoders of key types that sign,
  * certificates with those keys parse in it with their key,
  * others parse without one, keys read in the default context sign and
- * verify in it, and a TLS 1.3 handshake with every default group works.
+ * verify in it, a TLS 1.3 handshake with every default group works, and a
+ * ticket's parse makes it the thread's default only until it ends.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +15,13 @@
 
 #include <string.h>
 
+#include <pthread.h>
+
 #include <openssl/decoder.h>
 #include <openssl/dsa.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/provider.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -93,6 +97,75 @@ static void test_decoders_filtered(void **state)
     assert_null(tls_libctx_fallback());
     assert_int_equal(decoders_in(tls_libctx()), 6);
     assert_true(decoders_in(NULL) > 20);
+}
+
+/* The calling thread's default context (set0_default(NULL) only asks). */
+static OSSL_LIB_CTX *thread_default(void)
+{
+    return OSSL_LIB_CTX_set0_default(NULL);
+}
+
+static void *other_thread_default(void *arg)
+{
+    (void)arg;
+    return thread_default();
+}
+
+/*
+ * tls_libctx_ticket_begin/end: the context is the thread's default in
+ * between and only there; begin twice and end twice change nothing more;
+ * another thread's default is not touched; a certificate parsed without a
+ * context in between gets its key from the context.
+ */
+static void test_ticket_window(void **state)
+{
+    OSSL_LIB_CTX *global = OSSL_LIB_CTX_get0_global_default();
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x, *y;
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    int len;
+    pthread_t th;
+    void *seen = NULL;
+
+    (void)state;
+    assert_non_null(key);
+    x = make_cert(key, key, "ticket");
+    len = i2d_X509(x, &der);
+    assert_true(len > 0);
+
+    assert_ptr_equal(thread_default(), global);
+    tls_libctx_ticket_end(); /* not begun: nothing */
+    assert_ptr_equal(thread_default(), global);
+
+    tls_libctx_ticket_begin();
+    assert_ptr_equal(thread_default(), tls_libctx());
+    tls_libctx_ticket_begin(); /* already begun */
+    assert_ptr_equal(thread_default(), tls_libctx());
+    assert_int_equal(pthread_create(&th, NULL, other_thread_default, NULL), 0);
+    assert_int_equal(pthread_join(th, &seen), 0);
+    assert_ptr_equal(seen, global);
+    p = der;
+    y = d2i_X509(NULL, &p, len); /* as d2i_SSL_SESSION parses the peer */
+    tls_libctx_ticket_end();
+    assert_ptr_equal(thread_default(), global);
+    tls_libctx_ticket_end();
+    assert_ptr_equal(thread_default(), global);
+
+    assert_non_null(y);
+    assert_non_null(X509_get0_pubkey(y));
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(X509_get0_pubkey(y))),
+                        "mtlsgate-tls");
+    X509_free(y);
+    p = der;
+    y = d2i_X509(NULL, &p, len); /* after: the default context again */
+    assert_non_null(y);
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(X509_get0_pubkey(y))),
+                        "default");
+    X509_free(y);
+    OPENSSL_free(der);
+    X509_free(x);
+    EVP_PKEY_free(key);
 }
 
 static void check_signing_type(EVP_PKEY *key)
@@ -283,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_rsa_pss_parses),
         cmocka_unit_test(test_other_types_have_no_key),
         cmocka_unit_test(test_handshake_each_group),
+        cmocka_unit_test(test_ticket_window),
     };
 
     return cmocka_run_group_tests(tests, NULL, teardown);

@@ -21,12 +21,14 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/provider.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "tls_certpool.h"
 #include "tls_client.h"
+#include "tls_libctx.h"
 #include "tls_server.h"
 #include "tls_trust.h"
 #include "unit_pki.h"
@@ -119,6 +121,8 @@ struct hs {
     SSL_SESSION *session;     /* client's session afterwards (owned) */
     int sent_chain;           /* certificates the client sent besides its own */
     int kept_chain;           /* of them, what the server's session keeps (-1: none) */
+    char key_provider[32];    /* provider of the server's peer's public key ("" none) */
+    int default_restored;     /* the thread's default context is the global one after it */
 };
 
 static void client_info_cb(const SSL *ssl, int where, int ret)
@@ -257,6 +261,16 @@ static void handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *resume, struct 
             h->sent_chain = sk_X509_num(extra);
         h->kept_chain = kept != NULL ? sk_X509_num(kept) : -1;
     }
+    {
+        X509 *pc = SSL_get0_peer_certificate(s);
+        EVP_PKEY *pk = pc != NULL ? X509_get0_pubkey(pc) : NULL;
+        const OSSL_PROVIDER *prov = pk != NULL ? EVP_PKEY_get0_provider(pk) : NULL;
+
+        snprintf(h->key_provider, sizeof(h->key_provider), "%s",
+                 prov != NULL ? OSSL_PROVIDER_get0_name(prov) : "");
+    }
+    /* NULL: asks without setting. */
+    h->default_restored = OSSL_LIB_CTX_set0_default(NULL) == OSSL_LIB_CTX_get0_global_default();
     SSL_free(c);
     SSL_free(s);
 }
@@ -324,6 +338,7 @@ static void check_case(SSL_CTX *sctx, const struct case_ *k, int version)
             fail_msg("%s: refusal without the subject", who);
         assert_string_equal(h.peer.cn, "");
     }
+    assert_true(h.default_restored);
     if (h.alert != want_alert)
         fail_msg("%s TLS %x: client got alert %d (%s), want %d (%s)", who, version, h.alert,
                  SSL_alert_desc_string_long(h.alert), want_alert,
@@ -424,12 +439,17 @@ static void test_resumption_rechecks_trust(void **state)
         SSL_SESSION *s1 = first_session(c1, a), *srev = first_session(crev, a);
         struct hs h;
 
-        /* Same context: resumed, and the ticket callback re-checked it. */
+        /* Same context: resumed, and the ticket callback re-checked it.
+         * The ticket's certificate was parsed in client TLS's library
+         * context (tls_libctx_ticket_begin), and the thread's default
+         * context is the global one again. */
         handshake(c1, a, s1, &h);
         assert_true(h.server_ok);
         assert_int_equal(h.peer.resumed, 1);
         assert_int_equal(h.peer.rechecked, 1);
         assert_string_equal(h.peer.cn, "attestor1");
+        assert_string_equal(h.key_provider, tls_libctx() != NULL ? "mtlsgate-tls" : "default");
+        assert_true(h.default_restored);
         SSL_SESSION_free(h.session);
 
         /* A reloaded context (same ticket keys) that retired client-ca:
@@ -439,6 +459,7 @@ static void test_resumption_rechecks_trust(void **state)
         assert_int_equal(h.peer.resumed, 0);
         assert_int_equal(h.peer.refusal, TLS_REFUSE_UNTRUSTED_ISSUER);
         assert_int_equal(h.alert, SSL_AD_UNKNOWN_CA);
+        assert_true(h.default_restored);
         SSL_SESSION_free(h.session);
 
         /* Revoked after its first handshake: same. */
