@@ -444,11 +444,37 @@ static void share_leaf(X509_STORE_CTX *xctx, struct tls_certpool *pool)
 }
 
 /*
+ * A client leaf whose key did not decode: in the context's library context
+ * (tls_libctx.h) only keys that sign TLS handshakes do. Refused with the
+ * unsupported_certificate alert, the key's algorithm named, whatever its
+ * issuer: OpenSSL 3.0's X509_verify_cert() cannot pass a chain with a
+ * keyless certificate (X509_get_pubkey_parameters), so there would be no
+ * telling why otherwise.
+ */
+static void refuse_keyless(X509_STORE_CTX *xctx, struct tls_peer *peer, X509 *leaf)
+{
+    ASN1_OBJECT *alg = NULL;
+    char name[64] = "unknown", detail[sizeof(peer->detail)];
+
+    ERR_clear_error(); /* X509_get0_pubkey's "unable to get the key" */
+    if (X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, X509_get_X509_PUBKEY(leaf)) == 1 &&
+        alg != NULL)
+        OBJ_obj2txt(name, sizeof(name), alg, 0);
+    snprintf(detail, sizeof(detail), "the certificate's %s key cannot sign a TLS handshake",
+             name);
+    if (peer != NULL && peer->subject[0] == '\0')
+        tls_x509_subject(leaf, peer->subject, sizeof(peer->subject));
+    X509_STORE_CTX_set_error(xctx, X509_V_ERR_INVALID_PURPOSE);
+    peer_refuse(peer, TLS_REFUSE_BAD_USAGE, detail);
+}
+
+/*
  * The whole certificate check of a handshake (SSL_CTX_set_cert_verify_
- * callback): tls_trust_check() first, which answers from the trust set's
- * verdict cache for a certificate that passed before (no chain building, no
- * signature check) and otherwise runs the same chain and leaf rules as
- * OpenSSL with verify_cb would. Admitted, with keys and signature plainly
+ * callback): a leaf without a key is refused first (refuse_keyless); then
+ * tls_trust_check(), which answers from the trust set's verdict cache for a
+ * certificate that passed before (no chain building, no signature check)
+ * and otherwise runs the same chain and leaf rules as OpenSSL with
+ * verify_cb would. Admitted, with keys and signature plainly
  * strong enough for the security level (the auth level checks that only a
  * handshake's verification adds): done; admitted otherwise: OpenSSL's own
  * X509_verify_cert() decides. Refused: goes through OpenSSL's own
@@ -457,25 +483,6 @@ static void share_leaf(X509_STORE_CTX *xctx, struct tls_certpool *pool)
  * Should the two ever disagree, the refusal stands. Admitted, the chain the
  * client sent is freed (drop_sent_chain) and the leaf shared (share_leaf).
  */
-/*
- * A trusted leaf whose key did not decode: in the context's library context
- * (tls_libctx.h) only keys that sign TLS handshakes do. Refused with the
- * unsupported_certificate alert, the key's algorithm named.
- */
-static void refuse_keyless(X509_STORE_CTX *xctx, struct tls_peer *peer, X509 *leaf)
-{
-    ASN1_OBJECT *alg = NULL;
-    char name[64] = "unknown", detail[sizeof(peer->detail)];
-
-    if (X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, X509_get_X509_PUBKEY(leaf)) == 1 &&
-        alg != NULL)
-        OBJ_obj2txt(name, sizeof(name), alg, 0);
-    snprintf(detail, sizeof(detail), "the certificate's %s key cannot sign a TLS handshake",
-             name);
-    X509_STORE_CTX_set_error(xctx, X509_V_ERR_INVALID_PURPOSE);
-    peer_refuse(peer, TLS_REFUSE_BAD_USAGE, detail);
-}
-
 static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -487,14 +494,14 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
     int ok;
 
     (void)arg;
+    if (leaf != NULL && X509_get0_pubkey(leaf) == NULL) {
+        refuse_keyless(xctx, peer, leaf);
+        return 0;
+    }
     if (t != NULL && leaf != NULL &&
         tls_trust_check(t, leaf, X509_STORE_CTX_get0_untrusted(xctx), time(NULL), detail,
                         sizeof(detail)) == TLS_OK) {
         ERR_clear_error();
-        if (X509_get0_pubkey(leaf) == NULL) {
-            refuse_keyless(xctx, peer, leaf);
-            return 0;
-        }
         share_leaf(xctx, peer != NULL ? peer->certpool : NULL);
         if (strong_enough(ssl, X509_STORE_CTX_get0_cert(xctx), t)) {
             drop_sent_chain(xctx);

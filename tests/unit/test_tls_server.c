@@ -21,7 +21,9 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -273,6 +275,195 @@ static void handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *resume, struct 
     h->default_restored = OSSL_LIB_CTX_set0_default(NULL) == OSSL_LIB_CTX_get0_global_default();
     SSL_free(c);
     SSL_free(s);
+}
+
+/* ------------------------------------------------------------ keyless leaf */
+
+/* The PEM object at pki/name: a certificate (key 0) or a private key. */
+static void *read_pem(const char *name, int key)
+{
+    FILE *f = fopen(P(name), "r");
+    void *o;
+
+    assert_non_null(f);
+    o = key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL) : (void *)PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(o);
+    return o;
+}
+
+/* A client leaf with an X25519 key (it cannot sign), otherwise one the trust
+ * rules admit: CN=attestor-x25519, issued and signed by client-ca, clientAuth. */
+static X509 *x25519_leaf(void)
+{
+    X509 *ca = read_pem("client-ca.crt", 0), *x = X509_new();
+    EVP_PKEY *ca_key = read_pem("client-ca.key", 1);
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    X509_NAME *name = X509_NAME_new();
+    static const char *const exts[][2] = {
+        { "basicConstraints", "critical,CA:FALSE" },
+        { "keyUsage", "critical,digitalSignature" },
+        { "extendedKeyUsage", "clientAuth" },
+        { "authorityKeyIdentifier", "keyid:always" },
+    };
+    X509V3_CTX v3;
+    size_t i;
+
+    assert_non_null(x);
+    assert_non_null(key);
+    assert_non_null(name);
+    assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"attestor-x25519", -1, -1, 0), 1);
+    assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 0x2519), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_int_equal(X509_set_subject_name(x, name), 1);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(ca)), 1);
+    assert_int_equal(X509_set_pubkey(x, key), 1);
+    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+        X509_EXTENSION *e = X509V3_EXT_conf(NULL, &v3, exts[i][0], exts[i][1]);
+
+        assert_non_null(e);
+        assert_int_equal(X509_add_ext(x, e, -1), 1);
+        X509_EXTENSION_free(e);
+    }
+    assert_true(X509_sign(x, ca_key, EVP_sha256()) > 0);
+    X509_NAME_free(name);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(ca_key);
+    X509_free(ca);
+    return x;
+}
+
+/* Appends n (bytes big-endian) to buf at *len. */
+static void put(unsigned char *buf, size_t *len, unsigned long v, int n)
+{
+    while (n-- > 0)
+        buf[(*len)++] = (unsigned char)(v >> (8 * n));
+}
+
+/* Writes one TLS record (type, version 3.3 or 3.1) holding hs[0..n) to b. */
+static void put_record(BIO *b, int type, int minor, const unsigned char *hs, size_t n)
+{
+    unsigned char head[5];
+    size_t len = 0;
+
+    put(head, &len, (unsigned long)type, 1);
+    put(head, &len, 0x0300UL | (unsigned long)minor, 2);
+    put(head, &len, n, 2);
+    assert_int_equal(BIO_write(b, head, 5), 5);
+    assert_int_equal(BIO_write(b, hs, (int)n), (int)n);
+}
+
+/*
+ * A certificate whose key cannot sign a handshake (X25519), under a trusted
+ * intermediate and otherwise admissible: no OpenSSL client sends one (it
+ * sends no certificate instead), so the client here is by hand, in TLS 1.2,
+ * where the Certificate message is not encrypted: a ClientHello, the
+ * server's flight read and dropped, then Certificate with the leaf and
+ * client-ca. The gateway refuses it in the certificate check, before any
+ * signature is asked for: bad_usage naming the key type, and the alert
+ * unsupported_certificate. In the default library context
+ * (the fallback) the key decodes and only its missing signature would fail
+ * the handshake: skipped there.
+ */
+static void test_keyless_leaf_refused(void **state)
+{
+    struct tls_trust *t;
+    SSL_CTX *sctx;
+    X509 *leaf, *ca;
+    SSL *s;
+    BIO *cb = NULL, *sb = NULL;
+    struct tls_peer peer;
+    unsigned char hello[128], *cert, out[8192];
+    unsigned char *der[2] = { NULL, NULL };
+    int derlen[2], n, i, st = 0;
+    size_t len = 0, certlen = 0;
+    unsigned long serr = 0;
+    static const unsigned char exts[] = {
+        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x17, 0x00, 0x1d, /* groups: P-256, X25519 */
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00,                         /* point formats */
+        0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x08, 0x04, /* sigalgs */
+        0x00, 0x17, 0x00, 0x00,                                     /* extended master secret */
+        0xff, 0x01, 0x00, 0x01, 0x00,                               /* renegotiation_info */
+    };
+
+    (void)state;
+    if (tls_libctx() == NULL)
+        skip();
+    t = trust_new("client-chain.crt", NULL, 1);
+    sctx = server_new(t, 0, NULL);
+    leaf = x25519_leaf();
+    ca = read_pem("client-ca.crt", 0);
+    s = SSL_new(sctx);
+    assert_non_null(s);
+    assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+    SSL_set_bio(s, sb, sb);
+    SSL_set_accept_state(s);
+    assert_int_equal(tls_server_attach_peer(s, &peer), 0);
+
+    /* ClientHello: TLS 1.2, ECDHE-ECDSA-AES128-GCM-SHA256, no session. */
+    put(hello, &len, 1, 1);
+    put(hello, &len, 2 + 32 + 1 + 4 + 2 + 2 + sizeof(exts), 3);
+    put(hello, &len, 0x0303, 2);
+    assert_int_equal(RAND_bytes(hello + len, 32), 1);
+    len += 32;
+    put(hello, &len, 0, 1);
+    put(hello, &len, 2, 2);
+    put(hello, &len, 0xc02b, 2);
+    put(hello, &len, 0x0100, 2); /* one compression method: null */
+    put(hello, &len, sizeof(exts), 2);
+    memcpy(hello + len, exts, sizeof(exts));
+    len += sizeof(exts);
+    put_record(cb, 22, 1, hello, len);
+    assert_int_equal(SSL_do_handshake(s), -1);
+    assert_int_equal(SSL_get_error(s, -1), SSL_ERROR_WANT_READ);
+    /* ServerHello ... ServerHelloDone, with a CertificateRequest. */
+    n = BIO_read(cb, out, sizeof(out));
+    assert_true(n > 5);
+    assert_int_equal(out[0], 22);
+
+    /* Certificate: the X25519 leaf, then client-ca. */
+    derlen[0] = i2d_X509(leaf, &der[0]);
+    derlen[1] = i2d_X509(ca, &der[1]);
+    assert_true(derlen[0] > 0 && derlen[1] > 0);
+    cert = malloc((size_t)derlen[0] + (size_t)derlen[1] + 16);
+    assert_non_null(cert);
+    put(cert, &certlen, 11, 1);
+    put(cert, &certlen, 3 + 6 + (size_t)derlen[0] + (size_t)derlen[1], 3);
+    put(cert, &certlen, 6 + (size_t)derlen[0] + (size_t)derlen[1], 3);
+    for (i = 0; i < 2; i++) {
+        put(cert, &certlen, (unsigned long)derlen[i], 3);
+        memcpy(cert + certlen, der[i], (size_t)derlen[i]);
+        certlen += (size_t)derlen[i];
+    }
+    put_record(cb, 22, 3, cert, certlen);
+    st = step(s, &serr);
+    assert_int_equal(st, -1);
+    tls_server_peer_failed(s, &peer, serr);
+    if (peer.refusal != TLS_REFUSE_BAD_USAGE)
+        fail_msg("refusal %s (%s), want bad_usage", tls_refusal_name(peer.refusal), peer.detail);
+    if (strstr(peer.detail, "X25519") == NULL || strstr(peer.detail, "cannot sign") == NULL)
+        fail_msg("detail: %s", peer.detail);
+    assert_true(strstr(peer.subject, "CN=attestor-x25519") != NULL);
+    /* The alert record: fatal (2), unsupported_certificate. */
+    n = BIO_read(cb, out, sizeof(out));
+    assert_int_equal(n, 7);
+    assert_int_equal(out[0], 21);
+    assert_int_equal(out[5], 2);
+    assert_int_equal(out[6], SSL_AD_UNSUPPORTED_CERTIFICATE);
+
+    free(cert);
+    OPENSSL_free(der[0]);
+    OPENSSL_free(der[1]);
+    SSL_free(s);
+    BIO_free(cb);
+    X509_free(leaf);
+    X509_free(ca);
+    SSL_CTX_free(sctx);
+    tls_trust_unref(t);
 }
 
 /* ------------------------------------------------------------ the cases */
@@ -945,6 +1136,7 @@ int main(void)
         cmocka_unit_test(test_require_eku_off_and_rotation),
         cmocka_unit_test(test_resumption_rechecks_trust),
         cmocka_unit_test(test_ticket_keys),
+        cmocka_unit_test(test_keyless_leaf_refused),
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_min_version_13),
         cmocka_unit_test(test_threads),
