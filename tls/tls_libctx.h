@@ -68,8 +68,10 @@ void tls_libctx_free(void);
  * ticket callback calls it first thing, as OpenSSL hands it the parsed
  * session, and whoever calls SSL_do_handshake() calls it when that returns
  * (OpenSSL skips the ticket callback after a fatal error). In between
- * OpenSSL frees at most a session or certificate of a ticket that does not
- * parse, classes with no ex_data free callbacks in this program. Both do
+ * OpenSSL frees the ticket's cipher and HMAC contexts and at most a session
+ * or certificate of a ticket that does not parse (classes with no ex_data
+ * free callbacks in this program); after a fatal error it also sends its
+ * alert before SSL_do_handshake returns, and frees no SSL or SSL_CTX. Both do
  * nothing when the context is not used (tls_libctx() NULL), begin does
  * nothing when already begun, end when not begun; per thread, no lock.
  */
