@@ -35,7 +35,9 @@
 # also shows the load side's CPU per request (mtls-loadgen + bench-upstream),
 # and a second table the ceiling the load core sets on (1)-(3): one core
 # spending L us per request or connection cannot drive any front end faster
-# than 1e6/L of them per second.
+# than 1e6/L of them per second. Unpinned, where server and load side share
+# the cores, that table is the bound the cores set: with S + L us of CPU per
+# request (server + load side), N cores allow at most N * 1e6 / (S + L).
 #
 # Options:
 #   --rounds N      rounds per pass (default 5; at least 5 for a report)
@@ -861,7 +863,7 @@ upstream_stats() {
 # report PASS: the markdown table of one pass, from results.tsv.
 report() {
     awk -F'\t' -v pass="$1" -v fronts="${FRONTS[*]}" -v ka="$KA_CONNS" -v pc="$POST_CONNS" \
-        -v noise="$NOISE_MAX" '
+        -v noise="$NOISE_MAX" -v ncpu="$(nproc)" '
     function median(arr, n,   i, j, t) {
         for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
         return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
@@ -982,6 +984,28 @@ report() {
                 hdr = 1
             }
             printf "| %s | %.1f | %.0f | %.2fx | >= %sx | <= %.1f |\n", f[2], l, 1e6 / l, 1e6 / l / nr, f[3], 1e6 / (f[3] * nr)
+        }
+        # Unpinned, the server and the load side share all the cores: a
+        # front end costing S (server) + L (load side) us of CPU per request
+        # cannot go faster than ncpu * 1e6 / (S + L), and with both front
+        # ends at that bound their ratio is the inverse ratio of the sums.
+        hdr = 0
+        nc = pass == "pinned" ? 0 : split("hs-ec:(1) ECDSA:1.15|hs-rsa:(1) RSA:1.15|resume:(2) resumed:1.3|keepalive:(3) keep-alive:1.5", crows, "|")
+        for (r = 1; r <= nc; r++) {
+            split(crows[r], f, ":")
+            if (cell(f[1], "cpu_us", "nginx", 1) == "-" || cell(f[1], "load_cpu_us", "nginx", 1) == "-" ||
+                cell(f[1], "cpu_us", "mtlsgate", 1) == "-" || cell(f[1], "load_cpu_us", "mtlsgate", 1) == "-")
+                continue
+            tn = med[f[1] SUBSEP "cpu_us" SUBSEP "nginx"] + med[f[1] SUBSEP "load_cpu_us" SUBSEP "nginx"]
+            tm = med[f[1] SUBSEP "cpu_us" SUBSEP "mtlsgate"] + med[f[1] SUBSEP "load_cpu_us" SUBSEP "mtlsgate"]
+            if (tn <= 0 || tm <= 0) continue
+            if (!hdr) {
+                printf "\nBound the %d cores set, unpinned: server + load side CPU per request or connection (medians); a front end cannot go faster than %d * 1e6 / that, ", ncpu, ncpu
+                printf "and with both at their bound mtlsgate/nginx is nginx'"'"'s sum over mtlsgate'"'"'s. When that is below the target, the target cannot be shown unpinned on this machine:\n\n"
+                printf "| scenario | nginx: server + load (us) | mtlsgate: server + load (us) | bound (/s) nginx | mtlsgate | mtlsgate/nginx at the bounds | target |\n|---|---|---|---|---|---|---|\n"
+                hdr = 1
+            }
+            printf "| %s | %.1f | %.1f | %.0f | %.0f | %.2fx | >= %sx |\n", f[2], tn, tm, ncpu * 1e6 / tn, ncpu * 1e6 / tm, tn / tm, f[3]
         }
         # Utilisation: 1.00 = one core busy. A throughput ratio compares
         # the servers only while the server core is the saturated one.
