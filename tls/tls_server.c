@@ -474,9 +474,9 @@ static void refuse_keyless(X509_STORE_CTX *xctx, struct tls_peer *peer, X509 *le
  * tls_trust_check(), which answers from the trust set's verdict cache for a
  * certificate that passed before (no chain building, no signature check)
  * and otherwise runs the same chain and leaf rules as OpenSSL with
- * verify_cb would. Admitted, with keys and signature plainly
- * strong enough for the security level (the auth level checks that only a
- * handshake's verification adds): done; admitted otherwise: OpenSSL's own
+ * verify_cb would. Admitted, with keys and signature plainly strong enough
+ * for the security level (the auth level checks that only a handshake's
+ * verification adds): done; admitted otherwise: OpenSSL's own
  * X509_verify_cert() decides. Refused: goes through OpenSSL's own
  * X509_verify_cert() with verify_cb, which records the reason and leaves the
  * X509_V_ERR_* that picks the alert, exactly as without this callback.
