@@ -365,9 +365,9 @@ static void put_record(BIO *b, int type, int minor, const unsigned char *hs, siz
  * server's flight read and dropped, then Certificate with the leaf and
  * client-ca. The gateway refuses it in the certificate check, before any
  * signature is asked for: bad_usage naming the key type, and the alert
- * unsupported_certificate. In the default library context
- * (the fallback) the key decodes and only its missing signature would fail
- * the handshake: skipped there.
+ * unsupported_certificate. In the default library context (the fallback)
+ * the key decodes and only its missing signature would fail the handshake:
+ * skipped there.
  */
 static void test_keyless_leaf_refused(void **state)
 {
