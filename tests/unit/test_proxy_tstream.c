@@ -14,7 +14,9 @@
  * bare FIN are EOF; gw_ts_shutdown sends close_notify then a FIN, and when
  * the socket is full it waits for room rather than cut the alert (also
  * after a client's KeyUpdate); a client that speaks plain HTTP fails the handshake
- * with an OpenSSL error to report.
+ * with an OpenSSL error to report; after a fatal error in a ticket's
+ * decryption, which skips OpenSSL's ticket callback, the thread's default
+ * library context is its own again (tls_libctx.h's ticket window).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,9 +32,13 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "tls_libctx.h"
 #include "tstream.h"
 #include "unit_pki.h"
 
@@ -514,6 +520,89 @@ static void test_plain_http_fails_the_handshake(void **state)
     pair_free(p);
 }
 
+/*
+ * A ticket key callback in the gateway's manner: it issues tickets
+ * (AES-128-CBC, HMAC-SHA256, one fixed key), and on decryption begins the
+ * ticket window (tls_libctx_ticket_begin, as tls_server.c's does once it
+ * has found the key) and then fails, which OpenSSL takes as a fatal error:
+ * it skips the ticket callback that would end the window and fails the
+ * handshake with internal_error. Only the stream's end call after
+ * SSL_do_handshake can then put the thread's default back.
+ */
+static int fatal_ticket_decrypts;
+static OSSL_LIB_CTX *fatal_ticket_window_ctx; /* the default inside the window */
+
+static int fatal_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char iv[16],
+                           EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    static unsigned char aes[16] = "tstream-test-aes", mac[32] = "tstream-test-hmac-key";
+    OSSL_PARAM params[3];
+
+    (void)s;
+    if (!enc) {
+        fatal_ticket_decrypts++;
+        tls_libctx_ticket_begin();
+        fatal_ticket_window_ctx = OSSL_LIB_CTX_set0_default(NULL); /* reads it */
+        return -1;
+    }
+    memset(key_name, 'k', 16);
+    if (RAND_bytes(iv, 16) != 1 ||
+        !EVP_EncryptInit_ex2(cctx, EVP_aes_128_cbc(), aes, iv, NULL))
+        return -1;
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, sizeof(mac));
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_MAC_CTX_set_params(hctx, params) ? 1 : -1;
+}
+
+static int has_ticket(struct pair *p)
+{
+    char buf[8];
+    SSL_SESSION *sess;
+    int yes;
+
+    turn(p);
+    (void)client_read(p, buf, sizeof(buf)); /* processes NewSessionTicket */
+    sess = SSL_get1_session(p->c);
+    yes = sess != NULL && SSL_SESSION_has_ticket(sess);
+    SSL_SESSION_free(sess);
+    return yes;
+}
+
+static void test_fatal_ticket_error_restores_the_default(void **state)
+{
+    OSSL_LIB_CTX *before = OSSL_LIB_CTX_set0_default(NULL), *gw = tls_libctx();
+    struct pair *p, *q;
+    SSL_SESSION *sess;
+
+    (void)state;
+    if (gw == NULL)
+        skip(); /* the fallback: no window to open */
+    fatal_ticket_decrypts = 0;
+    fatal_ticket_window_ctx = NULL;
+    p = pair_new(0);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(p->sctx, fatal_ticket_cb);
+    connect_pair(p);
+    assert_true(run_until(p, has_ticket, 5000));
+    sess = SSL_get1_session(p->c);
+    assert_non_null(sess);
+
+    q = pair_new(0);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(q->sctx, fatal_ticket_cb);
+    assert_int_equal(SSL_set_session(q->c, sess), 1);
+    assert_true(run_until(q, has_ended, 5000));
+    assert_int_equal(fatal_ticket_decrypts, 1);
+    assert_ptr_equal(fatal_ticket_window_ctx, gw);     /* the window was open */
+    assert_int_equal(q->connected, 0);                 /* the handshake failed */
+    assert_true(q->ended & GW_TS_ERROR);
+    assert_ptr_equal(OSSL_LIB_CTX_set0_default(NULL), before); /* and closed */
+
+    SSL_SESSION_free(sess);
+    pair_free(q);
+    pair_free(p);
+    tls_libctx_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_waits_behind_a_key_update_answer),
         cmocka_unit_test(test_shutdown_refuses_while_output_waits),
         cmocka_unit_test(test_plain_http_fails_the_handshake),
+        cmocka_unit_test(test_fatal_ticket_error_restores_the_default),
     };
 
     return cmocka_run_group_tests(tests, pki_setup, unit_pki_teardown);
