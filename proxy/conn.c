@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -24,6 +25,7 @@
 
 #include "log.h"
 #include "timer.h"
+#include "tls_x509.h"
 #include "upstream.h"
 
 static uint64_t next_conn_id; /* atomic: ids are unique across workers */
@@ -561,6 +563,8 @@ static void handshake_done(struct gw_conn *c)
 {
     struct gw_runtime *rt = c->w->rt;
     struct tls_peer *p = c->hs;
+    X509 *cert;
+    time_t not_after;
     size_t n;
 
     c->handshake_done = 1;
@@ -582,6 +586,13 @@ static void handshake_done(struct gw_conn *c)
                     n == sizeof(c->sha256);
     ERR_clear_error();
     c->tls_version = p->version ? p->version : "-";
+    /* Checked against the trust set of the context the handshake ran in:
+     * when a reload has replaced it since, the first request re-checks. */
+    c->trust_gen = SSL_get_SSL_CTX(c->ssl) == rt->server_ctx ? (uint32_t)rt->generation : 0;
+    cert = SSL_get0_peer_certificate(c->ssl);
+    c->not_after = cert != NULL && tls_x509_not_after(cert, &not_after) == 0 && not_after > 0
+                       ? (not_after > (time_t)UINT32_MAX ? UINT32_MAX : (uint32_t)not_after)
+                       : 0;
     gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->cn,
            c->tls_version, p->resumed ? " resumed" : "");
     tls_server_detach_peer(c->ssl);

@@ -139,6 +139,9 @@ struct gw_conn {
     struct gw_ts *ts;              /* client side, TLS (tstream.h); NULL while parked */
     SSL *ssl;                      /* owned here, not by ts */
     evutil_socket_t fd;            /* owned here, not by ts */
+    uint32_t trust_gen;            /* the runtime generation whose trust set
+                                      last admitted the client certificate
+                                      (low 32 bits; 0: none yet) */
     struct gw_up_conn *up;         /* upstream connection in use */
     struct gw_req *req;            /* request in progress */
     void *id_pending;              /* identity lookup in flight */
@@ -165,6 +168,9 @@ struct gw_conn {
                                       started or last shed OpenSSL's buffers,
                                       capped at 2: from 2 on it keeps them
                                       (conn.c, keep_buffers_if_busy) */
+    uint32_t not_after;            /* the client certificate's notAfter,
+                                      seconds since 1970 (0: unknown): from
+                                      then on each request re-checks it */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
                                       freed once the client is admitted */
     const char *tls_version;       /* "TLSv1.3" (static), once admitted */

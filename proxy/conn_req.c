@@ -6,9 +6,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "identity.h"
 #include "log.h"
@@ -133,6 +136,38 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
     proceed(c);
 }
 
+/*
+ * The connection's client certificate against the request's runtime: its
+ * trust set and CRL when a reload has replaced them since the certificate
+ * was last checked, and the clock once its notAfter has passed. A client
+ * retired, revoked or expired since it connected gets 403 and the
+ * connection closes; new handshakes are refused in the TLS handshake
+ * itself. 0 when still admitted, -1 when answered.
+ */
+static int still_admitted(struct gw_conn *c, struct gw_runtime *rt)
+{
+    X509 *cert = SSL_get0_peer_certificate(c->ssl);
+    struct tls_trust *t = tls_server_ctx_get0_trust(rt->server_ctx);
+    enum tls_refusal res = TLS_REFUSE_UNTRUSTED_ISSUER;
+    char detail[160], why[240];
+
+    if (cert != NULL && t != NULL)
+        res = tls_trust_check(t, cert, NULL, time(NULL), detail, sizeof(detail));
+    else
+        snprintf(detail, sizeof(detail), "no certificate or trust set to check it against");
+    ERR_clear_error();
+    if (res == TLS_OK) {
+        c->trust_gen = (uint32_t)rt->generation;
+        return 0;
+    }
+    gw_stat_add(&c->w->stats.requests_refused[res], 1);
+    snprintf(why, sizeof(why), "client certificate no longer admitted: %s: %s",
+             tls_refusal_name(res), detail);
+    c->req->client_keep_alive = 0; /* answered with Connection: close */
+    gw_conn_error(c, 403, why);
+    return -1;
+}
+
 /* A complete head is in r->head: check it and ask who the client is. */
 static void on_head(struct gw_conn *c)
 {
@@ -150,6 +185,9 @@ static void on_head(struct gw_conn *c)
     r->client_keep_alive = h->keep_alive;
     r->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     r->body = h->body;
+    if (((uint32_t)rt->generation != c->trust_gen || (uint64_t)time(NULL) >= c->not_after) &&
+        still_admitted(c, rt) < 0)
+        return;
     if (rt->cfg->limits.max_headers && h->n_headers > rt->cfg->limits.max_headers) {
         gw_conn_error(c, 431, "too many header fields");
         return;

@@ -154,6 +154,15 @@ static int request_refusal(int r)
     return r == TLS_REFUSE_UNKNOWN_IDENTITY || r == TLS_REFUSE_FORBIDDEN;
 }
 
+/* The reasons a request on an admitted connection can be refused for:
+ * the two above, and a certificate that a reload's trust set or CRL, or
+ * the clock, no longer admits (conn_req.c, still_admitted). */
+static int request_refused_for(int r)
+{
+    return request_refusal(r) || r == TLS_REFUSE_UNTRUSTED_ISSUER || r == TLS_REFUSE_EXPIRED ||
+           r == TLS_REFUSE_REVOKED || r == TLS_REFUSE_BAD_USAGE;
+}
+
 static void render_traffic(struct out *o, const struct gw_stats *s)
 {
     const char *lab[5] = {"result", "ok", NULL, NULL, NULL};
@@ -180,9 +189,11 @@ static void render_traffic(struct out *o, const struct gw_stats *s)
     }
     family(o, "mtlsgate_requests_refused_total", "counter",
            "Requests answered 403 for who sent them: no identity for the certificate's CN "
-           "(unknown_identity) or the identity's rules do not allow it (forbidden).");
+           "(unknown_identity), the identity's rules do not allow it (forbidden), or the "
+           "connection's certificate is no longer admitted since a reload or its expiry "
+           "(untrusted_issuer, expired, revoked, bad_usage).");
     for (r = 0; r < TLS_REFUSAL__COUNT; r++) {
-        if (!request_refusal(r))
+        if (!request_refused_for(r))
             continue;
         rlab[1] = tls_refusal_name((enum tls_refusal)r);
         sample_u64(o, "mtlsgate_requests_refused_total", rlab, s->requests_refused[r]);

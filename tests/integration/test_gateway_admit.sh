@@ -4,7 +4,8 @@
 # headers never reach the upstream; a 1 MB POST and a chunked POST arrive
 # intact; TLS 1.2 and TLS 1.3 both work; hop-by-hop headers are dropped;
 # "identities.unknown: cn" lets an unmapped CN through as itself; an answer the
-# upstream sends chunked reaches the client intact.
+# upstream sends chunked reaches the client intact; a certificate that expires
+# while its keep-alive connection is open gets 403 on its next request there.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
 
@@ -127,6 +128,63 @@ pass "access log names the CN and the identity"
 
 n=$(upstream_count)
 expect_eq "$n" 9 "requests seen by db-service in total"
+
+# --- a certificate that expires while its keep-alive connection is open ------------------
+# attestor1 again, issued with `openssl ca` by the client intermediate, valid
+# until 5 s from now: the request before its notAfter is served, the one after
+# it on the same connection gets 403 (expired) and the connection closes.
+command -v python3 >/dev/null 2>&1 || fail "python3 is required (scripts/install-deps.sh test)"
+short=$TEST_TMPDIR/short
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$short.key" \
+    -subj "/O=mtlsgate test/CN=attestor1" -out "$short.csr" 2>"$short.err" ||
+    fail "openssl req: $(cat "$short.err")"
+until_s=$(($(date +%s) + 5))
+openssl ca -batch -config "$GW_PKI/ca/client-ca/ca.cnf" -in "$short.csr" -notext -preserveDN \
+    -startdate "$(date -u -d @$((until_s - 3600)) +%Y%m%d%H%M%SZ)" \
+    -enddate "$(date -u -d @"$until_s" +%Y%m%d%H%M%SZ)" \
+    -extfile "$GW_PKI/ca/ext.cnf" -extensions client -out "$short.crt" 2>"$short.err" ||
+    fail "openssl ca (5 s certificate): $(cat "$short.err")"
+cat "$short.crt" "$GW_PKI/client-ca.crt" >"$short.pem"
+out=$(timeout 30 python3 - "$GW_PORT" "$short.pem" "$short.key" "$GW_PKI/root.crt" "$until_s" <<'PYEOF' 2>&1
+import os, socket, ssl, sys, time
+
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import fail, read_head
+
+port, pem, key, root, until = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(root)
+ctx.load_cert_chain(pem, key)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                    server_hostname="localhost")
+
+
+def get(path):
+    s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
+    status, hdrs, body = read_head(s)
+    while len(body) < int(hdrs.get("content-length", "0")):
+        more = s.recv(65536)
+        if not more:
+            fail("%s: the connection closed inside the body" % path)
+        body += more
+    return status, hdrs
+
+
+status, _ = get("/before-expiry")
+if status != 200 or time.time() >= until:
+    fail("before the certificate's notAfter: HTTP %d (%.1f s left)" % (status, until - time.time()))
+time.sleep(max(0.0, until - time.time()) + 1.5)
+status, hdrs = get("/after-expiry")
+if status != 403 or hdrs.get("connection", "").lower() != "close":
+    fail("after the certificate's notAfter: HTTP %d, Connection: %s" % (status, hdrs.get("connection")))
+if s.recv(65536) != b"":
+    fail("the connection stayed open after the 403")
+print("ok")
+PYEOF
+) || fail "expiring certificate on an open connection: $out"
+wait_log "$GW_LOG" '403 .*client certificate no longer admitted: expired' 5 ||
+    fail "no '403 ... no longer admitted: expired' line: $(grep -- after-expiry "$GW_LOG")"
+pass "a certificate expiring on an open keep-alive connection: served before, 403 and closed after"
 
 # --- identities.unknown: cn, and an upstream that answers chunked -------------------
 stop_bg gw || fail "mtlsgate did not exit 0 on SIGTERM (status $?)"

@@ -17,7 +17,9 @@
 #     refused in the handshake (untrusted_issuer), attestor9 admitted, and
 #     /metrics no longer lists generation 1;
 #  5. the loop had zero failures, and ran across every reload above;
-#  6. `certs-tool revoke attestor9` + reload: attestor9 refused (revoked);
+#  6. `certs-tool revoke attestor9` + reload: attestor9 refused (revoked) in
+#     new handshakes, and on its keep-alive connection opened before (and
+#     served after an earlier reload): 403, the connection closed;
 #  7. mtlsgate exits 0 on SIGTERM and no sanitizer report was written.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
@@ -190,8 +192,81 @@ awk -v a="$mark_moved" -v b="$mark_retired" '$1 > a && $1 <= b && $2 == "attesto
 pass "client loop: $total requests ($n1 attestor1, $n9 attestor9), zero failures, across 3 reloads (rollover at $mark_start..$mark_rollover, retire at $mark_moved..$mark_retired)"
 
 # --- 4. revocation under rotation ---------------------------------------------------------------
-ct revoke attestor9 --reason keyCompromise
+# A keep-alive connection of attestor9's stays open across two reloads: after
+# the first (nothing changed) its next request is served; after the revocation
+# its next request gets 403 and the connection closes.
+cat >"$TEST_TMPDIR/ka.py" <<'PYEOF'
+import os, socket, ssl, sys, time
+
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import fail, read_head
+
+port, pki, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(pki + "/root.crt")
+ctx.load_cert_chain(pki + "/clients/attestor9.pem", pki + "/clients/attestor9.key")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                    server_hostname="localhost")
+
+
+def get(path):
+    s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
+    status, hdrs, body = read_head(s)
+    while len(body) < int(hdrs.get("content-length", "0")):
+        more = s.recv(65536)
+        if not more:
+            fail("%s: the connection closed inside the body" % path)
+        body += more
+    return status, hdrs
+
+
+def handover(name):
+    """Tells the test script NAME is done; waits (up to 30 s) for its go."""
+    open(os.path.join(d, "ka." + name), "w").close()
+    for _ in range(600):
+        if os.path.exists(os.path.join(d, "ka.go-" + name)):
+            return
+        time.sleep(0.05)
+    fail("no go for step " + name)
+
+
+status, _ = get("/ka-1")
+if status != 200:
+    fail("first request: HTTP %d" % status)
+handover("1")
+status, _ = get("/ka-2")
+if status != 200:
+    fail("after a reload that changed nothing: HTTP %d on the same connection" % status)
+print("ok: same connection after a reload: 200")
+handover("2")
+status, hdrs = get("/ka-3")
+if status != 403 or hdrs.get("connection", "").lower() != "close":
+    fail("after the revocation: HTTP %d, Connection: %s" % (status, hdrs.get("connection")))
+if s.recv(65536) != b"":
+    fail("the connection stayed open after the 403")
+print("ok: same connection after the revocation: 403, closed")
+PYEOF
+wait_ka() { # NAME: wait (10 s) until ka.py has done step NAME
+    local i
+    for i in $(seq 1 200); do [ -e "$TEST_TMPDIR/ka.$1" ] && return 0; sleep 0.05; done
+    fail "ka.py did not reach step $1: $(cat "$TEST_TMPDIR/ka.out")"
+}
+timeout 60 python3 "$TEST_TMPDIR/ka.py" "$GW_PORT" "$P" "$TEST_TMPDIR" >"$TEST_TMPDIR/ka.out" 2>&1 &
+ka_pid=$!
+wait_ka 1
 reload
+touch "$TEST_TMPDIR/ka.go-1"
+wait_ka 2
+ct revoke attestor9 --reason keyCompromise
+mark=$(gw_log_mark)
+reload
+touch "$TEST_TMPDIR/ka.go-2"
+wait "$ka_pid" || fail "keep-alive connection across the reloads: $(cat "$TEST_TMPDIR/ka.out")"
+gw_wait_log_since "$mark" '403 .*client certificate no longer admitted: revoked' 5 ||
+    fail "no '403 ... no longer admitted: revoked' line: $(gw_log_since "$mark" | tail -3)"
+expect_eq "$(metric 'mtlsgate_requests_refused_total{reason="revoked"}')" 1 \
+    "requests refused as revoked"
+pass "attestor9's open keep-alive connection: served after a reload, 403 and closed after its revocation"
 mark=$(gw_log_mark)
 code=$(req attestor9 /revoked); rc=$?
 [ "$rc" -ne 0 ] && [ "$code" = 000 ] || fail "attestor9 after revoke + reload: admitted (HTTP $code, curl $rc)"

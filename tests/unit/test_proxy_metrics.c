@@ -186,6 +186,7 @@ static void fixed_stats(struct gw_stats *s)
     s->handshakes[TLS_REFUSE_EXPIRED] = 1;
     s->handshakes[TLS_REFUSE_REVOKED] = 2;
     s->requests_refused[TLS_REFUSE_FORBIDDEN] = 3;
+    s->requests_refused[TLS_REFUSE_REVOKED] = 1;
     s->requests[2] = 5;
     s->requests[4] = 2;
     s->bytes_in = 1000;
@@ -240,16 +241,21 @@ static void test_render_fixed(void **state)
     expect_line(text, "mtlsgate_handshakes_total{result=\"refused\",reason=\"expired\"} 1");
     expect_line(text, "mtlsgate_handshakes_total{result=\"refused\",reason=\"revoked\"} 2");
     /* Every handshake reason is there, with 0 when it never happened; the
-     * two that answer requests are counted as requests, not handshakes. */
+     * two that answer requests are counted as requests, not handshakes; a
+     * request is also refused when its connection's certificate is no
+     * longer admitted (a reload, its expiry). */
     for (r = 1; r < TLS_REFUSAL__COUNT; r++) {
         int request = r == TLS_REFUSE_UNKNOWN_IDENTITY || r == TLS_REFUSE_FORBIDDEN;
+        int on_request = request || r == TLS_REFUSE_UNTRUSTED_ISSUER ||
+                         r == TLS_REFUSE_EXPIRED || r == TLS_REFUSE_REVOKED ||
+                         r == TLS_REFUSE_BAD_USAGE;
 
         snprintf(line, sizeof(line), "mtlsgate_handshakes_total{result=\"refused\",reason=\"%s\"} ",
                  tls_refusal_name((enum tls_refusal)r));
         assert_int_equal(count_lines_starting(text, line), request ? 0 : 1);
         snprintf(line, sizeof(line), "mtlsgate_requests_refused_total{reason=\"%s\"} ",
                  tls_refusal_name((enum tls_refusal)r));
-        assert_int_equal(count_lines_starting(text, line), request ? 1 : 0);
+        assert_int_equal(count_lines_starting(text, line), on_request ? 1 : 0);
     }
     expect_line(text, "mtlsgate_handshakes_total{result=\"refused\",reason=\"no_certificate\"} 0");
     expect_line(text, "mtlsgate_handshakes_total{result=\"refused\",reason=\"protocol\"} 0");
@@ -258,6 +264,7 @@ static void test_render_fixed(void **state)
     expect_line(text, "# TYPE mtlsgate_requests_refused_total counter");
     expect_line(text, "mtlsgate_requests_refused_total{reason=\"unknown_identity\"} 0");
     expect_line(text, "mtlsgate_requests_refused_total{reason=\"forbidden\"} 3");
+    expect_line(text, "mtlsgate_requests_refused_total{reason=\"revoked\"} 1");
 
     expect_line(text, "# TYPE mtlsgate_requests_total counter");
     expect_line(text, "mtlsgate_requests_total{class=\"2xx\",identity=\"svc-attestor-1\"} 2");
