@@ -157,11 +157,15 @@ static void reload(struct gw_main *m, const char *why)
     struct tls_ticket_keys *keys = NULL;
     struct gw_runtime *rt;
     unsigned old_watch;
+    unsigned char before[32];
     char err[1024];
 
     if (m->stopping)
         return;
     old = m->rt->cfg;
+    /* The watched files as they are before build() reads them: one changed
+     * while it reads them then still differs at the next watch tick. */
+    gw_runtime_files_digest(old, before);
     rt = build(m, &keys, m->boot, err, sizeof(err));
     if (rt && (str_changed(old->log.access, rt->cfg->log.access) ||
                str_changed(old->log.error, rt->cfg->log.error)) &&
@@ -182,6 +186,10 @@ static void reload(struct gw_main *m, const char *why)
         return;
     }
     old_watch = old->watch_interval_ms;
+    if (gw_runtime_same_files(old, rt->cfg))
+        memcpy(m->digest, before, sizeof(before));
+    else /* other files: as they are now (a change from here on is seen) */
+        gw_runtime_files_digest(rt->cfg, m->digest);
     m->generation++;
     m->config_loaded = time(NULL);
     gw_workers_publish(m->ws, rt);
@@ -191,7 +199,6 @@ static void reload(struct gw_main *m, const char *why)
     m->keys = keys;
     m->keys_from_file = rt->cfg->tls.ticket_key_file != NULL;
     tls_sessions_set_capacity(m->sessions, rt->cfg->tls.session_cache);
-    gw_runtime_files_digest(rt->cfg, m->digest);
     if (rt->cfg->watch_interval_ms != old_watch)
         arm_watch(m, rt->cfg->watch_interval_ms);
     gw_log_reconfigure(rt->cfg->log.level, rt->cfg->log.format);
@@ -372,7 +379,6 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
         goto fail;
     }
-    gw_runtime_files_digest(cfg, m->digest);
     arm_watch(m, cfg->watch_interval_ms);
     tv.tv_sec = TICKET_ROTATE_S;
     tv.tv_usec = 0;
@@ -441,6 +447,8 @@ static int run(const char *path)
             fprintf(stderr, "%s\n", diag.msg[i]);
         goto out;
     }
+    /* before the certificate, key, CA and CRL files are read (watch) */
+    gw_runtime_files_digest(cfg, m.digest);
     lo.access = cfg->log.access;
     lo.error = cfg->log.error;
     lo.format = cfg->log.format;

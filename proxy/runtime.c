@@ -418,8 +418,26 @@ static void digest_file(EVP_MD_CTX *md, const char *path)
     fclose(f);
 }
 
+/* The files gw_runtime_files_digest() reads, in its order. */
+#define GW_WATCHED_FILES(c)                                                              \
+    { (c)->path, (c)->tls.certificate, (c)->tls.key, (c)->tls.client_ca, (c)->tls.crl,   \
+      (c)->upstream.tls_ca, (c)->upstream.tls_certificate, (c)->upstream.tls_key }
+
+int gw_runtime_same_files(const struct cfg *a, const struct cfg *b)
+{
+    const char *fa[] = GW_WATCHED_FILES(a), *fb[] = GW_WATCHED_FILES(b);
+    size_t i;
+
+    for (i = 0; i < sizeof(fa) / sizeof(fa[0]); i++)
+        if ((fa[i] == NULL) != (fb[i] == NULL) || (fa[i] && strcmp(fa[i], fb[i]) != 0))
+            return 0;
+    return 1;
+}
+
 void gw_runtime_files_digest(const struct cfg *cfg, unsigned char out[32])
 {
+    const char *files[] = GW_WATCHED_FILES(cfg);
+    size_t i;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 32;
 
@@ -427,14 +445,8 @@ void gw_runtime_files_digest(const struct cfg *cfg, unsigned char out[32])
     if (!md)
         return;
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
-        digest_file(md, cfg->path);
-        digest_file(md, cfg->tls.certificate);
-        digest_file(md, cfg->tls.key);
-        digest_file(md, cfg->tls.client_ca);
-        digest_file(md, cfg->tls.crl);
-        digest_file(md, cfg->upstream.tls_ca);
-        digest_file(md, cfg->upstream.tls_certificate);
-        digest_file(md, cfg->upstream.tls_key);
+        for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+            digest_file(md, files[i]);
         EVP_DigestFinal_ex(md, out, &len);
     }
     EVP_MD_CTX_free(md);

@@ -91,6 +91,9 @@ int gw_runtime_check(const char *path, FILE *out);
  */
 void gw_runtime_files_digest(const struct cfg *cfg, unsigned char out[32]);
 
+/* 1 when a and b name the same files for gw_runtime_files_digest(), else 0. */
+int gw_runtime_same_files(const struct cfg *a, const struct cfg *b);
+
 /* Monotonic clock, for deadlines and latencies. */
 static inline uint64_t gw_mono_us(void)
 {
