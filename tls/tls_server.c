@@ -524,8 +524,29 @@ static int cert_verify_cb(X509_STORE_CTX *xctx, void *arg)
 }
 
 /*
+ * 1 when ssl's context still offers sess's cipher. The session cache and
+ * the ticket keys outlive a reload, and OpenSSL 3.0 checks a TLS 1.2
+ * session's cipher against the client's list only: a cipher taken out of
+ * tls.ciphers would stay in use until its sessions time out. A linear
+ * search: sk_SSL_CIPHER_find would sort the list, the server's preference
+ * order.
+ */
+static int session_cipher_offered(SSL *ssl, SSL_SESSION *sess)
+{
+    const SSL_CIPHER *c = SSL_SESSION_get0_cipher(sess);
+    STACK_OF(SSL_CIPHER) *offered = SSL_get_ciphers(ssl);
+    int i;
+
+    for (i = 0; c != NULL && i < sk_SSL_CIPHER_num(offered); i++)
+        if (SSL_CIPHER_get_id(sk_SSL_CIPHER_value(offered, i)) == SSL_CIPHER_get_id(c))
+            return 1;
+    return 0;
+}
+
+/*
  * 1 when the client certificate of sess passes ssl's context's trust set
- * at now (the session may resume; the peer is marked re-checked), else 0.
+ * at now and the context still offers its cipher (the session may resume;
+ * the peer is marked re-checked), else 0.
  */
 static int session_still_trusted(SSL *ssl, SSL_SESSION *sess, time_t now)
 {
@@ -534,7 +555,7 @@ static int session_still_trusted(SSL *ssl, SSL_SESSION *sess, time_t now)
     X509 *cert = sess != NULL ? SSL_SESSION_get0_peer(sess) : NULL;
     char detail[160];
 
-    if (t == NULL || cert == NULL ||
+    if (t == NULL || cert == NULL || !session_cipher_offered(ssl, sess) ||
         tls_trust_check(t, cert, NULL, now, detail, sizeof(detail)) != TLS_OK) {
         ERR_clear_error();
         return 0;

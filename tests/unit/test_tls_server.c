@@ -250,9 +250,12 @@ static void handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *resume, struct 
         if (sst == 1) /* let the server read anything the client sent */
             (void)SSL_read(s, buf, sizeof(buf));
     }
-    /* A clean close: SSL_free without it marks the session not resumable. */
+    /* A clean close: SSL_free without it marks the session not resumable
+     * (and takes the server's out of the session cache). */
     if (cst == 1 && h->got_data)
         (void)SSL_shutdown(c);
+    if (h->server_ok)
+        (void)SSL_shutdown(s);
     ERR_clear_error();
     h->session = SSL_get1_session(c);
     {
@@ -677,6 +680,73 @@ static void test_resumption_rechecks_trust(void **state)
     tls_trust_unref(chain);
     tls_trust_unref(chain_crl);
     tls_trust_unref(only_ca2);
+    tls_ticket_keys_unref(keys);
+}
+
+/* A server context with the TLS 1.2 cipher list `ciphers`, resuming from
+ * the shared ticket keys, or from the shared cache when cache is not NULL. */
+static SSL_CTX *server_ciphers(struct tls_trust *t, struct tls_ticket_keys *keys,
+                               struct tls_sessions *cache, const char *ciphers)
+{
+    struct tls_server_opts o = {
+        .certificate = P("gateway.bundle.crt"), .key = P("gateway.key"), .ciphers = ciphers,
+        .session_tickets = 1, .sessions = cache, .trust = t, .ticket_keys = keys,
+    };
+    char err[512];
+    SSL_CTX *ctx = tls_server_ctx_new(&o, err, sizeof(err));
+
+    if (ctx == NULL)
+        fail_msg("%s", err);
+    return ctx;
+}
+
+/*
+ * A reload that takes a cipher out of tls.ciphers: a TLS 1.2 session made
+ * with it (ticket or cache, both outlive a reload) no longer resumes, the
+ * client gets a full handshake with a cipher still offered; in a context
+ * that still offers it, it resumes.
+ */
+static void test_resumption_drops_a_removed_cipher(void **state)
+{
+    char err[256];
+    struct tls_ticket_keys *keys = tls_ticket_keys_new(err, sizeof(err));
+    struct tls_trust *chain = trust_new("client-chain.crt", NULL, 1);
+    int mode;
+
+    (void)state;
+    assert_non_null(keys);
+    for (mode = 0; mode < 2; mode++) {
+        struct tls_sessions *cache = mode ? tls_sessions_new(100, err, sizeof(err)) : NULL;
+        SSL_CTX *old = server_ciphers(chain, keys, cache, "ECDHE+AESGCM+AES128");
+        SSL_CTX *both = server_ciphers(chain, keys, cache, "ECDHE+AESGCM+AES128:ECDHE+AESGCM+AES256");
+        SSL_CTX *narrowed = server_ciphers(chain, keys, cache, "ECDHE+AESGCM+AES256");
+        SSL_CTX *c = client_new("attestor1", TLS1_2_VERSION);
+        SSL_SESSION *s1;
+        struct hs h;
+
+        assert_true(mode == 0 || cache != NULL);
+        s1 = first_session(c, old);
+        assert_int_equal(SSL_CIPHER_get_bits(SSL_SESSION_get0_cipher(s1), NULL), 128);
+
+        handshake(c, both, s1, &h);
+        assert_true(h.server_ok);
+        assert_int_equal(h.peer.resumed, 1);
+        SSL_SESSION_free(h.session);
+
+        handshake(c, narrowed, s1, &h);
+        assert_true(h.server_ok);
+        assert_int_equal(h.peer.resumed, 0);
+        assert_int_equal(SSL_CIPHER_get_bits(SSL_SESSION_get0_cipher(h.session), NULL), 256);
+        SSL_SESSION_free(h.session);
+
+        SSL_SESSION_free(s1);
+        SSL_CTX_free(c);
+        SSL_CTX_free(old);
+        SSL_CTX_free(both);
+        SSL_CTX_free(narrowed);
+        tls_sessions_unref(cache);
+    }
+    tls_trust_unref(chain);
     tls_ticket_keys_unref(keys);
 }
 
@@ -1135,6 +1205,7 @@ int main(void)
         cmocka_unit_test(test_handshakes),
         cmocka_unit_test(test_require_eku_off_and_rotation),
         cmocka_unit_test(test_resumption_rechecks_trust),
+        cmocka_unit_test(test_resumption_drops_a_removed_cipher),
         cmocka_unit_test(test_ticket_keys),
         cmocka_unit_test(test_keyless_leaf_refused),
         cmocka_unit_test(test_ctx_errors),
