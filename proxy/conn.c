@@ -599,7 +599,11 @@ static void handshake_done(struct gw_conn *c)
     free(p);
     c->hs = NULL;
     c->state = CONN_KEEPALIVE_IDLE;
-    wait_request(c, rt->cfg->timeouts.header_ms);
+    /* While draining: the request its client sent with (TLS 1.3) or right
+     * after (TLS 1.2) its Finished, answered with Connection: close. */
+    wait_request(c, c->w->draining && rt->cfg->timeouts.header_ms > GW_DRAIN_FIRST_REQUEST_MS
+                        ? GW_DRAIN_FIRST_REQUEST_MS
+                        : rt->cfg->timeouts.header_ms);
     if (evbuffer_get_length(gw_ts_input(c->ts)) > 0)
         gw_req_try_head(c);
     gw_conn_kick_read(c);
@@ -1036,10 +1040,13 @@ void gw_conn_drain_all(struct gw_worker *w)
             evbuffer_get_length(gw_ts_input(c->ts)) == 0 &&
             evbuffer_get_length(gw_ts_output(c->ts)) > 0)
             flush_close(c); /* its last answer is not all written yet */
-        else if (c->state == CONN_HANDSHAKE ||
-                 (c->state == CONN_KEEPALIVE_IDLE &&
-                  (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0)))
+        else if (c->state == CONN_KEEPALIVE_IDLE &&
+                 (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0))
             gw_conn_close(c, "shutting down");
+        /* A handshake goes on: a TLS 1.3 client sends its first request with
+         * its Finished, and takes the connection for established. Its
+         * request is served (handshake_done); timeouts.handshake and
+         * timeouts.drain bound it. */
     }
 }
 

@@ -41,6 +41,9 @@
 #define GW_LINGER_MS 2000
 /* An idle connection parks after this long without a request (conn.c). */
 #define GW_PARK_MS 200
+/* While draining, how long a connection that has just finished its handshake
+ * waits for its first request (timeouts.header when shorter). */
+#define GW_DRAIN_FIRST_REQUEST_MS 2000
 #define GW_RESP_MAX_HEAD (64 * 1024)
 /* Body pieces up to this size are copied behind the head (one chain, so one
  * TLS record and one write()); larger ones move as chains, without a copy. */

@@ -6,7 +6,8 @@
 # logged; after a revocation and a reload, attestor2 is refused on a new
 # handshake and on a resumed one; SIGTERM during a slow 10 MB upload lets it
 # complete, then mtlsgate exits 0; `mtlsgate -s reload -c FILE` reloads the
-# instance named by the pid file.
+# instance named by the pid file; SIGTERM while a client is in its handshake
+# still answers the request it sends with its Finished.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
 
@@ -217,6 +218,85 @@ done
 expect_eq "$ident" svc-attestor-1-renamed "identity after mtlsgate -s reload"
 pass "mtlsgate -s reload -c FILE reloaded the running instance (identity map changed)"
 
+# --- SIGTERM while a client is in its handshake -----------------------------------------------
+# A TLS 1.3 client (python, memory BIOs) has the server's Finished and holds
+# its own: for it the connection is established. SIGTERM, then it sends its
+# Finished and a GET in one flight: the GET is answered (200, Connection:
+# close) and mtlsgate exits 0 by itself.
+cat >"$TEST_TMPDIR/drainhs.py" <<'PYEOF'
+import os, socket, ssl, sys, time
+
+sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
+from gwclient import fail
+
+port, pki, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_verify_locations(pki + "/root.crt")
+ctx.load_cert_chain(pki + "/attestor1.pem", pki + "/attestor1.key")
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def pull():
+    """Reads the socket into the TLS object; False at EOF."""
+    chunk = sock.recv(65536)
+    inc.write(chunk)
+    return bool(chunk)
+
+
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        sock.sendall(out.read())
+        if not pull():
+            fail("the gateway closed during the handshake")
+held = out.read()  # Certificate, CertificateVerify, Finished
+if not held:
+    fail("no client flight to hold")
+open(os.path.join(d, "drainhs.held"), "w").close()
+for _ in range(200):
+    if os.path.exists(os.path.join(d, "drainhs.go")):
+        break
+    time.sleep(0.05)
+else:
+    fail("no go")
+tls.write(b"GET /during-drain HTTP/1.1\r\nHost: localhost\r\n\r\n")
+sock.sendall(held + out.read())
+got = b""
+while True:
+    try:
+        piece = tls.read(65536)
+    except ssl.SSLWantReadError:
+        if not pull():
+            break
+        continue
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        break
+    if not piece:
+        break
+    got += piece
+head = got.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+if not head.startswith("http/1.1 200") or "connection: close" not in head:
+    fail("the request sent with the held Finished: %r" % got[:200])
+print("ok")
+PYEOF
+timeout 30 python3 "$TEST_TMPDIR/drainhs.py" "$GW_PORT" "$GW_PKI" "$TEST_TMPDIR" >"$TEST_TMPDIR/drainhs.out" 2>&1 &
+hs_pid=$!
+for i in $(seq 1 100); do [ -e "$TEST_TMPDIR/drainhs.held" ] && break; sleep 0.05; done
+[ -e "$TEST_TMPDIR/drainhs.held" ] || fail "drainhs.py: no held handshake: $(cat "$TEST_TMPDIR/drainhs.out")"
+mark=$(gw_log_mark)
+kill -TERM "$(bg_pid gw-s)"
+gw_wait_log_since "$mark" 'SIGTERM: no new connections' 5 || fail "no drain line after SIGTERM"
+sleep 0.3
+touch "$TEST_TMPDIR/drainhs.go"
+wait "$hs_pid" || fail "a client in its handshake at SIGTERM: $(cat "$TEST_TMPDIR/drainhs.out"); $(gw_log_since "$mark" | tail -3)"
+for i in $(seq 1 100); do kill -0 "$(bg_pid gw-s)" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$(bg_pid gw-s)" 2>/dev/null && fail "mtlsgate still draining 10 s after its last request"
+pass "SIGTERM while a client holds its Finished: its request is answered (200, Connection: close), then exit"
 stop_bg gw-s || fail "mtlsgate (gw-s) did not exit 0 on SIGTERM"
 stop_bg db || fail "db-service did not exit 0"
 check_sanitizers
