@@ -45,6 +45,23 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+/*
+ * The path the request's checks and rules see: the target's, or "/" for an
+ * absolute-form target without a path ("http://host" and "http://host?q"
+ * mean "/" and "/?q", as rewrite.c forwards them; the query takes no part
+ * in the checks).
+ */
+static void checked_path(const struct http1_head *h, const char **path, size_t *len)
+{
+    if (h->path_len == 0 || h->path[0] == '?') {
+        *path = "/";
+        *len = 1;
+    } else {
+        *path = h->path;
+        *len = h->path_len;
+    }
+}
+
 /* Authorized: rewrite the head for the upstream and go. */
 static void proceed(struct gw_conn *c)
 {
@@ -106,13 +123,14 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
     struct gw_conn *c = arg;
     struct gw_req *r = c->req;
     const struct http1_head *h = &r->head;
-    const char *path = h->path_len ? h->path : "/";
-    size_t path_len = h->path_len ? h->path_len : 1;
+    const char *path;
+    size_t path_len;
     char why[256];
 
     c->id_pending = NULL;
     if (c->state != CONN_WAIT_IDENTITY)
         return;
+    checked_path(h, &path, &path_len);
     if (a->status == GW_ID_ERROR) {
         gw_conn_error(c, 503, "identity source failed");
         return;
@@ -174,13 +192,19 @@ static void on_head(struct gw_conn *c)
     struct gw_req *r = c->req;
     struct http1_head *h = &r->head;
     struct gw_runtime *rt = r->rt;
-    const char *path = h->path_len ? h->path : "/";
-    size_t path_len = h->path_len ? h->path_len : 1;
+    const char *path;
+    size_t path_len;
 
+    checked_path(h, &path, &path_len);
     r->head_in_input = h->head_len;
     gw_stat_add(&c->w->stats.bytes_in, h->head_len);
     copy_field(r->method, sizeof(r->method), h->method, h->method_len);
-    copy_field(r->path, sizeof(r->path), path, path_len);
+    if (h->path_len > 0 && h->path[0] == '?') { /* logged as forwarded: "/?q" */
+        r->path[0] = '/';
+        copy_field(r->path + 1, sizeof(r->path) - 1, h->path, h->path_len);
+    } else {
+        copy_field(r->path, sizeof(r->path), path, path_len);
+    }
     r->minor = h->minor_version;
     r->client_keep_alive = h->keep_alive;
     r->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;

@@ -4,7 +4,8 @@
 # headers never reach the upstream; a 1 MB POST and a chunked POST arrive
 # intact; TLS 1.2 and TLS 1.3 both work; hop-by-hop headers are dropped;
 # "identities.unknown: cn" lets an unmapped CN through as itself; an answer the
-# upstream sends chunked reaches the client intact; a certificate that expires
+# upstream sends chunked reaches the client intact; "http://host?q" reaches it
+# as "/?q"; a certificate that expires
 # while its keep-alive connection is open gets 403 on its next request there.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
@@ -126,8 +127,15 @@ wait_log "$GW_LOG" 'attestor1.*svc-attestor-1.*/tls13|/tls13.*svc-attestor-1' 5 
     fail "no access log line for /tls13 naming attestor1 and svc-attestor-1 in gw.log"
 pass "access log names the CN and the identity"
 
+# --- absolute-form targets: "http://host?q" means "/?q" -------------------------------
+code=$(gw_curl attestor1 / --request-target "http://localhost:$GW_PORT?q=1") ||
+    fail "absolute-form GET: curl failed ($(tail -1 "$TEST_TMPDIR/curl.err"))"
+expect_eq "$code" 200 "GET http://localhost:PORT?q=1 (absolute-form, no path)"
+expect_eq "$(gw_up .path)" "/?q=1" "upstream request-target of http://localhost:PORT?q=1"
+pass "absolute-form target without a path but with a query: forwarded as /?q=1"
+
 n=$(upstream_count)
-expect_eq "$n" 9 "requests seen by db-service in total"
+expect_eq "$n" 10 "requests seen by db-service in total"
 
 # --- a certificate that expires while its keep-alive connection is open ------------------
 # attestor1 again, issued with `openssl ca` by the client intermediate, valid
