@@ -1,7 +1,8 @@
 """
 gwclient.py - what the python3 TLS clients of the gateway's integration tests
 share: a client context with a test PKI's certificate, connecting on loopback,
-reading one HTTP/1.1 answer's head, and failing with one line.
+reading one HTTP/1.1 answer's head (or a whole GET's answer), and failing with
+one line.
 
 A test's script imports it with
     sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
@@ -53,3 +54,26 @@ def read_head(s, buf=b""):
         k, v = line.split(":", 1)
         hdrs[k.strip().lower()] = v.strip()
     return int(lines[0].split()[1]), hdrs, rest
+
+
+def get(s, path):
+    """GET PATH on the keep-alive connection s (Host: localhost); reads the
+    whole answer, Content-Length framed: (status, headers by lower-case name)."""
+    s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
+    status, hdrs, body = read_head(s)
+    while len(body) < int(hdrs.get("content-length", "0")):
+        more = s.recv(65536)
+        if not more:
+            fail("%s: the connection closed inside the body" % path)
+        body += more
+    return status, hdrs
+
+
+def expect_refused(s, path, when):
+    """GET PATH on s must get 403 with Connection: close, and the gateway must
+    then close the connection; WHEN names the moment in the failure line."""
+    status, hdrs = get(s, path)
+    if status != 403 or hdrs.get("connection", "").lower() != "close":
+        fail("%s: HTTP %d, Connection: %s" % (when, status, hdrs.get("connection")))
+    if s.recv(65536) != b"":
+        fail("%s: the connection stayed open after the 403" % when)
