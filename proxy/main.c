@@ -150,8 +150,9 @@ static void arm_watch(struct gw_main *m, unsigned ms)
  * Builds the new set and swaps it in, or keeps the old one and says why.
  * Either way the log files are reopened (logrotate's HUP). Everything that
  * can fail (the build, opening new log destinations) comes before the swap.
+ * seen: the watched files' digest just taken (the watch), or NULL.
  */
-static void reload(struct gw_main *m, const char *why)
+static void reload(struct gw_main *m, const char *why, const unsigned char *seen)
 {
     const struct cfg *old;
     struct tls_ticket_keys *keys = NULL;
@@ -163,9 +164,13 @@ static void reload(struct gw_main *m, const char *why)
     if (m->stopping)
         return;
     old = m->rt->cfg;
-    /* The watched files as they are before build() reads them: one changed
-     * while it reads them then still differs at the next watch tick. */
-    gw_runtime_files_digest(old, before);
+    /* The watched files as they are before build() reads them (seen: the
+     * watch has just taken it): one changed while build() reads them then
+     * still differs at the next watch tick. */
+    if (seen != NULL)
+        memcpy(before, seen, sizeof(before));
+    else
+        gw_runtime_files_digest(old, before);
     rt = build(m, &keys, m->boot, err, sizeof(err));
     if (rt && (str_changed(old->log.access, rt->cfg->log.access) ||
                str_changed(old->log.error, rt->cfg->log.error)) &&
@@ -249,7 +254,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     switch (sig) {
     case SIGHUP:
-        reload(m, "SIGHUP");
+        reload(m, "SIGHUP", NULL);
         break;
     case SIGTERM:
         graceful_stop(m, "SIGTERM");
@@ -283,7 +288,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
     gw_runtime_files_digest(m->rt->cfg, d);
     if (memcmp(d, m->digest, sizeof(d)) != 0) {
         memcpy(m->digest, d, sizeof(d)); /* a broken change is reported once */
-        reload(m, "watched file changed");
+        reload(m, "watched file changed", d);
     }
 }
 
