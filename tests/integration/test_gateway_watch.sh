@@ -8,7 +8,9 @@
 #    refused on a new handshake, attestor1 is still served;
 #  - a broken CRL is refused once (not every second) and the previous set
 #    keeps serving; fixing it reloads again;
-#  - a replaced server certificate and key are served after the next check.
+#  - a replaced server certificate and key are served after the next check;
+#  - a CRL replaced while a reload is reading the files (its upstream name
+#    resolves slowly: an LD_PRELOAD shim) is reloaded at the next check.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
 
@@ -95,6 +97,41 @@ gw_wait_log_since "$mark" 'reload \(watched file changed\).*in service' 2 || fai
 code=$(gw_curl attestor1 /new-cert) || fail "attestor1 after the certificate change: curl failed"
 expect_eq "$code" 200 "attestor1 after the certificate change"
 pass "server certificate and key replaced on disk: served after the next check"
+
+# --- a CRL written while a reload is reading the files -----------------------------------------
+# A second gateway whose upstream name, slow.test, resolves in 3 s
+# (tests/preload/slow_getaddrinfo.c): a config edit starts a reload that reads
+# the CRL and then waits in getaddrinfo; a new CRL (revoking attestor2) lands
+# meanwhile. That reload serves the old CRL; the next check must see the new
+# one and reload again, not take it for already loaded.
+SHIM=$BIN_DIR/slow_getaddrinfo.so
+[ -f "$SHIM" ] || fail "$SHIM is not built"
+SLOW=$TEST_TMPDIR/slow
+mkdir -p "$SLOW"
+cp "$GW_PKI/client-ca.crl" "$SLOW/client-ca.crl"
+SLOW_PORT=$(free_ports 1 | tr -d ' ')
+gw_write_config "$SLOW/gw.yml" port="$SLOW_PORT" crl="$SLOW/client-ca.crl" \
+    upstream="slow.test:$DB_PORT" extra="watch: 1s"
+# ASan's runtime must come first among the preloaded libraries.
+preload=$(ldd "$GW_BIN" | awk '/libasan/ {print $3}')
+start_bg gw-slow env LD_PRELOAD="${preload:+$preload }$SHIM" SLOW_GAI_MS=3000 "$GW_BIN" -c "$SLOW/gw.yml"
+wait_log "$TEST_TMPDIR/gw-slow.log" 'started' 20 ||
+    fail "the slow-DNS gateway did not start: $(tail -3 "$TEST_TMPDIR/gw-slow.log")"
+code=$(GW_PORT=$SLOW_PORT gw_curl attestor2 /slow-before) || fail "attestor2 before: curl failed"
+expect_eq "$code" 200 "attestor2 on the slow-DNS gateway before the new CRL"
+echo "# edited" >>"$SLOW/gw.yml"
+sleep 2 # the watch (1 s) has started the reload, which now waits 3 s in getaddrinfo
+cp "$TEST_TMPDIR/good.crl" "$SLOW/client-ca.crl.new"
+mv "$SLOW/client-ca.crl.new" "$SLOW/client-ca.crl"
+code=200
+for i in $(seq 1 40); do
+    [ "$(grep -c 'reload (watched file changed).*in service' "$TEST_TMPDIR/gw-slow.log")" -ge 2 ] &&
+        { code=$(GW_PORT=$SLOW_PORT gw_curl attestor2 /slow-after); [ "$code" = 000 ] && break; }
+    sleep 0.5
+done
+expect_eq "$code" 000 "attestor2 on the slow-DNS gateway 20 s after the new CRL (refused)"
+pass "a CRL replaced while a reload reads the files is reloaded at the next check (two reloads)"
+stop_bg gw-slow || fail "the slow-DNS mtlsgate did not exit 0"
 
 stop_bg gw || fail "mtlsgate did not exit 0"
 stop_bg db || fail "db-service did not exit 0"
