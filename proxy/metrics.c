@@ -155,12 +155,12 @@ static int request_refusal(int r)
 }
 
 /* The reasons a request on an admitted connection can be refused for:
- * the two above, and a certificate that a reload's trust set or CRL, or
- * the clock, no longer admits (conn_req.c, still_admitted). */
+ * the two above, and any refusal of a certificate that a reload's trust
+ * set or CRL, or the clock, no longer admits (conn_req.c,
+ * still_admitted); only a protocol error is a handshake's alone. */
 static int request_refused_for(int r)
 {
-    return request_refusal(r) || r == TLS_REFUSE_UNTRUSTED_ISSUER || r == TLS_REFUSE_EXPIRED ||
-           r == TLS_REFUSE_REVOKED || r == TLS_REFUSE_BAD_USAGE;
+    return r != TLS_OK && r != TLS_REFUSE_PROTOCOL;
 }
 
 static void render_traffic(struct out *o, const struct gw_stats *s)
@@ -191,7 +191,7 @@ static void render_traffic(struct out *o, const struct gw_stats *s)
            "Requests answered 403 for who sent them: no identity for the certificate's CN "
            "(unknown_identity), the identity's rules do not allow it (forbidden), or the "
            "connection's certificate is no longer admitted since a reload or its expiry "
-           "(untrusted_issuer, expired, revoked, bad_usage).");
+           "(the handshake's reasons: revoked, expired, untrusted_issuer, ...).");
     for (r = 0; r < TLS_REFUSAL__COUNT; r++) {
         if (!request_refused_for(r))
             continue;
