@@ -55,6 +55,7 @@ struct gw_main {
     uint64_t generation;
     int stopping;                 /* 0 running, 1 draining, 2 stopping now */
     unsigned char digest[32];
+    int digest_taken;             /* digest holds the files as at start */
     uint64_t reloads_ok, reloads_failed;
     struct event *ev_hup, *ev_term, *ev_int, *ev_quit, *ev_done, *ev_drain, *ev_watch,
         *ev_rotate;
@@ -384,6 +385,8 @@ static int serve(struct gw_main *m, int *fds, unsigned n_workers)
         gw_log(NULL, CFG_LOG_ERROR, 0, "%s", err);
         goto fail;
     }
+    if (!m->digest_taken)
+        gw_runtime_files_digest(cfg, m->digest);
     arm_watch(m, cfg->watch_interval_ms);
     tv.tv_sec = TICKET_ROTATE_S;
     tv.tv_usec = 0;
@@ -452,8 +455,12 @@ static int run(const char *path)
             fprintf(stderr, "%s\n", diag.msg[i]);
         goto out;
     }
-    /* before the certificate, key, CA and CRL files are read (watch) */
-    gw_runtime_files_digest(cfg, m.digest);
+    /* The watch's first digest, before the certificate, key, CA and CRL
+     * files are read; when root hands over to `user`, after that (serve()):
+     * the files must hash as the user who will read them again. */
+    m.digest_taken = geteuid() != 0 || cfg->user == NULL;
+    if (m.digest_taken)
+        gw_runtime_files_digest(cfg, m.digest);
     lo.access = cfg->log.access;
     lo.error = cfg->log.error;
     lo.format = cfg->log.format;

@@ -5,7 +5,8 @@
 #    gid (/proc/PID/task/*/status), and it serves on both ports;
 #  - a SIGHUP reload reads the files as nobody: it works when they are
 #    readable by nobody, and a key nobody cannot read is refused with one
-#    line while the previous set keeps serving;
+#    line while the previous set keeps serving; with `watch`, unchanged
+#    files (a key only root can read among them) cause no reload;
 #  - `user: root` and an unknown user are refused at start.
 # Skipped (77) when not run as root.
 source "$SRC_DIR/tests/lib/common.sh"
@@ -85,6 +86,20 @@ code=$(gw_curl attestor1 /after-refused) || fail "after the refused reload: curl
 expect_eq "$code" 200 "served after the refused reload"
 pass "reloads run as nobody: readable files reload, a root-only key is refused with one line"
 stop_bg gw || fail "mtlsgate (nobody) did not exit 0"
+
+# --- watch: the first digest is taken as nobody ----------------------------------------------------
+# Started as root with a root-only key and `watch: 1s`: the files must hash as
+# nobody (who reads them at every check) from the start, or the first check
+# takes the unreadable key for a change and logs a refused reload.
+conf "$RUN/root-only.key"
+echo "watch: 1s" >>"$CONF"
+gw_start_gateway "$CONF" gw-watch
+wait_log "$TEST_TMPDIR/gw-watch.log" 'started' 10 || fail "gw-watch did not start"
+sleep 2.5
+grep -q 'reload (watched file changed)' "$TEST_TMPDIR/gw-watch.log" &&
+    fail "unchanged files reloaded after a start as root: $(grep 'reload' "$TEST_TMPDIR/gw-watch.log" | head -2)"
+pass "watch after a start as root: no reload of unchanged files (the key only root can read)"
+stop_bg gw-watch || fail "mtlsgate (gw-watch) did not exit 0"
 
 # --- refused users ---------------------------------------------------------------------------------
 for u in root no-such-user-mtlsgate; do
