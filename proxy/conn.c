@@ -25,7 +25,6 @@
 
 #include "log.h"
 #include "timer.h"
-#include "tls_x509.h"
 #include "upstream.h"
 
 static uint64_t next_conn_id; /* atomic: ids are unique across workers */
@@ -37,6 +36,13 @@ static void ms_to_tv(unsigned ms, struct timeval *tv)
 {
     tv->tv_sec = ms / 1000;
     tv->tv_usec = (ms % 1000) * 1000;
+}
+
+void gw_conn_set_valid_until(struct gw_conn *c, const struct tls_trust *t)
+{
+    time_t until = tls_trust_valid_until(t, SSL_get0_peer_certificate(c->ssl));
+
+    c->not_after = until <= 0 ? 0 : until > (time_t)UINT32_MAX ? UINT32_MAX : (uint32_t)until;
 }
 
 struct gw_runtime *gw_conn_rt(const struct gw_conn *c)
@@ -563,8 +569,6 @@ static void handshake_done(struct gw_conn *c)
 {
     struct gw_runtime *rt = c->w->rt;
     struct tls_peer *p = c->hs;
-    X509 *cert;
-    time_t not_after;
     size_t n;
 
     c->handshake_done = 1;
@@ -589,10 +593,7 @@ static void handshake_done(struct gw_conn *c)
     /* Checked against the trust set of the context the handshake ran in:
      * when a reload has replaced it since, the first request re-checks. */
     c->trust_gen = SSL_get_SSL_CTX(c->ssl) == rt->server_ctx ? (uint32_t)rt->generation : 0;
-    cert = SSL_get0_peer_certificate(c->ssl);
-    c->not_after = cert != NULL && tls_x509_not_after(cert, &not_after) == 0 && not_after > 0
-                       ? (not_after > (time_t)UINT32_MAX ? UINT32_MAX : (uint32_t)not_after)
-                       : 0;
+    gw_conn_set_valid_until(c, tls_server_ctx_get0_trust(SSL_get_SSL_CTX(c->ssl)));
     gw_log(c->w->log, CFG_LOG_DEBUG, c->id, "handshake %s: cn=%s %s%s", c->client, c->cn,
            c->tls_version, p->resumed ? " resumed" : "");
     tls_server_detach_peer(c->ssl);

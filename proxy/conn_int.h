@@ -171,7 +171,8 @@ struct gw_conn {
                                       started or last shed OpenSSL's buffers,
                                       capped at 2: from 2 on it keeps them
                                       (conn.c, keep_buffers_if_busy) */
-    uint32_t not_after;            /* the client certificate's notAfter,
+    uint32_t not_after;            /* the earlier notAfter of the client
+                                      certificate and its intermediate,
                                       seconds since 1970 (0: unknown): from
                                       then on each request re-checks it */
     struct tls_peer *hs;           /* the handshake's report (tls_server.h);
@@ -214,6 +215,9 @@ void gw_conn_pause_client(struct gw_conn *c, int pause);
 void gw_conn_pause_upstream(struct gw_conn *c, int pause);
 void gw_conn_kick_read(struct gw_conn *c);
 struct gw_runtime *gw_conn_rt(const struct gw_conn *c);
+/* c->not_after from its client certificate and the intermediate of t that
+ * issued it (tls_trust_valid_until). */
+void gw_conn_set_valid_until(struct gw_conn *c, const struct tls_trust *t);
 
 /*
  * conn_req.c

@@ -157,7 +157,8 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
 /*
  * The connection's client certificate against the request's runtime: its
  * trust set and CRL when a reload has replaced them since the certificate
- * was last checked, and the clock once its notAfter has passed. A client
+ * was last checked, and the clock once its or its intermediate's notAfter
+ * has passed. A client
  * retired, revoked or expired since it connected gets 403 and the
  * connection closes; new handshakes are refused in the TLS handshake
  * itself. 0 when still admitted, -1 when answered.
@@ -176,6 +177,7 @@ static int still_admitted(struct gw_conn *c, struct gw_runtime *rt)
     ERR_clear_error();
     if (res == TLS_OK) {
         c->trust_gen = (uint32_t)rt->generation;
+        gw_conn_set_valid_until(c, t); /* the new set's intermediate */
         return 0;
     }
     gw_stat_add(&c->w->stats.requests_refused[res], 1);

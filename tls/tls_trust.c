@@ -161,6 +161,24 @@ const STACK_OF(X509) *tls_trust_get0_intermediates(const struct tls_trust *t)
     return t->intermediates;
 }
 
+time_t tls_trust_valid_until(const struct tls_trust *t, const X509 *leaf)
+{
+    const STACK_OF(X509) *im = t != NULL ? t->intermediates : NULL;
+    time_t until, ca;
+    int i;
+
+    if (leaf == NULL || tls_asn1_time_epoch(X509_get0_notAfter(leaf), &until) != 0)
+        return 0;
+    for (i = 0; i < sk_X509_num(im); i++) {
+        X509 *x = sk_X509_value(im, i);
+
+        if (X509_check_issued(x, (X509 *)leaf) == X509_V_OK &&
+            tls_asn1_time_epoch(X509_get0_notAfter(x), &ca) == 0 && ca < until)
+            until = ca;
+    }
+    return until;
+}
+
 const STACK_OF(X509) *tls_trust_get0_roots(const struct tls_trust *t)
 {
     return t->roots;

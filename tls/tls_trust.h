@@ -94,6 +94,13 @@ void tls_trust_unref(struct tls_trust *t); /* NULL is fine */
  */
 X509_STORE *tls_trust_get0_store(const struct tls_trust *t);
 
+/*
+ * Until when a certificate this set admits stays valid: the earlier of its
+ * notAfter and that of the trusted intermediate that issued it (the anchor
+ * of its chain), seconds since 1970; 0 when leaf's notAfter cannot be read.
+ */
+time_t tls_trust_valid_until(const struct tls_trust *t, const X509 *leaf);
+
 /* The trusted client intermediates (for metrics: expiry of each CA). */
 const STACK_OF(X509) *tls_trust_get0_intermediates(const struct tls_trust *t);
 const STACK_OF(X509) *tls_trust_get0_roots(const struct tls_trust *t);

@@ -168,6 +168,47 @@ static enum tls_refusal check_file(const struct tls_trust *t, const char *file, 
     return r;
 }
 
+/* notAfter of pki/file's first certificate, seconds since 1970. */
+static time_t not_after_of(const char *file)
+{
+    STACK_OF(X509) *sk = NULL;
+    char err[512];
+    time_t t = 0;
+
+    if (tls_pem_load_certs(P(file), &sk, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(tls_x509_not_after(sk_X509_value(sk, 0), &t), 0);
+    sk_X509_pop_free(sk, X509_free);
+    return t;
+}
+
+/* How long an admitted certificate stays valid: its own notAfter, or its
+ * intermediate's when that comes first ("revoked" runs to 2099, client-ca
+ * ends sooner); without a set, its own. */
+static void test_valid_until(void **state)
+{
+    char err[512];
+    struct tls_trust *t = load(P("client-chain.crt"), NULL, 1, err, sizeof(err));
+    STACK_OF(X509) *sk = NULL;
+    time_t ca = not_after_of("client-ca.crt"), leaf;
+
+    (void)state;
+    assert_non_null(t);
+    assert_int_equal(tls_pem_load_certs(P("attestor1.pem"), &sk, err, sizeof(err)), 0);
+    leaf = not_after_of("attestor1.pem");
+    assert_true(leaf < ca);
+    assert_int_equal(tls_trust_valid_until(t, sk_X509_value(sk, 0)), leaf);
+    sk_X509_pop_free(sk, X509_free);
+    sk = NULL;
+    assert_int_equal(tls_pem_load_certs(P("revoked.pem"), &sk, err, sizeof(err)), 0);
+    assert_true(not_after_of("revoked.pem") > ca);
+    assert_int_equal(tls_trust_valid_until(t, sk_X509_value(sk, 0)), ca);
+    assert_int_equal(tls_trust_valid_until(NULL, sk_X509_value(sk, 0)), not_after_of("revoked.pem"));
+    assert_int_equal(tls_trust_valid_until(t, NULL), 0);
+    sk_X509_pop_free(sk, X509_free);
+    tls_trust_unref(t);
+}
+
 static void test_rules_table(void **state)
 {
     char err[512], detail[256];
@@ -406,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_require_eku_off),
         cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_verdict_cache),
+        cmocka_unit_test(test_valid_until),
         cmocka_unit_test(test_crl_stale),
         cmocka_unit_test(test_names_and_mapping),
         cmocka_unit_test(test_threads),
