@@ -600,8 +600,9 @@ static void handshake_done(struct gw_conn *c)
     free(p);
     c->hs = NULL;
     c->state = CONN_KEEPALIVE_IDLE;
-    /* While draining: the request its client sent with (TLS 1.3) or right
-     * after (TLS 1.2) its Finished, answered with Connection: close. */
+    /* While draining: the request its client sent with (TLS 1.3) or a
+     * round trip after (TLS 1.2) its Finished, answered with Connection:
+     * close (also for one admitted just before, drain_first_wait). */
     wait_request(c, c->w->draining && rt->cfg->timeouts.header_ms > GW_DRAIN_FIRST_REQUEST_MS
                         ? GW_DRAIN_FIRST_REQUEST_MS
                         : rt->cfg->timeouts.header_ms);
@@ -1032,6 +1033,28 @@ fail:
         evutil_closesocket(fd);
 }
 
+/*
+ * Draining: an admitted connection that has not sent a request yet may be a
+ * TLS 1.2 client whose first request is a round trip behind the server's
+ * Finished. It waits GW_DRAIN_FIRST_REQUEST_MS at most (less when its
+ * timeout comes sooner), parked or not, instead of closing now.
+ */
+static void drain_first_wait(struct gw_conn *c)
+{
+    uint64_t now = gw_mono_us(), end = now + (uint64_t)GW_DRAIN_FIRST_REQUEST_MS * 1000;
+    struct timeval tv;
+
+    if (c->idle_end_us <= end)
+        return; /* its timeout ends it sooner */
+    if (!c->parked) {
+        wait_request(c, GW_DRAIN_FIRST_REQUEST_MS);
+        return;
+    }
+    c->idle_end_us = end;
+    ms_to_tv(GW_DRAIN_FIRST_REQUEST_MS, &tv);
+    event_add(c->timer, &tv); /* the parked watch, with the shorter timeout */
+}
+
 void gw_conn_drain_all(struct gw_worker *w)
 {
     struct gw_conn *c;
@@ -1041,6 +1064,9 @@ void gw_conn_drain_all(struct gw_worker *w)
             evbuffer_get_length(gw_ts_input(c->ts)) == 0 &&
             evbuffer_get_length(gw_ts_output(c->ts)) > 0)
             flush_close(c); /* its last answer is not all written yet */
+        else if (c->state == CONN_KEEPALIVE_IDLE && !c->had_request &&
+                 (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0))
+            drain_first_wait(c);
         else if (c->state == CONN_KEEPALIVE_IDLE &&
                  (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0))
             gw_conn_close(c, "shutting down");

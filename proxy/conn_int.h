@@ -167,6 +167,7 @@ struct gw_conn {
     unsigned parked : 1;           /* no bufferevent: see park() in conn.c */
     unsigned in_capped : 1;        /* a read bound stops reading (client_read_cb) */
     unsigned has_sha256 : 1;       /* sha256 is set */
+    unsigned had_request : 1;      /* a request head has arrived */
     unsigned char served;          /* requests answered since the connection
                                       started or last shed OpenSSL's buffers,
                                       capped at 2: from 2 on it keeps them

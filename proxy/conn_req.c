@@ -198,6 +198,7 @@ static void on_head(struct gw_conn *c)
     size_t path_len;
 
     checked_path(h, &path, &path_len);
+    c->had_request = 1;
     r->head_in_input = h->head_len;
     gw_stat_add(&c->w->stats.bytes_in, h->head_len);
     copy_field(r->method, sizeof(r->method), h->method, h->method_len);

@@ -7,7 +7,8 @@
 # handshake and on a resumed one; SIGTERM during a slow 10 MB upload lets it
 # complete, then mtlsgate exits 0; `mtlsgate -s reload -c FILE` reloads the
 # instance named by the pid file; SIGTERM while a client is in its handshake
-# still answers the request it sends with its Finished.
+# still answers the request it sends with its Finished, and the first request
+# of a client admitted just before it.
 source "$SRC_DIR/tests/lib/common.sh"
 source "$SRC_DIR/tests/lib/gw_common.sh"
 
@@ -220,16 +221,20 @@ pass "mtlsgate -s reload -c FILE reloaded the running instance (identity map cha
 
 # --- SIGTERM while a client is in its handshake -----------------------------------------------
 # A TLS 1.3 client (python, memory BIOs) has the server's Finished and holds
-# its own: for it the connection is established. SIGTERM, then it sends its
-# Finished and a GET in one flight: the GET is answered (200, Connection:
-# close) and mtlsgate exits 0 by itself.
+# its own: for it the connection is established. A TLS 1.2 client has
+# finished its handshake and not sent a request yet. SIGTERM, then the first
+# sends its Finished and a GET in one flight, the second a GET: both are
+# answered (200, Connection: close) and mtlsgate exits 0 by itself.
 cat >"$TEST_TMPDIR/drainhs.py" <<'PYEOF'
 import os, socket, ssl, sys, time
 
 sys.path.insert(0, os.environ["SRC_DIR"] + "/tests/lib")
-from gwclient import fail
+from gwclient import client_ctx, connect, fail, get
 
 port, pki, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx12 = client_ctx(pki)
+ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+s12 = connect(ctx12, port)  # handshake done, no request yet
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.minimum_version = ssl.TLSVersion.TLSv1_3
 ctx.load_verify_locations(pki + "/root.crt")
@@ -282,6 +287,10 @@ while True:
 head = got.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
 if not head.startswith("http/1.1 200") or "connection: close" not in head:
     fail("the request sent with the held Finished: %r" % got[:200])
+status, hdrs = get(s12, "/during-drain-tls12")
+if status != 200 or hdrs.get("connection", "").lower() != "close":
+    fail("the TLS 1.2 client's first request after SIGTERM: HTTP %d, Connection: %s"
+         % (status, hdrs.get("connection")))
 print("ok")
 PYEOF
 timeout 30 python3 "$TEST_TMPDIR/drainhs.py" "$GW_PORT" "$GW_PKI" "$TEST_TMPDIR" >"$TEST_TMPDIR/drainhs.out" 2>&1 &
@@ -296,7 +305,7 @@ touch "$TEST_TMPDIR/drainhs.go"
 wait "$hs_pid" || fail "a client in its handshake at SIGTERM: $(cat "$TEST_TMPDIR/drainhs.out"); $(gw_log_since "$mark" | tail -3)"
 for i in $(seq 1 100); do kill -0 "$(bg_pid gw-s)" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$(bg_pid gw-s)" 2>/dev/null && fail "mtlsgate still draining 10 s after its last request"
-pass "SIGTERM while a client holds its Finished: its request is answered (200, Connection: close), then exit"
+pass "SIGTERM while a client holds its Finished and another has sent no request yet: both answered (200, Connection: close), then exit"
 stop_bg gw-s || fail "mtlsgate (gw-s) did not exit 0 on SIGTERM"
 stop_bg db || fail "db-service did not exit 0"
 check_sanitizers
