@@ -1064,12 +1064,13 @@ void gw_conn_drain_all(struct gw_worker *w)
             evbuffer_get_length(gw_ts_input(c->ts)) == 0 &&
             evbuffer_get_length(gw_ts_output(c->ts)) > 0)
             flush_close(c); /* its last answer is not all written yet */
-        else if (c->state == CONN_KEEPALIVE_IDLE && !c->had_request &&
-                 (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0))
-            drain_first_wait(c);
         else if (c->state == CONN_KEEPALIVE_IDLE &&
-                 (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0))
-            gw_conn_close(c, "shutting down");
+                 (!c->ts || evbuffer_get_length(gw_ts_input(c->ts)) == 0)) {
+            if (c->had_request)
+                gw_conn_close(c, "shutting down");
+            else
+                drain_first_wait(c);
+        }
         /* A handshake goes on: a TLS 1.3 client sends its first request with
          * its Finished, and takes the connection for established. Its
          * request is served (handshake_done); timeouts.handshake and

@@ -158,10 +158,9 @@ static void identity_cb(void *arg, const struct gw_id_answer *a)
  * The connection's client certificate against the request's runtime: its
  * trust set and CRL when a reload has replaced them since the certificate
  * was last checked, and the clock once its or its intermediate's notAfter
- * has passed. A client
- * retired, revoked or expired since it connected gets 403 and the
- * connection closes; new handshakes are refused in the TLS handshake
- * itself. 0 when still admitted, -1 when answered.
+ * has passed. A client retired, revoked or expired since it connected gets
+ * 403 and the connection closes; new handshakes are refused in the TLS
+ * handshake itself. 0 when still admitted, -1 when answered.
  */
 static int still_admitted(struct gw_conn *c, struct gw_runtime *rt)
 {
